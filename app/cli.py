@@ -1,0 +1,202 @@
+"""The command line: closeloop serve | migrate | create-api-key | export-openapi.
+
+Every command reads the same settings. Without FEEDBACK_DATABASE_URL they share the embedded
+PostgreSQL under FEEDBACK_DATA_DIR: the first to need it starts it, the last to finish stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging.config
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from app.core.config import Settings, get_settings
+from app.core.logging import logging_config
+
+logger = logging.getLogger("closeloop")
+
+DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
+_SIGTERM_EXIT = 128 + signal.SIGTERM
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    url: str
+    embedded: bool
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[DatabaseTarget]:
+    """The configured database, or the embedded one, held for as long as the block runs."""
+    if settings.database_url:
+        yield DatabaseTarget(settings.database_url, embedded=False)
+        return
+    from app.core.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.data_dir)
+    url = server.acquire()
+    try:
+        yield DatabaseTarget(url, embedded=True)
+    finally:
+        server.release()
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so `finally` blocks (stopping the embedded server) run."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(_SIGTERM_EXIT)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from app.core.migrations import upgrade
+
+    with database(settings) as target:
+        if target.embedded or settings.migrate_on_start:
+            upgrade(target.url)
+        # Worker processes (and anything they start) read the same database from here.
+        os.environ["FEEDBACK_DATABASE_URL"] = target.url
+        settings = settings.model_copy(update={"database_url": target.url})
+        options = {
+            "host": host,
+            "port": port,
+            "log_config": logging_config(settings.log_level),
+            "access_log": False,
+            "server_header": False,
+        }
+        logger.info("serving on http://%s:%d", host, port)
+        try:
+            if workers > 1:
+                uvicorn.run("app.main:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+            else:
+                from app.main import create_app
+
+                uvicorn.Server(uvicorn.Config(create_app(settings), **options)).run()  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            pass  # uvicorn stopped in order on Ctrl-C, then raised it again: a clean stop
+        except SystemExit as stop:
+            if stop.code != _SIGTERM_EXIT:  # a real failure (a port in use, say)
+                raise
+    logger.info("stopped")
+
+
+def migrate(settings: Settings) -> None:
+    from app.core.migrations import head_revision, upgrade
+
+    with database(settings) as target:
+        upgrade(target.url)
+    print(f"database is at the latest migration ({head_revision()})")
+
+
+async def _create_api_key(
+    url: str, name: str, scopes: list[str], sources: list[str] | None, origins: list[str] | None
+) -> str:
+    from pydantic import ValidationError
+
+    from app.core.api_keys import ApiKeyCreate, create_api_key
+    from app.core.db import Database
+
+    try:
+        data = ApiKeyCreate.model_validate(
+            {"name": name, "scopes": scopes, "allowed_sources": sources, "allowed_origins": origins}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"closeloop create-api-key: {problems}") from None
+    db = await Database.connect(url, pool_size=1)
+    try:
+        async with db.sessionmaker() as session:
+            row, key = await create_api_key(session, data)
+            await session.commit()
+    finally:
+        await db.close()
+    print(f"created API key {row.id} ({row.name}) with scopes {', '.join(row.scopes)}")
+    print("store it now: it is shown this once")
+    return key
+
+
+def create_key(settings: Settings, args: argparse.Namespace) -> None:
+    from app.core.migrations import upgrade
+
+    with database(settings) as target:
+        if target.embedded:
+            upgrade(target.url)
+        key = asyncio.run(
+            _create_api_key(
+                target.url, args.name, args.scope, args.allowed_source, args.allowed_origin
+            )
+        )
+    print(key)
+
+
+def export_openapi(settings: Settings, output: str) -> None:
+    from app.main import create_app
+
+    document = json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output == "-":
+        sys.stdout.write(document)
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="closeloop", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP service")
+    serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    key_cmd = commands.add_parser("create-api-key", help="create an API key and print it")
+    key_cmd.add_argument("--name", required=True)
+    key_cmd.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        help="feedback:write, feedback:read, cases:read, cases:write, reports:read or admin; "
+        "repeat for several",
+    )
+    key_cmd.add_argument("--allowed-source", action="append", help="repeat for several")
+    key_cmd.add_argument("--allowed-origin", action="append", help="repeat for several")
+
+    export_cmd = commands.add_parser("export-openapi", help="write the OpenAPI document")
+    export_cmd.add_argument("--output", default=str(DEFAULT_OPENAPI_PATH), help="a path, or -")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    logging.config.dictConfig(logging_config(settings.log_level))
+    _exit_on_sigterm()
+    if args.command == "serve":
+        serve(settings, host=args.host, port=args.port, workers=args.workers)
+    elif args.command == "migrate":
+        migrate(settings)
+    elif args.command == "create-api-key":
+        create_key(settings, args)
+    elif args.command == "export-openapi":
+        export_openapi(settings, args.output)
+
+
+if __name__ == "__main__":
+    main()

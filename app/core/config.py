@@ -1,0 +1,49 @@
+"""Settings: one object, read from the environment (prefix ``FEEDBACK_``).
+
+Every setting here is listed in the README with its default.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_", extra="ignore")
+
+    # Database. Unset: an embedded PostgreSQL under data_dir, started and stopped by the CLI.
+    database_url: str | None = None
+    data_dir: Path = Path(".closeloop")
+    db_pool_size: int = Field(default=20, ge=1, le=200)
+    # Apply pending migrations when `serve` starts on an external database (always on embedded).
+    migrate_on_start: bool = False
+
+    # Public address of this service, used in links handed to customers.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Classification thresholds (SPEC §2): the highest score that still counts as each category.
+    nps_detractor_max: int = Field(default=6, ge=0, le=10)
+    nps_passive_max: int = Field(default=8, ge=0, le=10)
+    csat_negative_max: int = Field(default=2, ge=1, le=5)
+    csat_neutral_max: int = Field(default=3, ge=1, le=5)
+    star_negative_max: int = Field(default=2, ge=1, le=5)
+    star_neutral_max: int = Field(default=3, ge=1, le=5)
+    ces_negative_max: int = Field(default=3, ge=1, le=7)
+    ces_neutral_max: int = Field(default=4, ge=1, le=7)
+
+    # Mask e-mail addresses, phone numbers and card numbers typed into comments before storing.
+    redact_comments: bool = True
+
+    # Requests per minute per (key, client address) for keys that can only ingest; 0 = off.
+    ingest_rate_limit_per_minute: int = Field(default=600, ge=0)
+
+    log_level: str = "info"
+    # One JSON line per request (method, path, status, duration; no personal data).
+    access_log: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,190 @@
+"""Plain ASGI middleware: request ids and access logs, body limits and types, ingest CORS.
+
+Plain ASGI rather than BaseHTTPMiddleware because these run on every request, ingest included,
+and a BaseHTTPMiddleware layer costs a task and a memory stream each time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import AppError, PayloadTooLarge, UnsupportedMediaType, error_response
+from app.core.logging import request_id_var
+
+access_logger = logging.getLogger("closeloop.access")
+
+DEFAULT_BODY_LIMIT = 64 * 1024
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+async def _send_error(error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
+    await error_response(error)(scope, receive, send)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class RequestContext:
+    """Gives every request an id (X-Request-ID, taken from the caller when sane) and logs it."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if 0 < len(given) <= 100 and given.isprintable() else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                access_logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
+            request_id_var.reset(token)
+
+
+class RequestGuard:
+    """413 for a body over its route's limit, 415 for a body that is not JSON."""
+
+    def __init__(self, app: ASGIApp, *, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        limit = self.limits.get(scope["path"], DEFAULT_BODY_LIMIT)
+        length_header = headers.get("content-length")
+        try:
+            length = int(length_header) if length_header is not None else None
+        except ValueError:
+            length = None
+        if length is not None and length > limit:
+            await _send_error(_too_large(limit), scope, receive, send)
+            return
+        has_body = (length or 0) > 0 or "chunked" in headers.get("transfer-encoding", "")
+        if has_body and not _is_json(headers.get("content-type", "")):
+            error = UnsupportedMediaType(
+                "Send the body as JSON, with `Content-Type: application/json`.",
+                code="unsupported_media_type",
+            )
+            await _send_error(error, scope, receive, send)
+            return
+        received = 0
+
+        async def receive_with_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException passes through FastAPI's body reading unchanged and
+                    # reaches the problem handler as a 413.
+                    raise HTTPException(413, _too_large(limit).detail)
+            return message
+
+        await self.app(scope, receive_with_limit, send)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The body is over this route's limit of {limit // 1024} KiB.")
+
+
+OriginLookup = Callable[[Scope], Awaitable[frozenset[str]]]
+
+
+class IngestCors:
+    """CORS for the ingest routes, for keys that live in a web page.
+
+    A preflight carries no key, so it is answered yes for any origin that some live ingest key
+    allows. The request itself is then checked against its own key's origins (app/core/auth.py),
+    and only then does the answer carry `Access-Control-Allow-Origin`.
+    """
+
+    def __init__(self, app: ASGIApp, *, paths: set[str], origins: OriginLookup) -> None:
+        self.app = app
+        self.paths = paths
+        self.origins = origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await self._preflight(scope, receive, send, origin, headers)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                allowed = scope.get("state", {}).get("cors_origin")
+                response_headers = MutableHeaders(scope=message)
+                response_headers.append("Vary", "Origin")
+                if allowed == origin:
+                    response_headers["Access-Control-Allow-Origin"] = origin
+                    response_headers["Access-Control-Expose-Headers"] = (
+                        "Idempotent-Replayed, Retry-After, X-Request-ID"
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+    async def _preflight(
+        self, scope: Scope, receive: Receive, send: Send, origin: str, headers: Headers
+    ) -> None:
+        from starlette.responses import Response
+
+        allowed = origin in await self.origins(scope)
+        method = headers.get("access-control-request-method", "")
+        if not allowed or method != "POST":
+            response = Response(status_code=403, headers={"Vary": "Origin"})
+        else:
+            response = Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": "POST",
+                    "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key",
+                    "Access-Control-Max-Age": "600",
+                    "Vary": "Origin",
+                },
+            )
+        await response(scope, receive, send)

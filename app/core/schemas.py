@@ -1,0 +1,44 @@
+"""Shapes shared by every feature: pages of a list and their cursors, slugs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from app.core.errors import BadRequest
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+MAX_PAGE_SIZE = 200
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps(list(values), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    """The values an `encode_cursor` packed; a cursor that is not one is a 400 problem."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) != arity:
+        raise invalid_cursor()
+    return values
+
+
+def invalid_cursor() -> BadRequest:
+    return BadRequest("The cursor is not valid; start again without it.", code="invalid_cursor")

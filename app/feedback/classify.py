@@ -1,0 +1,391 @@
+"""The category and sentiment of feedback (SPEC §2).
+
+A score gives its category by the thresholds in `Settings`, and the category gives the sentiment.
+A comment without a score gets its sentiment from `classify_text`, a weighted lexicon
+(`app/feedback/lexicon.py`) for English, Portuguese, Spanish and Chinese (simplified and
+traditional), plus emoji. A lexicon rather than a model because this runs on the ingest hot path
+of a service that must start on a fresh machine: no model to download, no GPU, the same answer
+for the same text on every replica, tens of microseconds for a 200-character comment, and word
+lists a support lead can read and extend.
+
+How a comment is scored:
+- Folding: NFKC and casefold (full-width letters, capitals), then accents are stripped, so
+  "PÉSSIMO" and "pessimo" are one word.
+- Latin-script text is cut into words; the longest lexicon phrase starting at each word wins,
+  so "boa tarde" (good afternoon) is not "good" plus "late".
+- Chinese has no spaces: the lexicon terms are found as substrings, longest first, after the
+  traditional forms of every term were added at import.
+- A negator ("not", "não", "nunca", 不, 没有) turns the next sentiment word within three words
+  (Chinese: two characters) around: praise becomes criticism of the same weight, criticism
+  becomes praise of half its weight, so "not good" is negative and "not bad at all" mildly
+  positive. "no" reaches only across clitics ("no me gustó"): in Portuguese it also means "in
+  the" ("no app foi ótimo"). Complaint topics (refund, 退款, reembolso, charged twice) stay
+  negative whatever negates them; things a customer expected ("arrived", "chegou", 收到) count
+  only when negated ("never arrived", "não chegou", 没收到). A refund request is negative.
+- An intensifier ("very", "muito", 非常) multiplies the word after it; after a contrast ("but",
+  "pero", 但是) the rest of the comment counts half again.
+- The sum decides: at least +1 positive, at most -1 negative, otherwise (no evidence, or praise
+  and criticism that cancel out) neutral.
+
+Its limits are a lexicon's: no sarcasm ("great, another late delivery" sums to neutral), no
+words it does not list, misspellings only where listed, a negation reaching at most three words,
+and other languages only through emoji. Portuguese "mas" (but) is not a contrast because,
+folded, it is also Spanish "más" (more).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Final
+
+from app.core.config import Settings
+from app.feedback import lexicon
+from app.feedback.schemas import Category, Metric, Sentiment
+
+
+def categorize(metric: Metric, score: int, settings: Settings) -> Category:
+    """The category a score falls in, by the thresholds in `settings`."""
+    if metric is Metric.NPS:
+        if score <= settings.nps_detractor_max:
+            return Category.DETRACTOR
+        if score <= settings.nps_passive_max:
+            return Category.PASSIVE
+        return Category.PROMOTER
+    if metric is Metric.CSAT:
+        negative_max, neutral_max = settings.csat_negative_max, settings.csat_neutral_max
+    elif metric is Metric.STAR:
+        negative_max, neutral_max = settings.star_negative_max, settings.star_neutral_max
+    else:  # CES: agreement with "it was easy", so a high score is good as for the others
+        negative_max, neutral_max = settings.ces_negative_max, settings.ces_neutral_max
+    if score <= negative_max:
+        return Category.NEGATIVE
+    if score <= neutral_max:
+        return Category.NEUTRAL
+    return Category.POSITIVE
+
+
+_SENTIMENT_OF: Final[Mapping[Category, Sentiment]] = {
+    Category.DETRACTOR: Sentiment.NEGATIVE,
+    Category.NEGATIVE: Sentiment.NEGATIVE,
+    Category.PASSIVE: Sentiment.NEUTRAL,
+    Category.NEUTRAL: Sentiment.NEUTRAL,
+    Category.PROMOTER: Sentiment.POSITIVE,
+    Category.POSITIVE: Sentiment.POSITIVE,
+}
+
+
+def sentiment_of(category: Category) -> Sentiment:
+    return _SENTIMENT_OF[category]
+
+
+# Kinds of lexicon entry.
+_TERM: Final = 0  # praise or criticism; negation turns it around
+_COMPLAINT: Final = 1  # negative, negated or not
+_EXPECTED: Final = 2  # counts only when negated
+_NEGATOR: Final = 3
+_SHORT_NEGATOR: Final = 4  # "no": reaches only across clitics
+_INTENSIFIER: Final = 5
+_CONTRAST: Final = 6
+_BREAK: Final = 7  # punctuation: ends a negation's reach
+_BOOST_OR_TERM: Final = 8  # Chinese 好: "very" before a sentiment word, else "good"
+
+_Entry = tuple[int, float]
+_Word = tuple[_Entry | None, tuple[int, ...]]  # the word alone, the sizes of phrases it starts
+
+_POSITIVE_FROM: Final = 1.0
+_NEGATIVE_FROM: Final = -1.0
+_NEGATED_CRITICISM: Final = -0.5  # "not bad" is half as good as "bad" is bad
+_CONTRAST_EMPHASIS: Final = 1.5
+_LATIN_REACH: Final = 3  # words a negation reaches across
+_CJK_REACH: Final = 2  # characters between a Chinese negator or intensifier and its word
+
+_MARKS = re.compile("[\u0300-\u036f]+")
+# Full-width punctuation, as Chinese is typed, and what NFKC makes of it. Replacing it first is
+# the same fold, but lets NFKC find the text already normal instead of rebuilding it (3x faster).
+_WIDE_PUNCTUATION: Final = tuple(
+    (wide, unicodedata.normalize("NFKC", wide)) for wide in "，！？：；（）～％\u3000…"
+)
+
+
+def _fold(text: str) -> str:
+    """NFKC, casefold, no accents: "ＰÉＳＳＩＭＯ" is "pessimo"."""
+    if text.isascii():
+        return text.casefold()
+    for wide, narrow in _WIDE_PUNCTUATION:
+        text = text.replace(wide, narrow)
+    folded = unicodedata.normalize("NFKC", text).casefold().replace("\u2019", "'")
+    if unicodedata.is_normalized("NFD", folded):
+        return folded  # nothing to decompose: no accents (Chinese, say)
+    # Decompose, then drop the combining marks. Han characters do not decompose.
+    return _MARKS.sub("", unicodedata.normalize("NFD", folded))
+
+
+# Words (in folded text, Latin words are ASCII) and the punctuation that ends a clause. The
+# sparse form finds the same, faster where few characters are Latin (Chinese).
+_LATIN_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)*|[.!?;:,\n]")
+_SPARSE_LATIN_TOKEN = re.compile(r"[a-z.!?;:,\n](?:(?<=[a-z])[a-z]*(?:'[a-z]+)*)?")
+_LATIN_LETTER = re.compile("[a-z]")
+_CJK_CHAR = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+_CJK_BREAKS: Final = frozenset(".!?;:,\n。、")
+
+
+def _terms(blocks: Mapping[float, str]) -> Iterator[tuple[str, float]]:
+    for weight, terms in blocks.items():
+        for term in terms.split(","):
+            if term.strip():
+                yield _fold(term.strip()), weight
+
+
+def _add(table: dict[str, _Entry], key: str, entry: _Entry) -> None:
+    known = table.setdefault(key, entry)
+    if known != entry:
+        raise ValueError(f"lexicon: {key!r} is listed both as {known} and as {entry}")
+
+
+def _build_latin() -> tuple[dict[str, _Word], dict[str, _Entry], frozenset[str]]:
+    """Words, phrases (by their words joined with spaces) and the bridges of a short negator."""
+    table: dict[str, _Entry] = {}
+    for language in ("en", "pt", "es"):
+        for kind, blocks in (
+            (_TERM, lexicon.TERMS[language]),
+            (_COMPLAINT, lexicon.COMPLAINTS[language]),
+            (_EXPECTED, lexicon.EXPECTED[language]),
+            (_NEGATOR, lexicon.NEGATORS[language]),
+            (_INTENSIFIER, lexicon.INTENSIFIERS[language]),
+            (_CONTRAST, {0.0: lexicon.CONTRASTS[language]}),
+        ):
+            for term, weight in _terms(blocks):
+                # Stored as the words the tokenizer makes of it: "rip-off" is "rip off".
+                _add(table, " ".join(_LATIN_TOKEN.findall(term)), (kind, weight))
+    for term, _ in _terms({0.0: lexicon.SHORT_NEGATORS}):
+        _add(table, term, (_SHORT_NEGATOR, 0.0))
+    for mark in ".!?;:,\n":
+        _add(table, mark, (_BREAK, 0.0))
+    phrases = {key: entry for key, entry in table.items() if " " in key}
+    sizes: dict[str, set[int]] = {}
+    for phrase in phrases:
+        head, *rest = phrase.split(" ")
+        sizes.setdefault(head, set()).add(1 + len(rest))
+    words: dict[str, _Word] = {
+        word: (table.get(word), tuple(sorted(sizes.get(word, ()), reverse=True)))
+        for word in {key for key in table if " " not in key} | sizes.keys()
+    }
+    bridges = frozenset(term for term, _ in _terms({0.0: lexicon.SHORT_NEGATOR_BRIDGES}))
+    return words, phrases, bridges
+
+
+_LATIN_WORDS, _LATIN_PHRASES, _BRIDGES = _build_latin()
+
+
+_TRADITIONAL: Final[Mapping[str, str]] = {
+    pair[0]: pair[1:] for pair in lexicon.SIMPLIFIED_TO_TRADITIONAL.split()
+}
+
+
+def _traditional_forms(term: str) -> set[str]:
+    """The term and its traditional forms: 态度差 gives 態度差."""
+    options = [_TRADITIONAL.get(char, char) for char in term]
+    return {term, *("".join(form) for form in itertools.product(*options))}
+
+
+def _build_cjk() -> tuple[dict[str, _Entry], dict[str, float], re.Pattern[str]]:
+    table: dict[str, _Entry] = {}
+    boosts: dict[str, float] = {}  # the multiplier of each _BOOST_OR_TERM
+    for kind, blocks in (
+        (_TERM, lexicon.TERMS["zh"]),
+        (_COMPLAINT, lexicon.COMPLAINTS["zh"]),
+        (_EXPECTED, lexicon.EXPECTED["zh"]),
+        (_NEGATOR, lexicon.NEGATORS["zh"]),
+        (_INTENSIFIER, lexicon.INTENSIFIERS["zh"]),
+        (_CONTRAST, {0.0: lexicon.CONTRASTS["zh"]}),
+    ):
+        for term, weight in _terms(blocks):
+            for form in _traditional_forms(term):
+                known = table.get(form)
+                if kind == _INTENSIFIER and known is not None and known[0] == _TERM:
+                    table[form] = (_BOOST_OR_TERM, known[1])
+                    boosts[form] = weight
+                else:
+                    _add(table, form, (kind, weight))
+    # A capturing group, so that split() hands back the terms between the gaps.
+    return table, boosts, re.compile("(" + _longest_of(table) + ")")
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _longest_of(terms: Iterable[str]) -> str:
+    """A pattern matching the longest of `terms` that starts at a position, so that 不满意 wins
+    over 不 and 满意. It is a trie: `re` tries the branches of an alternation one by one, and 600
+    terms in a row would cost that many comparisons at every character."""
+    trie: _Trie = {}
+    for term in terms:
+        node = trie
+        for char in term:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a term ends here
+
+    def pattern(node: _Trie) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in node.items() if char]
+        if not branches:
+            return ""
+        if "" in node:  # greedy: the longer terms first, this one if none of them matches
+            return "(?:" + "|".join(branches) + ")?"
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return pattern(trie)
+
+
+_CJK, _CJK_BOOSTS, _CJK_TERMS = _build_cjk()
+
+
+# Where the emoji of the lexicon live. One character class of ranges: a class listing characters
+# beyond U+FFFF one by one costs `re` a comparison per listed character at every position.
+_EMOJI_RANGES: Final = "\u2600-\u27bf\u2b00-\u2bff\U0001f300-\U0001faff"
+
+
+def _build_emoji() -> tuple[dict[str, float], re.Pattern[str], re.Pattern[str]]:
+    weights: dict[str, float] = {}
+    emoticons: list[str] = []
+    emoji = re.compile(f"[{_EMOJI_RANGES}]")
+    for symbol, weight in _terms(lexicon.EMOJI):
+        symbol = symbol.replace("\ufe0f", "")  # ❤️ is ❤ and a presentation selector
+        weights[symbol] = weight
+        if symbol.isascii():
+            if symbol[0] not in ":;<=":
+                raise ValueError(f"lexicon: emoticon {symbol!r} must start with : ; < or =")
+            # An emoticon ending in a letter or digit must end there: ":d" but not ":done".
+            end = "(?![a-z0-9])" if symbol[-1].isalnum() else ""
+            emoticons.append(re.escape(symbol) + end)
+        elif not emoji.fullmatch(symbol):
+            raise ValueError(f"lexicon: {symbol!r} is outside the emoji ranges")
+    emoticons.sort(key=len, reverse=True)
+    return weights, emoji, re.compile("|".join(emoticons))
+
+
+_EMOJI_WEIGHTS, _EMOJI, _EMOTICON = _build_emoji()
+
+
+def classify_text(text: str) -> Sentiment:
+    """The sentiment of a comment: the sum of its lexicon weights, neutral between -1 and +1."""
+    folded = _fold(text)
+    if folded.isascii():
+        score = _latin_score(_LATIN_TOKEN.findall(folded))
+    elif _CJK_CHAR.search(folded):
+        score = _cjk_score(folded)
+        if _LATIN_LETTER.search(folded):
+            score += _latin_score(_SPARSE_LATIN_TOKEN.findall(folded))
+        score += sum(_EMOJI_WEIGHTS.get(symbol, 0.0) for symbol in _EMOJI.findall(folded))
+    else:
+        score = _latin_score(_LATIN_TOKEN.findall(folded))
+        score += sum(_EMOJI_WEIGHTS.get(symbol, 0.0) for symbol in _EMOJI.findall(folded))
+    if ":" in folded or ";" in folded or "<" in folded or "=" in folded:
+        score += sum(_EMOJI_WEIGHTS[symbol] for symbol in _EMOTICON.findall(folded))
+    if score >= _POSITIVE_FROM:
+        return Sentiment.POSITIVE
+    if score <= _NEGATIVE_FROM:
+        return Sentiment.NEGATIVE
+    return Sentiment.NEUTRAL
+
+
+def _weigh(kind: int, weight: float, negated: bool, boost: float) -> float:
+    """What one term adds to the score."""
+    if kind == _EXPECTED:
+        return weight * boost if negated else 0.0
+    if negated and kind == _TERM:
+        return weight * boost * (-1.0 if weight > 0 else _NEGATED_CRITICISM)
+    return weight * boost
+
+
+def _latin_score(tokens: list[str]) -> float:
+    count = len(tokens)
+    score = 0.0
+    reach = 0  # words a pending negation still reaches; 0: none pending
+    short = False  # the pending negation is "no", which reaches only across clitics
+    unused = 0.0  # what the pending negator scores if it negates nothing ("can't log in")
+    boost = 1.0
+    emphasis = 1.0
+    skip = 0  # words of a phrase already counted
+    for i, token in enumerate(tokens):
+        if skip:
+            skip -= 1
+            continue
+        word = _LATIN_WORDS.get(token)
+        if word is None:
+            entry = None
+        else:
+            entry, sizes = word
+            for size in sizes:  # the longest phrase starting here, if any
+                if i + size <= count:
+                    phrase = _LATIN_PHRASES.get(" ".join(tokens[i : i + size]))
+                    if phrase is not None:
+                        entry, skip = phrase, size - 1
+                        break
+        if entry is None:
+            boost = 1.0
+            if reach and (token not in _BRIDGES if short else reach == 1):
+                score += unused * emphasis
+                reach = 0
+            elif reach and not short:
+                reach -= 1
+            continue
+        kind, weight = entry
+        if kind <= _EXPECTED:
+            score += _weigh(kind, weight, reach > 0, boost) * emphasis
+            reach, boost = 0, 1.0
+        elif kind in (_NEGATOR, _SHORT_NEGATOR):
+            if reach:
+                score += unused * emphasis
+            reach, short, unused = _LATIN_REACH, kind == _SHORT_NEGATOR, weight
+        elif kind == _INTENSIFIER:
+            boost *= weight
+        else:  # a contrast or a break ends the clause
+            if reach:
+                score += unused * emphasis
+            reach, boost = 0, 1.0
+            if kind == _CONTRAST:
+                emphasis = _CONTRAST_EMPHASIS
+    if reach:
+        score += unused * emphasis
+    return score
+
+
+def _cjk_score(folded: str) -> float:
+    # [gap, term, gap, term, ..., gap]: the gaps tell whether a negator touches its term.
+    parts = _CJK_TERMS.split(folded)
+    last = len(parts) - 1
+    score = 0.0
+    negated = False
+    boost = 1.0
+    emphasis = 1.0
+    for k in range(1, last, 2):
+        gap = parts[k - 1]
+        if gap and (negated or boost != 1.0) and (len(gap) > _CJK_REACH or _breaks(gap)):
+            negated, boost = False, 1.0
+        term = parts[k]
+        kind, weight = _CJK[term]
+        if kind == _BOOST_OR_TERM:
+            # 好慢 is "very slow", 很好 is "very good", 好 alone is "good".
+            following = _CJK[parts[k + 2]] if k + 2 < last and not parts[k + 1] else None
+            if following is not None and following[0] in (_TERM, _COMPLAINT, _EXPECTED):
+                kind, weight = _INTENSIFIER, _CJK_BOOSTS[term]
+            else:
+                kind = _TERM
+        if kind <= _EXPECTED:
+            score += _weigh(kind, weight, negated, boost) * emphasis
+            negated, boost = False, 1.0
+        elif kind == _NEGATOR:
+            negated = not negated
+        elif kind == _INTENSIFIER:
+            boost *= weight
+        else:
+            negated, boost = False, 1.0
+            emphasis = _CONTRAST_EMPHASIS
+    return score
+
+
+def _breaks(gap: str) -> bool:
+    return any(char in _CJK_BREAKS for char in gap)

@@ -1,0 +1,68 @@
+"""The feedback table: one row per answer or comment, from any channel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, Index, SmallInteger, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, utcnow, uuid7
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        # Idempotency-Key values are scoped to the API key that sent them.
+        UniqueConstraint("api_key_id", "idempotency_key"),
+        Index("ix_feedback_submitted_at_id", "submitted_at", "id"),
+        Index(
+            "ix_feedback_customer_external_id",
+            "customer_external_id",
+            postgresql_where=text("customer_external_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_feedback_customer_email",
+            "customer_email",
+            postgresql_where=text("customer_email IS NOT NULL"),
+        ),
+        Index(
+            "ix_feedback_customer_phone",
+            "customer_phone",
+            postgresql_where=text("customer_phone IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    source: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[uuid.UUID | None]
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the canonical request, to tell a replay from a reuse of the key.
+    request_hash: Mapped[str | None] = mapped_column(Text)
+
+    customer_external_id: Mapped[str | None] = mapped_column(Text)
+    customer_email: Mapped[str | None] = mapped_column(Text)
+    customer_phone: Mapped[str | None] = mapped_column(Text)
+    customer_name: Mapped[str | None] = mapped_column(Text)
+    customer_locale: Mapped[str | None] = mapped_column(Text)
+    contact_consent: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+    metric: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[int | None] = mapped_column(SmallInteger)
+    comment: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    touchpoint: Mapped[str | None] = mapped_column(Text)
+    journey_stage: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+
+    category: Mapped[str | None] = mapped_column(Text)
+    sentiment: Mapped[str] = mapped_column(Text)
+
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,300 @@
+"""Feedback as the API takes it and gives it back (SPEC §2)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from app.core.schemas import SLUG_PATTERN
+
+MAX_COMMENT_LENGTH = 10_000
+MAX_TAGS = 50
+MAX_ATTRIBUTES = 50
+MAX_BATCH_ITEMS = 1_000
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    APP = "app"
+    EMAIL = "email"
+    SMS = "sms"
+    CHAT = "chat"
+    PHONE = "phone"
+    SOCIAL = "social"
+    REVIEW = "review"
+    IN_STORE = "in_store"
+    OTHER = "other"
+
+
+class Metric(StrEnum):
+    NPS = "nps"
+    CSAT = "csat"
+    CES = "ces"
+    STAR = "star"
+
+
+# Inclusive score range of each metric.
+SCALES: dict[Metric, tuple[int, int]] = {
+    Metric.NPS: (0, 10),
+    Metric.CSAT: (1, 5),
+    Metric.CES: (1, 7),
+    Metric.STAR: (1, 5),
+}
+
+
+class JourneyStage(StrEnum):
+    AWARENESS = "awareness"
+    CONSIDERATION = "consideration"
+    PURCHASE = "purchase"
+    DELIVERY = "delivery"
+    USAGE = "usage"
+    SUPPORT = "support"
+    RENEWAL = "renewal"
+    OTHER = "other"
+
+
+class Category(StrEnum):
+    DETRACTOR = "detractor"
+    PASSIVE = "passive"
+    PROMOTER = "promoter"
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{4,30}$")
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 5:
+        raise PydanticCustomError(
+            "phone_invalid", "a phone number is digits, spaces and ()+.- (e.g. +351 912 345 678)"
+        )
+    return value
+
+
+def _source(value: str) -> str:
+    if len(value) > 64 or not re.match(SLUG_PATTERN, value):
+        raise PydanticCustomError(
+            "slug_invalid",
+            "must be a slug: lowercase letters and digits, joined by - or _ (e.g. checkout-web)",
+        )
+    return value
+
+
+SourceSlug = Annotated[StrictStr, AfterValidator(_source)]
+ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Tag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+def _flat_value(value: Any) -> str | int | float | bool:
+    if isinstance(value, str):
+        if len(value) > 1000:
+            raise PydanticCustomError("attribute_too_long", "at most 1,000 characters")
+        return value
+    if isinstance(value, bool | int | float):
+        return value
+    raise PydanticCustomError(
+        "attribute_not_flat", "an attribute value is a string, a number or a boolean"
+    )
+
+
+AttributeValue = Annotated[Any, AfterValidator(_flat_value)]
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: ShortText | None = Field(default=None, description="Your id for the customer.")
+    email: EmailStr | None = Field(default=None, max_length=320)
+    phone: Annotated[StrictStr, AfterValidator(_phone)] | None = None
+    name: ShortText | None = None
+    locale: (
+        Annotated[StrictStr, Field(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None
+    ) = None
+    contact_consent: StrictBool = Field(
+        default=True, description="May the customer be told the outcome? No means no notification."
+    )
+
+
+class FeedbackCreate(BaseModel):
+    """One piece of feedback: a score, a comment, or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "source": "checkout-web",
+                "channel": "web",
+                "external_id": "resp-8812",
+                "customer": {
+                    "external_id": "cus_42",
+                    "email": "ana@example.com",
+                    "locale": "pt-BR",
+                },
+                "metric": "nps",
+                "score": 3,
+                "comment": "Entrega atrasada e ninguém respondeu",
+                "tags": ["delivery"],
+                "touchpoint": "order-tracking",
+                "journey_stage": "delivery",
+                "attributes": {"plan": "pro", "order_id": "A-1009"},
+            }
+        },
+    )
+
+    source: SourceSlug = Field(description="Where it came from, as a slug: `checkout-web`.")
+    channel: Channel
+    external_id: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Your id for this item; `(source, external_id)` is unique."
+    )
+    customer: Customer | None = None
+    metric: Metric | None = None
+    score: StrictInt | None = Field(
+        default=None,
+        validate_default=True,
+        description="nps 0-10, csat 1-5, ces 1-7 (higher is easier), star 1-5.",
+    )
+    comment: Annotated[StrictStr, Field(max_length=MAX_COMMENT_LENGTH)] | None = Field(
+        default=None, validate_default=True
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    touchpoint: ShortText | None = None
+    journey_stage: JourneyStage | None = None
+    attributes: dict[Annotated[str, Field(min_length=1, max_length=100)], AttributeValue] = Field(
+        default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
+        description="A flat map of string to string, number or boolean.",
+    )
+    submitted_at: datetime | None = Field(
+        default=None, description="When the customer gave it (RFC 3339); default: now."
+    )
+
+    @field_validator("score")
+    @classmethod
+    def _score_fits_metric(cls, score: int | None, info: ValidationInfo) -> int | None:
+        if "metric" not in info.data:
+            return score  # the metric itself failed; its error says so
+        metric: Metric | None = info.data["metric"]
+        if score is None:
+            if metric is not None:
+                raise PydanticCustomError("score_missing", "a metric needs a score")
+            return None
+        if metric is None:
+            raise PydanticCustomError(
+                "metric_missing", "a score needs a metric (nps, csat, ces, star)"
+            )
+        low, high = SCALES[metric]
+        if not low <= score <= high:
+            raise PydanticCustomError(
+                "score_out_of_range",
+                "{metric} scores run from {low} to {high}",
+                {"metric": metric.value, "low": low, "high": high},
+            )
+        return score
+
+    @field_validator("comment")
+    @classmethod
+    def _score_or_comment(cls, comment: str | None, info: ValidationInfo) -> str | None:
+        has_comment = comment is not None and comment.strip() != ""
+        if not has_comment and info.data.get("score") is None and "score" in info.data:
+            raise PydanticCustomError("score_or_comment", "give a score, a comment, or both")
+        return comment
+
+    @field_validator("submitted_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        # A time without a zone is taken as UTC: survey tools often send them so.
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class CustomerRead(BaseModel):
+    external_id: str | None
+    email: str | None
+    phone: str | None
+    name: str | None
+    locale: str | None
+    contact_consent: bool
+
+
+class RoutingRead(BaseModel):
+    rule_id: uuid.UUID | None
+    rule_version: int | None
+    team: str
+
+
+class CaseSummary(BaseModel):
+    id: uuid.UUID
+    number: str
+    team: str
+    status: str
+
+
+class FeedbackRead(BaseModel):
+    id: uuid.UUID
+    source: str
+    channel: Channel
+    external_id: str | None
+    customer: CustomerRead
+    metric: Metric | None
+    score: int | None
+    comment: str | None
+    tags: list[str]
+    touchpoint: str | None
+    journey_stage: JourneyStage | None
+    attributes: dict[str, Any]
+    category: Category | None = Field(description="Derived from the score; null without one.")
+    sentiment: Sentiment
+    submitted_at: datetime
+    received_at: datetime
+    routing: RoutingRead | None = Field(
+        description="Which rule sent it to which team; null unless the feedback is negative."
+    )
+    case: CaseSummary | None = Field(description="The case it opened or joined, if any.")
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_ITEMS,
+        description="Up to 1,000 feedback items, each as for `POST /v1/feedback`.",
+    )
+
+
+class BatchItemResult(BaseModel):
+    status: Literal["created", "replayed", "error"]
+    id: uuid.UUID | None = None
+    problem: dict[str, Any] | None = Field(
+        default=None, description="The item's error as a problem document."
+    )
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItemResult]

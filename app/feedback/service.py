@@ -1,0 +1,391 @@
+"""Ingesting and reading feedback.
+
+This is the hot path, so it runs on raw asyncpg with hand-written SQL (see app/core/db.py): one
+statement stores an item, `ON CONFLICT DO NOTHING` makes it idempotent, and a batch is one
+statement over a JSON array, whatever its size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from app.core.auth import Principal
+from app.core.config import Settings
+from app.core.db import Database, utcnow, uuid7
+from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
+from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
+from app.feedback.classify import categorize, classify_text, sentiment_of
+from app.feedback.redact import redact_personal_data
+from app.feedback.schemas import BatchItemResult, FeedbackCreate, FeedbackRead
+
+# The stored columns, in the order `_row_values` gives them.
+_INSERT_COLUMNS = (
+    "id",
+    "source",
+    "channel",
+    "external_id",
+    "api_key_id",
+    "idempotency_key",
+    "request_hash",
+    "customer_external_id",
+    "customer_email",
+    "customer_phone",
+    "customer_name",
+    "customer_locale",
+    "contact_consent",
+    "metric",
+    "score",
+    "comment",
+    "tags",
+    "touchpoint",
+    "journey_stage",
+    "attributes",
+    "category",
+    "sentiment",
+    "submitted_at",
+    "received_at",
+)
+_COLUMN_TYPES = {
+    "id": "uuid",
+    "api_key_id": "uuid",
+    "contact_consent": "boolean",
+    "score": "smallint",
+    "tags": "text[]",
+    "attributes": "jsonb",
+    "submitted_at": "timestamptz",
+    "received_at": "timestamptz",
+}
+_COLUMN_LIST = ", ".join(_INSERT_COLUMNS)
+READ_COLUMNS = (
+    "id, source, channel, external_id, customer_external_id, customer_email, customer_phone, "
+    "customer_name, customer_locale, contact_consent, metric, score, comment, tags, touchpoint, "
+    "journey_stage, attributes, category, sentiment, submitted_at, received_at, "
+    "api_key_id, idempotency_key, request_hash"
+)
+
+_INSERT_ONE = (
+    f"INSERT INTO feedback ({_COLUMN_LIST}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))}) "
+    f"ON CONFLICT DO NOTHING RETURNING {READ_COLUMNS}"
+)
+_INSERT_MANY = (
+    f"INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
+    f"FROM jsonb_to_recordset($1::jsonb) AS r("
+    + ", ".join(f"{c} {_COLUMN_TYPES.get(c, 'text')}" for c in _INSERT_COLUMNS)
+    + ") ON CONFLICT DO NOTHING RETURNING id"
+)
+_SELECT_EXISTING = (
+    f"SELECT {READ_COLUMNS} FROM feedback "
+    "WHERE (api_key_id = $1 AND idempotency_key = $2) OR (source = $3 AND external_id = $4) "
+    "ORDER BY (idempotency_key = $2) DESC NULLS LAST LIMIT 1"
+)
+
+_PHONE_NOISE = re.compile(r"[^0-9+]")
+
+
+def normalize_phone(phone: str) -> str:
+    """Phones are kept as + and digits, so the same customer matches across channels."""
+    return _PHONE_NOISE.sub("", phone)
+
+
+def normalize_customer_key(key: str) -> str:
+    """A customer key as stored: e-mails in lower case, phones as + and digits."""
+    if "@" in key:
+        return key.strip().lower()
+    if re.fullmatch(r"\+?[0-9 ().\-]{5,}", key.strip()):
+        return normalize_phone(key)
+    return key.strip()
+
+
+def request_hash(payload: FeedbackCreate) -> str:
+    canonical = json.dumps(
+        payload.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_source(principal: Principal, source: str) -> None:
+    if principal.allowed_sources is not None and source not in principal.allowed_sources:
+        raise Forbidden(
+            f"This API key may not send feedback for the source `{source}`.",
+            code="source_denied",
+        )
+
+
+def _row_values(
+    payload: FeedbackCreate,
+    *,
+    principal: Principal,
+    idempotency_key: str | None,
+    settings: Settings,
+    now: datetime,
+) -> list[Any]:
+    """The values of the row to store, in `_INSERT_COLUMNS` order."""
+    if payload.metric is not None and payload.score is not None:
+        category = categorize(payload.metric, payload.score, settings)
+        sentiment = sentiment_of(category).value
+        category_value: str | None = category.value
+    else:
+        category_value = None
+        sentiment = classify_text(payload.comment or "").value
+    comment = payload.comment
+    if comment is not None and settings.redact_comments:
+        comment = redact_personal_data(comment)
+    customer = payload.customer
+    return [
+        uuid7(),
+        payload.source,
+        payload.channel.value,
+        payload.external_id,
+        principal.key_id,
+        idempotency_key,
+        request_hash(payload) if idempotency_key is not None else None,
+        customer.external_id if customer else None,
+        customer.email.lower() if customer and customer.email else None,
+        normalize_phone(customer.phone) if customer and customer.phone else None,
+        customer.name if customer else None,
+        customer.locale if customer else None,
+        customer.contact_consent if customer else True,
+        payload.metric.value if payload.metric else None,
+        payload.score,
+        comment,
+        payload.tags,
+        payload.touchpoint,
+        payload.journey_stage.value if payload.journey_stage else None,
+        json.dumps(payload.attributes, ensure_ascii=False),
+        category_value,
+        sentiment,
+        payload.submitted_at or now,
+        now,
+    ]
+
+
+def feedback_read(row: asyncpg.Record | dict[str, Any]) -> FeedbackRead:
+    attributes = row["attributes"]
+    return FeedbackRead.model_validate(
+        {
+            "id": row["id"],
+            "source": row["source"],
+            "channel": row["channel"],
+            "external_id": row["external_id"],
+            "customer": {
+                "external_id": row["customer_external_id"],
+                "email": row["customer_email"],
+                "phone": row["customer_phone"],
+                "name": row["customer_name"],
+                "locale": row["customer_locale"],
+                "contact_consent": row["contact_consent"],
+            },
+            "metric": row["metric"],
+            "score": row["score"],
+            "comment": row["comment"],
+            "tags": row["tags"],
+            "touchpoint": row["touchpoint"],
+            "journey_stage": row["journey_stage"],
+            "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes,
+            "category": row["category"],
+            "sentiment": row["sentiment"],
+            "submitted_at": row["submitted_at"],
+            "received_at": row["received_at"],
+            "routing": None,
+            "case": None,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    feedback: FeedbackRead
+    created: bool
+
+
+async def ingest_feedback(
+    database: Database,
+    payload: FeedbackCreate,
+    *,
+    principal: Principal,
+    idempotency_key: str | None,
+    settings: Settings,
+) -> Ingested:
+    """Store one item; a repeat of an earlier one answers that one instead."""
+    _check_source(principal, payload.source)
+    values = _row_values(
+        payload,
+        principal=principal,
+        idempotency_key=idempotency_key,
+        settings=settings,
+        now=utcnow(),
+    )
+    async with database.raw() as conn:
+        row = await conn.fetchrow(_INSERT_ONE, *values)
+        if row is not None:
+            return Ingested(feedback_read(row), created=True)
+        row = await conn.fetchrow(
+            _SELECT_EXISTING, principal.key_id, idempotency_key, payload.source, payload.external_id
+        )
+    if row is None:  # the conflicting row vanished (erased) between the two statements
+        raise Conflict("The feedback conflicts with another request; retry.")
+    if (
+        idempotency_key is not None
+        and row["idempotency_key"] == idempotency_key
+        and row["api_key_id"] == principal.key_id
+        and row["request_hash"] != values[_INSERT_COLUMNS.index("request_hash")]
+    ):
+        raise Conflict(
+            "This Idempotency-Key was already used with a different body.",
+            code="idempotency_key_reused",
+        )
+    return Ingested(feedback_read(row), created=False)
+
+
+def _item_problem(error: AppError) -> BatchItemResult:
+    return BatchItemResult(status="error", problem=error.to_problem().model_dump(exclude_none=True))
+
+
+async def ingest_batch(
+    database: Database,
+    items: list[dict[str, Any]],
+    *,
+    principal: Principal,
+    settings: Settings,
+) -> list[BatchItemResult]:
+    """Store each valid item of a batch in one statement; answer every item on its own."""
+    results: list[BatchItemResult | None] = [None] * len(items)
+    rows: list[dict[str, Any]] = []
+    positions: list[int] = []
+    first_of_key: dict[tuple[str, str], int] = {}
+    repeats: dict[int, int] = {}
+    now = utcnow()
+    for index, item in enumerate(items):
+        try:
+            payload = FeedbackCreate.model_validate(item)
+            _check_source(principal, payload.source)
+        except ValidationError as exc:
+            results[index] = _item_problem(validation_problem(exc))
+            continue
+        except AppError as exc:
+            results[index] = _item_problem(exc)
+            continue
+        if payload.external_id is not None:
+            key = (payload.source, payload.external_id)
+            if key in first_of_key:
+                repeats[index] = first_of_key[key]
+                continue
+            first_of_key[key] = index
+        values = _row_values(
+            payload, principal=principal, idempotency_key=None, settings=settings, now=now
+        )
+        row = dict(zip(_INSERT_COLUMNS, values, strict=True))
+        row["attributes"] = payload.attributes
+        rows.append(row)
+        positions.append(index)
+
+    if rows:
+        document = json.dumps(rows, default=str, ensure_ascii=False)
+        async with database.raw() as conn:
+            inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document)}
+            missing = [
+                (i, r) for i, r in zip(positions, rows, strict=True) if r["id"] not in inserted
+            ]
+            existing: dict[tuple[str, str], uuid.UUID] = {}
+            if missing:
+                found = await conn.fetch(
+                    "SELECT id, source, external_id FROM feedback "
+                    "WHERE (source, external_id) IN "
+                    "(SELECT * FROM unnest($1::text[], $2::text[]))",
+                    [r["source"] for _, r in missing],
+                    [r["external_id"] for _, r in missing],
+                )
+                existing = {(f["source"], f["external_id"]): f["id"] for f in found}
+        for index, row in zip(positions, rows, strict=True):
+            if row["id"] in inserted:
+                results[index] = BatchItemResult(status="created", id=row["id"])
+            else:
+                results[index] = BatchItemResult(
+                    status="replayed", id=existing.get((row["source"], row["external_id"]))
+                )
+    for index, first in repeats.items():
+        earlier = results[first]
+        assert earlier is not None
+        if earlier.status == "error":
+            results[index] = earlier
+        else:
+            results[index] = BatchItemResult(status="replayed", id=earlier.id)
+    return [r for r in results if r is not None]
+
+
+async def get_feedback(database: Database, feedback_id: uuid.UUID) -> FeedbackRead:
+    async with database.raw() as conn:
+        row = await conn.fetchrow(f"SELECT {READ_COLUMNS} FROM feedback WHERE id = $1", feedback_id)
+    if row is None:
+        raise NotFound("No feedback has this id.", code="feedback_not_found")
+    return feedback_read(row)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackFilter:
+    source: str | None = None
+    channel: str | None = None
+    metric: str | None = None
+    category: str | None = None
+    sentiment: str | None = None
+    customer: str | None = None
+    submitted_from: datetime | None = None
+    submitted_to: datetime | None = None
+
+
+async def list_feedback(
+    database: Database, filters: FeedbackFilter, *, limit: int, cursor: str | None
+) -> tuple[list[FeedbackRead], str | None]:
+    """Newest submitted first; the cursor is the (submitted_at, id) of the last item."""
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def where(sql: str, *values: Any) -> None:
+        placeholders = []
+        for value in values:
+            params.append(value)
+            placeholders.append(f"${len(params)}")
+        clauses.append(sql.format(*placeholders))
+
+    for column in ("source", "channel", "metric", "category", "sentiment"):
+        value = getattr(filters, column)
+        if value is not None:
+            where(f"{column} = {{}}", value)
+    if filters.customer is not None:
+        where(
+            "(customer_external_id = {0} OR customer_email = {0} OR customer_phone = {0})",
+            normalize_customer_key(filters.customer),
+        )
+    if filters.submitted_from is not None:
+        where("submitted_at >= {}", filters.submitted_from)
+    if filters.submitted_to is not None:
+        where("submitted_at < {}", filters.submitted_to)
+    if cursor is not None:
+        at, last_id = decode_cursor(cursor, 2)
+        try:
+            where("(submitted_at, id) < ({}, {})", datetime.fromisoformat(at), uuid.UUID(last_id))
+        except (TypeError, ValueError):
+            raise invalid_cursor() from None
+    sql = f"SELECT {READ_COLUMNS} FROM feedback"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    params.append(limit + 1)
+    sql += f" ORDER BY submitted_at DESC, id DESC LIMIT ${len(params)}"
+    async with database.raw() as conn:
+        rows = await conn.fetch(sql, *params)
+    items = [feedback_read(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last.submitted_at.isoformat(), str(last.id))
+    return items, next_cursor

@@ -1,0 +1,156 @@
+"""The application: create_app() wires settings, database, middleware, routers and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.types import Scope
+
+from app.core import api_keys
+from app.core.auth import KeyCache, RateLimiter
+from app.core.config import Settings, get_settings
+from app.core.db import Database
+from app.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    ServiceUnavailable,
+    error_response,
+    install_error_handlers,
+    problem_responses,
+)
+from app.core.http import IngestCors, RequestContext, RequestGuard
+from app.core.migrations import head_revision
+from app.feedback import router as feedback
+
+logger = logging.getLogger(__name__)
+
+API_TITLE = "Closeloop"
+API_VERSION = "0.1.0"
+BATCH_BODY_LIMIT = 2 * 1024 * 1024
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", responses=problem_responses(503))
+async def readyz(request: Request) -> Any:
+    """The database answers and its schema is at the latest migration."""
+    database: Database = request.app.state.database
+    try:
+        async with asyncio.timeout(2):
+            async with database.raw() as conn:
+                current = await conn.fetchval("SELECT version_num FROM alembic_version")
+    except Exception:  # any failure means not ready; its cause is logged, not told
+        logger.warning("readiness check failed", exc_info=True)
+        return error_response(
+            ServiceUnavailable("The database is not reachable.", code="database_unreachable")
+        )
+    if current != head_revision():
+        return error_response(
+            ServiceUnavailable(
+                "The database schema is not at the latest migration; run `closeloop migrate`.",
+                code="schema_behind",
+            )
+        )
+    return {"status": "ready", "schema": current}
+
+
+async def _browser_origins(scope: Scope) -> frozenset[str]:
+    state = scope["app"].state
+    cache: KeyCache = state.key_cache
+    return await cache.browser_origins(state.database)
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """The app. Tests pass a database bound to their own transaction; the CLI passes none, and
+    the app connects to `settings.database_url` when it starts."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = database is None
+        if own:
+            assert settings.database_url, "FEEDBACK_DATABASE_URL is not set"
+            app.state.database = await Database.connect(
+                settings.database_url, pool_size=settings.db_pool_size
+            )
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.database.close()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="Closed-loop customer feedback: every negative voice reaches the team that "
+        "owns it, and every customer who complained hears the outcome.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.key_cache = KeyCache()
+    app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_per_minute)
+
+    install_error_handlers(app)
+    app.include_router(health)
+    app.include_router(api_keys.router)
+    app.include_router(feedback.router)
+
+    # Added last runs first: the request id wraps everything, CORS answers preflights before
+    # the body guard looks at them.
+    app.add_middleware(RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT})
+    app.add_middleware(
+        IngestCors, paths={"/v1/feedback", "/v1/feedback/batch"}, origins=_browser_origins
+    )
+    app.add_middleware(RequestContext, access_log=settings.access_log)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_openapi(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Error answers are problem+json (not FastAPI's default validation shape), and say so."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                if not status.startswith(("4", "5")):
+                    continue
+                if status == "422":
+                    response["description"] = "The request is not valid; `errors` lists the fields"
+                response["content"] = {
+                    PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    return schema

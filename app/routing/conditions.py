@@ -1,0 +1,398 @@
+"""The condition language of routing rules (SPEC §3): validated on write, compiled once.
+
+A condition is a JSON tree: `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a leaf
+`{"field": ..., "op": ..., "value": ...}`. `validate` checks a tree and reports every problem
+with a path into it (`conditions.all[2].any[0].op`); `compile_conditions` turns a valid tree into
+a closure that answers None when the tree holds for an item, else the path of the condition
+that failed. The same closure serves routing at ingest and the trace of /evaluate, so the two
+cannot disagree.
+
+Text is compared folded (Unicode NFKC, then casefold): `ＲＥＦＵＮＤ`, `Refund` and `refund`
+are one word, and full-width forms of Chinese punctuation match their plain forms. Regular
+expressions run on RE2, which works in linear time, and match case-insensitively on NFKC text.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import re2
+
+from app.core.errors import FieldError
+from app.feedback.schemas import Category, Channel, JourneyStage, Metric, Sentiment
+
+MAX_DEPTH = 8
+MAX_NODES = 200
+MAX_PATTERN_LENGTH = 1_000
+MAX_LIST_VALUES = 500
+
+# What each field holds, which decides the operators it takes.
+TEXT, ENUM, NUMBER, BOOL, LIST, TIME, ANY = "text", "enum", "number", "bool", "list", "time", "any"
+FIELDS: dict[str, str] = {
+    "source": TEXT,
+    "channel": ENUM,
+    "external_id": TEXT,
+    "metric": ENUM,
+    "score": NUMBER,
+    "category": ENUM,
+    "sentiment": ENUM,
+    "comment": TEXT,
+    "tags": LIST,
+    "touchpoint": TEXT,
+    "journey_stage": ENUM,
+    "submitted_at": TIME,
+    "customer.external_id": TEXT,
+    "customer.email": TEXT,
+    "customer.phone": TEXT,
+    "customer.name": TEXT,
+    "customer.locale": TEXT,
+    "customer.contact_consent": BOOL,
+}
+ENUM_VALUES: dict[str, frozenset[str]] = {
+    "channel": frozenset(Channel),
+    "metric": frozenset(Metric),
+    "category": frozenset(Category),
+    "sentiment": frozenset(Sentiment),
+    "journey_stage": frozenset(JourneyStage),
+}
+_EQUALITY = {"eq", "ne", "in", "not_in"}
+_ORDER = {"lt", "lte", "gt", "gte", "between"}
+_TEXT_SEARCH = {"contains_any", "contains_all", "matches"}
+OPERATORS: dict[str, frozenset[str]] = {
+    TEXT: frozenset(_EQUALITY | _TEXT_SEARCH | {"exists"}),
+    ENUM: frozenset(_EQUALITY | {"exists"}),
+    NUMBER: frozenset(_EQUALITY | _ORDER | {"exists"}),
+    BOOL: frozenset({"eq", "ne", "exists"}),
+    LIST: frozenset({"has_any", "has_all", "exists"}),
+    TIME: frozenset(_ORDER | {"exists"}),
+    ANY: frozenset(_EQUALITY | _ORDER | _TEXT_SEARCH | {"exists"}),
+}
+ALL_OPERATORS = frozenset().union(*OPERATORS.values()) | {"has_any", "has_all"}
+
+Item = Mapping[str, Any]
+Check = Callable[["Context"], str | None]
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def field_kind(field: str) -> str | None:
+    if field.startswith("attributes.") and len(field) > len("attributes."):
+        return ANY
+    return FIELDS.get(field)
+
+
+class Context:
+    """One item as the rules see it, with each folded value computed at most once.
+
+    `item` maps field names (`score`, `customer.email`, `attributes.plan`) to values.
+    """
+
+    __slots__ = ("_folded", "item")
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+        self._folded: dict[str, Any] = {}
+
+    def get(self, field: str) -> Any:
+        return self.item.get(field)
+
+    def folded(self, field: str) -> Any:
+        try:
+            return self._folded[field]
+        except KeyError:
+            value = self.item.get(field)
+            if isinstance(value, str):
+                value = fold(value)
+            elif isinstance(value, list):
+                value = frozenset(fold(v) for v in value if isinstance(v, str))
+            self._folded[field] = value
+            return value
+
+    def normalized(self, field: str) -> str | None:
+        value = self.item.get(field)
+        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else None
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+class _Validator:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.nodes = 0
+
+    def error(self, path: str, message: str, kind: str) -> None:
+        self.errors.append(FieldError(field=path, message=message, type=kind))
+
+    def node(self, node: Any, path: str, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes == MAX_NODES + 1:
+            self.error(path, f"a rule has at most {MAX_NODES} conditions", "too_many_conditions")
+        if depth > MAX_DEPTH:
+            self.error(path, f"conditions nest at most {MAX_DEPTH} deep", "too_deep")
+            return
+        if not isinstance(node, dict):
+            self.error(path, "a condition is an object", "condition_type")
+            return
+        groups = [k for k in ("all", "any", "not") if k in node]
+        if groups:
+            if len(node) != 1:
+                self.error(path, f"`{groups[0]}` stands alone in its object", "condition_shape")
+                return
+            key = groups[0]
+            if key == "not":
+                self.node(node["not"], f"{path}.not", depth + 1)
+                return
+            children = node[key]
+            if not isinstance(children, list):
+                self.error(f"{path}.{key}", "a list of conditions", "condition_type")
+                return
+            for i, child in enumerate(children):
+                self.node(child, f"{path}.{key}[{i}]", depth + 1)
+            return
+        self.leaf(node, path)
+
+    def leaf(self, node: dict[str, Any], path: str) -> None:
+        unknown = set(node) - {"field", "op", "value"}
+        for key in sorted(unknown):
+            self.error(f"{path}.{key}", "unknown key; expected field, op and value", "unknown_key")
+        field, op = node.get("field"), node.get("op")
+        if not isinstance(field, str):
+            self.error(f"{path}.field", "a field name is required", "field_missing")
+            return
+        kind = field_kind(field)
+        if kind is None:
+            self.error(f"{path}.field", f"unknown field `{field}`", "unknown_field")
+            return
+        if op not in ALL_OPERATORS:
+            self.error(f"{path}.op", f"unknown operator `{op}`", "unknown_operator")
+            return
+        if op not in OPERATORS[kind]:
+            self.error(f"{path}.op", f"`{op}` does not apply to `{field}`", "operator_mismatch")
+            return
+        if op == "exists":
+            if "value" in node and not isinstance(node["value"], bool):
+                self.error(f"{path}.value", "true or false", "value_type")
+            return
+        if "value" not in node:
+            self.error(f"{path}.value", "a value is required", "value_missing")
+            return
+        self.value(field, kind, op, node["value"], f"{path}.value")
+
+    def value(self, field: str, kind: str, op: str, value: Any, path: str) -> None:
+        if op in ("in", "not_in", "contains_any", "contains_all", "has_any", "has_all"):
+            if not isinstance(value, list) or not value:
+                self.error(path, "a non-empty list", "value_type")
+                return
+            if len(value) > MAX_LIST_VALUES:
+                self.error(path, f"at most {MAX_LIST_VALUES} values", "too_many_values")
+                return
+            scalar_op = "eq" if op in ("in", "not_in") else "contains"
+            for i, item in enumerate(value):
+                self.scalar(field, kind, scalar_op, item, f"{path}[{i}]")
+        elif op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                self.error(path, "a list of two bounds, [low, high]", "value_type")
+                return
+            for i, bound in enumerate(value):
+                self.scalar(field, kind, "lt", bound, f"{path}[{i}]")
+            if not self.errors and _order_key(kind, value[0]) > _order_key(kind, value[1]):
+                self.error(path, "the low bound is above the high bound", "value_range")
+        elif op == "matches":
+            self.pattern(value, path)
+        else:
+            self.scalar(field, kind, op, value, path)
+
+    def scalar(self, field: str, kind: str, op: str, value: Any, path: str) -> None:
+        if op in ("lt", "lte", "gt", "gte"):
+            if kind == TIME:
+                if not isinstance(value, str) or _parse_time(value) is None:
+                    self.error(path, "an RFC 3339 time", "value_type")
+            elif not _is_number(value):
+                self.error(path, "a number", "value_type")
+            return
+        if op == "contains" or kind in (TEXT, LIST):
+            if not isinstance(value, str) or not value:
+                self.error(path, "a non-empty string", "value_type")
+        elif kind == ENUM:
+            if value not in ENUM_VALUES[field]:
+                allowed = ", ".join(sorted(ENUM_VALUES[field]))
+                self.error(path, f"one of {allowed}", "value_enum")
+        elif kind == NUMBER:
+            if not _is_number(value):
+                self.error(path, "a number", "value_type")
+        elif kind == BOOL:
+            if not isinstance(value, bool):
+                self.error(path, "true or false", "value_type")
+        elif kind == ANY and not isinstance(value, str | int | float):
+            self.error(path, "a string, a number or a boolean", "value_type")
+
+    def pattern(self, value: Any, path: str) -> None:
+        if not isinstance(value, str) or not value:
+            self.error(path, "a regular expression", "value_type")
+        elif len(value) > MAX_PATTERN_LENGTH:
+            self.error(path, f"at most {MAX_PATTERN_LENGTH} characters", "pattern_too_long")
+        else:
+            try:
+                _compile_pattern(value)
+            except re2.error:
+                self.error(path, "not a regular expression RE2 can compile", "pattern_invalid")
+
+
+def validate(conditions: Any, path: str = "conditions") -> list[FieldError]:
+    """Every problem in a condition tree, each with its path; empty when it is valid."""
+    validator = _Validator()
+    validator.node(conditions, path, 1)
+    return validator.errors
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _order_key(kind: str, value: Any) -> Any:
+    return _parse_time(value) if kind == TIME else value
+
+
+def _compile_pattern(pattern: str) -> Any:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+# -- compilation --------------------------------------------------------------------------
+
+
+def compile_conditions(conditions: Any, path: str = "conditions") -> Check:
+    """A closure for a *valid* tree: None when it holds for a context, else the failing path."""
+    if "all" in conditions:
+        children = [
+            compile_conditions(c, f"{path}.all[{i}]") for i, c in enumerate(conditions["all"])
+        ]
+
+        def all_of(ctx: Context) -> str | None:
+            for child in children:
+                failed = child(ctx)
+                if failed is not None:
+                    return failed
+            return None
+
+        return all_of
+    if "any" in conditions:
+        options = [
+            compile_conditions(c, f"{path}.any[{i}]") for i, c in enumerate(conditions["any"])
+        ]
+
+        def any_of(ctx: Context) -> str | None:
+            for option in options:
+                if option(ctx) is None:
+                    return None
+            return path
+
+        return any_of
+    if "not" in conditions:
+        inner = compile_conditions(conditions["not"], f"{path}.not")
+
+        def none_of(ctx: Context) -> str | None:
+            return path if inner(ctx) is None else None
+
+        return none_of
+    test = _leaf_test(conditions["field"], conditions["op"], conditions.get("value", True))
+
+    def leaf(ctx: Context) -> str | None:
+        return None if test(ctx) else path
+
+    return leaf
+
+
+def _leaf_test(field: str, op: str, value: Any) -> Callable[[Context], bool]:
+    kind = field_kind(field)
+    if op == "exists":
+        wanted = bool(value)
+        return lambda ctx: (ctx.get(field) not in (None, "", [])) is wanted
+    if kind == TIME:
+        return _order_test(lambda ctx: ctx.get(field), op, value, _parse_time)
+    if op in _ORDER:
+        return _order_test(lambda ctx: _number(ctx.get(field)), op, value, float)
+    if op == "matches":
+        regex = _compile_pattern(value)
+
+        def matches(ctx: Context) -> bool:
+            text = ctx.normalized(field)
+            return text is not None and regex.search(text) is not None
+
+        return matches
+    if op in ("contains_any", "contains_all"):
+        terms = tuple(fold(v) for v in value)
+        every = op == "contains_all"
+
+        def contains(ctx: Context) -> bool:
+            text = ctx.folded(field)
+            if not isinstance(text, str):
+                return False
+            return all(t in text for t in terms) if every else any(t in text for t in terms)
+
+        return contains
+    if op in ("has_any", "has_all"):
+        tags = frozenset(fold(v) for v in value)
+        if op == "has_all":
+            return lambda ctx: isinstance(s := ctx.folded(field), frozenset) and tags <= s
+        return lambda ctx: isinstance(s := ctx.folded(field), frozenset) and not tags.isdisjoint(s)
+    # Equality: text folded, numbers as numbers, booleans as booleans.
+    values = value if op in ("in", "not_in") else [value]
+    negate = op in ("ne", "not_in")
+    if kind in (TEXT, ENUM):
+        texts = frozenset(fold(v) for v in values)
+        return lambda ctx: (ctx.folded(field) in texts) is not negate
+    if kind == NUMBER:
+        numbers = frozenset(float(v) for v in values)
+        return lambda ctx: (_number(ctx.get(field)) in numbers) is not negate
+    if kind == BOOL:
+        return lambda ctx: (ctx.get(field) is value) is not negate
+    keys = frozenset(_equality_key(v if not isinstance(v, str) else fold(v)) for v in values)
+    return lambda ctx: (_equality_key(ctx.folded(field)) in keys) is not negate
+
+
+def _equality_key(value: Any) -> Any:
+    """A key under which equal attribute values meet: 2 and 2.0 do, 1 and true do not."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", float(value))
+    return ("text", value)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if _is_number(value) else None
+
+
+def _order_test(
+    get: Callable[[Context], Any], op: str, value: Any, convert: Callable[[Any], Any]
+) -> Callable[[Context], bool]:
+    if op == "between":
+        low, high = convert(value[0]), convert(value[1])
+        return lambda ctx: (v := get(ctx)) is not None and low <= v <= high
+    bound = convert(value)
+    compare: dict[str, Callable[[Any], bool]] = {
+        "lt": lambda v: v < bound,
+        "lte": lambda v: v <= bound,
+        "gt": lambda v: v > bound,
+        "gte": lambda v: v >= bound,
+    }
+    test = compare[op]
+    return lambda ctx: (v := get(ctx)) is not None and test(v)

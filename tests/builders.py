@@ -1,0 +1,41 @@
+"""Small builders for test data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.api_keys import ApiKeyCreate, create_api_key
+from app.core.db import Database
+
+
+async def make_api_key(database: Database, *scopes: str, **options: Any) -> str:
+    """Create an API key with these scopes; return the key itself."""
+    data = ApiKeyCreate.model_validate(
+        {"name": options.pop("name", "test"), "scopes": list(scopes), **options}
+    )
+    async with database.sessionmaker() as session:
+        _, key = await create_api_key(session, data)
+        await session.commit()
+    return key
+
+
+def feedback_body(**overrides: Any) -> dict[str, Any]:
+    """A valid feedback body: a detractor NPS with a comment, from a known customer."""
+    body: dict[str, Any] = {
+        "source": "checkout-web",
+        "channel": "web",
+        "customer": {"external_id": "cus_42", "email": "ana@example.com", "locale": "pt-BR"},
+        "metric": "nps",
+        "score": 3,
+        "comment": "The delivery was late and nobody answered",
+        "tags": ["delivery"],
+        "touchpoint": "order-tracking",
+        "journey_stage": "delivery",
+        "attributes": {"plan": "pro", "order_id": "A-1009"},
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -1,0 +1,95 @@
+"""Test set-up: one embedded PostgreSQL per run, migrations applied once, a transaction per test.
+
+Each test gets an app bound to a connection inside a transaction that is rolled back at the end,
+so tests see only their own rows and leave nothing behind. Tests that need real concurrency or
+real processes ask for `committing_database_url` instead and clean up after themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.core.config import Settings
+from app.core.db import BoundDatabase
+from app.core.embedded import EmbeddedPostgres
+from app.core.migrations import upgrade
+from app.main import create_app
+from tests.builders import make_api_key
+
+ROOT = Path(__file__).resolve().parents[1]
+# Durability is not under test here; speed is. (A crash of the test server loses a test run.)
+FAST_SERVER = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(ROOT / ".pytest-pg", server_options=FAST_SERVER)
+    server.acquire()
+    yield server
+    server.release()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    name = f"closeloop_test_{os.getpid()}"
+    url = pg_server.create_database(name, drop_first=True)
+    upgrade(url)
+    yield url
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        yield conn
+        await transaction.rollback()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, ingest_rate_limit_per_minute=0, access_log=False)
+
+
+@pytest.fixture
+def database(connection: AsyncConnection) -> BoundDatabase:
+    return BoundDatabase(connection)
+
+
+@pytest.fixture
+def app(settings: Settings, database: BoundDatabase) -> FastAPI:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def admin_key(database: BoundDatabase) -> str:
+    return await make_api_key(database, "admin")
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, admin_key: str) -> httpx.AsyncClient:
+    """The test client, authenticated with an admin key."""
+    client.headers["Authorization"] = f"Bearer {admin_key}"
+    return client

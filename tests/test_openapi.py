@@ -1,0 +1,37 @@
+"""openapi/openapi.json is the contract: exactly what the app serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def test_committed_contract_matches_the_app(client: httpx.AsyncClient) -> None:
+    served = (await client.get("/openapi.json")).json()
+    committed = json.loads((ROOT / "openapi" / "openapi.json").read_text(encoding="utf-8"))
+    assert served == committed, (
+        "openapi/openapi.json is stale: run `.venv/bin/closeloop export-openapi`"
+    )
+
+
+async def test_every_operation_has_a_stable_id_and_lists_its_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    ids = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            ids.append(operation["operationId"])
+            assert "_" in operation["operationId"] or operation["operationId"].isalpha()
+            errors = [s for s in operation["responses"] if s[0] in "45"]
+            if path.startswith("/v1/"):
+                assert "401" in errors, f"{method} {path} does not list 401"
+            for status in errors:
+                content = operation["responses"][status]["content"]
+                assert list(content) == ["application/problem+json"], (method, path, status)
+    assert len(ids) == len(set(ids))
+    assert "create_feedback" in ids
