@@ -27,6 +27,8 @@ from app.core.errors import (
 from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
 from app.feedback import router as feedback
+from app.routing import router as routing
+from app.routing.evaluation import RoutingCache
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +110,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.database = database
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_per_minute)
+    app.state.routing = RoutingCache()
 
     install_error_handlers(app)
+    # Ingest first: routes are matched in order, and it is the route that takes the load.
+    app.include_router(feedback.router)
     app.include_router(health)
     app.include_router(api_keys.router)
-    app.include_router(feedback.router)
+    app.include_router(routing.teams)
+    app.include_router(routing.rules)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them.

@@ -36,26 +36,30 @@ def test_every_score_falls_in_the_specified_category_by_default(
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "metric", "score", "expected"),
+    ("settings", "metric", "score", "expected"),
     [
-        ("nps_detractor_max", 5, Metric.NPS, 5, DETRACTOR),
-        ("nps_detractor_max", 5, Metric.NPS, 6, PASSIVE),
-        ("nps_passive_max", 7, Metric.NPS, 7, PASSIVE),
-        ("nps_passive_max", 7, Metric.NPS, 8, PROMOTER),
-        ("csat_negative_max", 1, Metric.CSAT, 2, NEU),
-        ("csat_neutral_max", 4, Metric.CSAT, 4, NEU),
-        ("csat_neutral_max", 4, Metric.CSAT, 5, POS),
-        ("star_negative_max", 3, Metric.STAR, 3, NEG),
-        ("star_neutral_max", 2, Metric.STAR, 3, POS),
-        ("ces_negative_max", 2, Metric.CES, 3, NEU),
-        ("ces_neutral_max", 5, Metric.CES, 5, NEU),
-        ("ces_neutral_max", 5, Metric.CES, 6, POS),
+        (Settings(nps_detractor_max=5), Metric.NPS, 5, DETRACTOR),
+        (Settings(nps_detractor_max=5), Metric.NPS, 6, PASSIVE),
+        (Settings(nps_passive_max=7), Metric.NPS, 7, PASSIVE),
+        (Settings(nps_passive_max=7), Metric.NPS, 8, PROMOTER),
+        (Settings(csat_negative_max=1), Metric.CSAT, 2, NEU),
+        (Settings(csat_neutral_max=4), Metric.CSAT, 4, NEU),
+        (Settings(csat_neutral_max=4), Metric.CSAT, 5, POS),
+        (Settings(star_negative_max=3), Metric.STAR, 3, NEG),
+        (Settings(star_neutral_max=2), Metric.STAR, 3, POS),
+        (Settings(ces_negative_max=2), Metric.CES, 3, NEU),
+        (Settings(ces_neutral_max=5), Metric.CES, 5, NEU),
+        (Settings(ces_neutral_max=5), Metric.CES, 6, POS),
     ],
+    ids=lambda value: (
+        ",".join(f"{k}={v}" for k, v in value.model_dump(exclude_defaults=True).items())
+        if isinstance(value, Settings)
+        else None
+    ),
 )
 def test_changed_threshold_moves_the_boundary(
-    setting: str, value: int, metric: Metric, score: int, expected: Category
+    settings: Settings, metric: Metric, score: int, expected: Category
 ) -> None:
-    settings = Settings.model_validate({setting: value})
     assert categorize(metric, score, settings) is expected
 
 

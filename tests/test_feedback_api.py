@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app.core.db import BoundDatabase
+from app.feedback.schemas import FeedbackRead
 from tests.builders import auth, feedback_body, make_api_key
 
 
@@ -26,7 +27,8 @@ async def test_posted_feedback_is_stored_with_category_and_sentiment(
     item = response.json()
     assert item["category"] == "detractor"
     assert item["sentiment"] == "negative"
-    assert item["routing"] is None
+    # No team exists yet: negative feedback still gets one, the fallback default.
+    assert item["routing"] == {"rule_id": None, "rule_version": None, "team": "support"}
     assert item["case"] is None
     assert item["customer"]["email"] == "ana@example.com"
     assert item["customer"]["contact_consent"] is True
@@ -36,6 +38,25 @@ async def test_posted_feedback_is_stored_with_category_and_sentiment(
     again = await writer.get(f"/v1/feedback/{item['id']}")
     assert again.status_code == 200
     assert again.json() == item
+
+
+async def test_every_feedback_answer_keeps_the_documented_schema(
+    writer: httpx.AsyncClient,
+) -> None:
+    created = await writer.post(
+        "/v1/feedback", json=feedback_body(submitted_at="2026-11-20T10:30:00+02:00")
+    )
+    replayed = await writer.post(
+        "/v1/feedback", json=feedback_body(), headers={"Idempotency-Key": "k"}
+    )
+    read = await writer.get(f"/v1/feedback/{created.json()['id']}")
+    listed = await writer.get("/v1/feedback")
+    documents = [created.json(), replayed.json(), read.json(), *listed.json()["items"]]
+    for document in documents:
+        assert FeedbackRead.model_validate(document).model_dump(mode="json") == document
+    # Times are RFC 3339 in UTC, whatever offset they were sent with.
+    assert created.json()["submitted_at"] == "2026-11-20T08:30:00Z"
+    assert read.json()["submitted_at"] == "2026-11-20T08:30:00Z"
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str, str]] = [
         "invalid e-mail",
         feedback_body(customer={"email": "not-an-email"}),
         "customer.email",
-        "value_error",
+        "email_invalid",
     ),
     (
         "unparseable timestamp",

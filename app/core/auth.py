@@ -22,7 +22,7 @@ from sqlalchemy import DateTime, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, Database, get_database, utcnow, uuid7
+from app.core.db import Base, Database, utcnow, uuid7
 from app.core.errors import Forbidden, TooManyRequests, Unauthorized
 
 KEY_PREFIX = "cl_"
@@ -170,7 +170,7 @@ def _bearer(request: Request) -> str:
 async def authenticate(request: Request) -> Principal:
     token = _bearer(request)
     cache: KeyCache = request.app.state.key_cache
-    principal = await cache.lookup(get_database(request), hash_key(token))
+    principal = await cache.lookup(request.app.state.database, hash_key(token))
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.", code="invalid_api_key")
     return principal

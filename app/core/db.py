@@ -75,7 +75,9 @@ class Database:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
         # min_size=0: the service starts (and /readyz says why it is not ready) while the database
         # is down.
-        pool = await asyncpg.create_pool(asyncpg_dsn(url), min_size=0, max_size=pool_size)
+        pool = await asyncpg.create_pool(
+            asyncpg_dsn(url), min_size=0, max_size=pool_size, reset=_no_session_reset
+        )
         return cls(engine, pool)
 
     @asynccontextmanager
@@ -94,6 +96,12 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
         await self.engine.dispose()
+
+
+async def _no_session_reset(conn: asyncpg.Connection) -> None:
+    """Raw code leaves no session state behind (no SET, LISTEN, cursors or advisory locks), so
+    a connection goes back to the pool without asyncpg's default reset: one round trip less on
+    every ingest. (An open transaction is still rolled back by the pool itself.)"""
 
 
 class BoundDatabase(Database):
@@ -120,14 +128,15 @@ class BoundDatabase(Database):
         return None
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
     database: Database = request.app.state.database
     return database
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, committed when the route returns, before the answer is sent."""
-    async with get_database(request).sessionmaker() as session:
+    async with request.app.state.database.sessionmaker() as session:
         yield session
         await session.commit()
 

@@ -64,5 +64,11 @@ class Feedback(Base):
     category: Mapped[str | None] = mapped_column(Text)
     sentiment: Mapped[str] = mapped_column(Text)
 
+    # Where routing sent it (negative feedback only): the rule and its version, or no rule
+    # when the default team caught it.
+    routing_rule_id: Mapped[uuid.UUID | None]
+    routing_rule_version: Mapped[int | None]
+    routing_team: Mapped[str | None] = mapped_column(Text)
+
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -12,10 +12,11 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic import ValidationError
 
 from app.core.auth import Principal
@@ -25,9 +26,10 @@ from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_
 from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
 from app.feedback.redact import redact_personal_data
-from app.feedback.schemas import BatchItemResult, FeedbackCreate, FeedbackRead
+from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
+from app.routing.evaluation import RoutingCache, ensure_default_team, routing_item
 
-# The stored columns, in the order `_row_values` gives them.
+# The stored columns, in the order of the single-row INSERT.
 _INSERT_COLUMNS = (
     "id",
     "source",
@@ -51,6 +53,9 @@ _INSERT_COLUMNS = (
     "attributes",
     "category",
     "sentiment",
+    "routing_rule_id",
+    "routing_rule_version",
+    "routing_team",
     "submitted_at",
     "received_at",
 )
@@ -59,6 +64,8 @@ _COLUMN_TYPES = {
     "api_key_id": "uuid",
     "contact_consent": "boolean",
     "score": "smallint",
+    "routing_rule_id": "uuid",
+    "routing_rule_version": "integer",
     "tags": "text[]",
     "attributes": "jsonb",
     "submitted_at": "timestamptz",
@@ -69,13 +76,13 @@ READ_COLUMNS = (
     "id, source, channel, external_id, customer_external_id, customer_email, customer_phone, "
     "customer_name, customer_locale, contact_consent, metric, score, comment, tags, touchpoint, "
     "journey_stage, attributes, category, sentiment, submitted_at, received_at, "
-    "api_key_id, idempotency_key, request_hash"
+    "routing_rule_id, routing_rule_version, routing_team, api_key_id, idempotency_key, request_hash"
 )
 
 _INSERT_ONE = (
     f"INSERT INTO feedback ({_COLUMN_LIST}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))}) "
-    f"ON CONFLICT DO NOTHING RETURNING {READ_COLUMNS}"
+    "ON CONFLICT DO NOTHING RETURNING id"
 )
 _INSERT_MANY = (
     f"INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
@@ -83,6 +90,7 @@ _INSERT_MANY = (
     + ", ".join(f"{c} {_COLUMN_TYPES.get(c, 'text')}" for c in _INSERT_COLUMNS)
     + ") ON CONFLICT DO NOTHING RETURNING id"
 )
+_ATTRIBUTES = _INSERT_COLUMNS.index("attributes")
 _SELECT_EXISTING = (
     f"SELECT {READ_COLUMNS} FROM feedback "
     "WHERE (api_key_id = $1 AND idempotency_key = $2) OR (source = $3 AND external_id = $4) "
@@ -121,15 +129,8 @@ def _check_source(principal: Principal, source: str) -> None:
         )
 
 
-def _row_values(
-    payload: FeedbackCreate,
-    *,
-    principal: Principal,
-    idempotency_key: str | None,
-    settings: Settings,
-    now: datetime,
-) -> list[Any]:
-    """The values of the row to store, in `_INSERT_COLUMNS` order."""
+def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The stored columns that follow from a payload alone: what it says and what it means."""
     if payload.metric is not None and payload.score is not None:
         category = categorize(payload.metric, payload.score, settings)
         sentiment = sentiment_of(category).value
@@ -141,70 +142,107 @@ def _row_values(
     if comment is not None and settings.redact_comments:
         comment = redact_personal_data(comment)
     customer = payload.customer
-    return [
-        uuid7(),
-        payload.source,
-        payload.channel.value,
-        payload.external_id,
-        principal.key_id,
-        idempotency_key,
-        request_hash(payload) if idempotency_key is not None else None,
-        customer.external_id if customer else None,
-        customer.email.lower() if customer and customer.email else None,
-        normalize_phone(customer.phone) if customer and customer.phone else None,
-        customer.name if customer else None,
-        customer.locale if customer else None,
-        customer.contact_consent if customer else True,
-        payload.metric.value if payload.metric else None,
-        payload.score,
-        comment,
-        payload.tags,
-        payload.touchpoint,
-        payload.journey_stage.value if payload.journey_stage else None,
-        json.dumps(payload.attributes, ensure_ascii=False),
-        category_value,
-        sentiment,
-        payload.submitted_at or now,
-        now,
-    ]
+    return {
+        "id": uuid7(),
+        "source": payload.source,
+        "channel": payload.channel.value,
+        "external_id": payload.external_id,
+        "customer_external_id": customer.external_id if customer else None,
+        "customer_email": customer.email.lower() if customer and customer.email else None,
+        "customer_phone": normalize_phone(customer.phone) if customer and customer.phone else None,
+        "customer_name": customer.name if customer else None,
+        "customer_locale": customer.locale if customer else None,
+        "contact_consent": customer.contact_consent if customer else True,
+        "metric": payload.metric.value if payload.metric else None,
+        "score": payload.score,
+        "comment": comment,
+        "tags": payload.tags,
+        "touchpoint": payload.touchpoint,
+        "journey_stage": payload.journey_stage.value if payload.journey_stage else None,
+        "attributes": payload.attributes,
+        "category": category_value,
+        "sentiment": sentiment,
+        "routing_rule_id": None,
+        "routing_rule_version": None,
+        "routing_team": None,
+        "submitted_at": payload.submitted_at or now,
+        "received_at": now,
+    }
 
 
-def feedback_read(row: asyncpg.Record | dict[str, Any]) -> FeedbackRead:
+async def _route(
+    conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]]
+) -> None:
+    """Give each negative row its team, and the rule and version that chose it."""
+    negative = [row for row in rows if row["sentiment"] == Sentiment.NEGATIVE]
+    if not negative:
+        return
+    table = await routing.current(conn)
+    default_team = table.default_team
+    for row in negative:
+        decision = table.route(routing_item(row))
+        if decision.team is None:
+            default_team = default_team or await ensure_default_team(conn)
+        row["routing_team"] = decision.team or default_team
+        if decision.rule is not None:
+            row["routing_rule_id"] = decision.rule.id
+            row["routing_rule_version"] = decision.rule.version
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    """A feedback row (stored column names) as the API shows it: the FeedbackRead schema.
+
+    Built by hand rather than through the pydantic model: this is on the ingest hot path, and
+    validating and dumping the model cost more than the INSERT. tests/test_feedback_api.py
+    checks that every answer validates against FeedbackRead.
+    """
     attributes = row["attributes"]
-    return FeedbackRead.model_validate(
-        {
-            "id": row["id"],
-            "source": row["source"],
-            "channel": row["channel"],
-            "external_id": row["external_id"],
-            "customer": {
-                "external_id": row["customer_external_id"],
-                "email": row["customer_email"],
-                "phone": row["customer_phone"],
-                "name": row["customer_name"],
-                "locale": row["customer_locale"],
-                "contact_consent": row["contact_consent"],
-            },
-            "metric": row["metric"],
-            "score": row["score"],
-            "comment": row["comment"],
-            "tags": row["tags"],
-            "touchpoint": row["touchpoint"],
-            "journey_stage": row["journey_stage"],
-            "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes,
-            "category": row["category"],
-            "sentiment": row["sentiment"],
-            "submitted_at": row["submitted_at"],
-            "received_at": row["received_at"],
-            "routing": None,
-            "case": None,
-        }
-    )
+    return {
+        "id": str(row["id"]),
+        "source": row["source"],
+        "channel": row["channel"],
+        "external_id": row["external_id"],
+        "customer": {
+            "external_id": row["customer_external_id"],
+            "email": row["customer_email"],
+            "phone": row["customer_phone"],
+            "name": row["customer_name"],
+            "locale": row["customer_locale"],
+            "contact_consent": row["contact_consent"],
+        },
+        "metric": row["metric"],
+        "score": row["score"],
+        "comment": row["comment"],
+        "tags": list(row["tags"]),
+        "touchpoint": row["touchpoint"],
+        "journey_stage": row["journey_stage"],
+        "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes,
+        "category": row["category"],
+        "sentiment": row["sentiment"],
+        "submitted_at": _time(row["submitted_at"]),
+        "received_at": _time(row["received_at"]),
+        "routing": None
+        if row["routing_team"] is None
+        else {
+            "rule_id": None if row["routing_rule_id"] is None else str(row["routing_rule_id"]),
+            "rule_version": row["routing_rule_version"],
+            "team": row["routing_team"],
+        },
+        "case": None,
+    }
+
+
+def to_json(document: Any) -> bytes:
+    return orjson.dumps(document)
 
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    feedback: FeedbackRead
+    feedback: dict[str, Any]
     created: bool
 
 
@@ -215,36 +253,36 @@ async def ingest_feedback(
     principal: Principal,
     idempotency_key: str | None,
     settings: Settings,
+    routing: RoutingCache,
 ) -> Ingested:
-    """Store one item; a repeat of an earlier one answers that one instead."""
+    """Store one item, routed when negative; a repeat of an earlier one answers that one."""
     _check_source(principal, payload.source)
-    values = _row_values(
-        payload,
-        principal=principal,
-        idempotency_key=idempotency_key,
-        settings=settings,
-        now=utcnow(),
-    )
+    row = derive(payload, settings, utcnow())
+    row["api_key_id"] = principal.key_id
+    row["idempotency_key"] = idempotency_key
+    row["request_hash"] = request_hash(payload) if idempotency_key is not None else None
     async with database.raw() as conn:
-        row = await conn.fetchrow(_INSERT_ONE, *values)
-        if row is not None:
-            return Ingested(feedback_read(row), created=True)
-        row = await conn.fetchrow(
+        await _route(conn, routing, [row])
+        values = [row[c] for c in _INSERT_COLUMNS]
+        values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
+        if await conn.fetchval(_INSERT_ONE, *values) is not None:
+            return Ingested(feedback_document(row), created=True)
+        stored = await conn.fetchrow(
             _SELECT_EXISTING, principal.key_id, idempotency_key, payload.source, payload.external_id
         )
-    if row is None:  # the conflicting row vanished (erased) between the two statements
+    if stored is None:  # the conflicting row vanished (erased) between the two statements
         raise Conflict("The feedback conflicts with another request; retry.")
     if (
         idempotency_key is not None
-        and row["idempotency_key"] == idempotency_key
-        and row["api_key_id"] == principal.key_id
-        and row["request_hash"] != values[_INSERT_COLUMNS.index("request_hash")]
+        and stored["idempotency_key"] == idempotency_key
+        and stored["api_key_id"] == principal.key_id
+        and stored["request_hash"] != row["request_hash"]
     ):
         raise Conflict(
             "This Idempotency-Key was already used with a different body.",
             code="idempotency_key_reused",
         )
-    return Ingested(feedback_read(row), created=False)
+    return Ingested(feedback_document(stored), created=False)
 
 
 def _item_problem(error: AppError) -> BatchItemResult:
@@ -257,6 +295,7 @@ async def ingest_batch(
     *,
     principal: Principal,
     settings: Settings,
+    routing: RoutingCache,
 ) -> list[BatchItemResult]:
     """Store each valid item of a batch in one statement; answer every item on its own."""
     results: list[BatchItemResult | None] = [None] * len(items)
@@ -281,17 +320,15 @@ async def ingest_batch(
                 repeats[index] = first_of_key[key]
                 continue
             first_of_key[key] = index
-        values = _row_values(
-            payload, principal=principal, idempotency_key=None, settings=settings, now=now
-        )
-        row = dict(zip(_INSERT_COLUMNS, values, strict=True))
-        row["attributes"] = payload.attributes
+        row = derive(payload, settings, now)
+        row.update(api_key_id=principal.key_id, idempotency_key=None, request_hash=None)
         rows.append(row)
         positions.append(index)
 
     if rows:
-        document = json.dumps(rows, default=str, ensure_ascii=False)
-        async with database.raw() as conn:
+        async with database.raw() as conn, conn.transaction():
+            await _route(conn, routing, rows)
+            document = json.dumps(rows, default=str, ensure_ascii=False)
             inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document)}
             missing = [
                 (i, r) for i, r in zip(positions, rows, strict=True) if r["id"] not in inserted
@@ -323,12 +360,12 @@ async def ingest_batch(
     return [r for r in results if r is not None]
 
 
-async def get_feedback(database: Database, feedback_id: uuid.UUID) -> FeedbackRead:
+async def get_feedback(database: Database, feedback_id: uuid.UUID) -> dict[str, Any]:
     async with database.raw() as conn:
         row = await conn.fetchrow(f"SELECT {READ_COLUMNS} FROM feedback WHERE id = $1", feedback_id)
     if row is None:
         raise NotFound("No feedback has this id.", code="feedback_not_found")
-    return feedback_read(row)
+    return feedback_document(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +382,7 @@ class FeedbackFilter:
 
 async def list_feedback(
     database: Database, filters: FeedbackFilter, *, limit: int, cursor: str | None
-) -> tuple[list[FeedbackRead], str | None]:
+) -> tuple[list[dict[str, Any]], str | None]:
     """Newest submitted first; the cursor is the (submitted_at, id) of the last item."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -383,9 +420,9 @@ async def list_feedback(
     sql += f" ORDER BY submitted_at DESC, id DESC LIMIT ${len(params)}"
     async with database.raw() as conn:
         rows = await conn.fetch(sql, *params)
-    items = [feedback_read(r) for r in rows[:limit]]
+    items = [feedback_document(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(last.submitted_at.isoformat(), str(last.id))
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last["submitted_at"].isoformat(), str(last["id"]))
     return items, next_cursor

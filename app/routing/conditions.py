@@ -170,7 +170,7 @@ class _Validator:
         if kind is None:
             self.error(f"{path}.field", f"unknown field `{field}`", "unknown_field")
             return
-        if op not in ALL_OPERATORS:
+        if not isinstance(op, str) or op not in ALL_OPERATORS:
             self.error(f"{path}.op", f"unknown operator `{op}`", "unknown_operator")
             return
         if op not in OPERATORS[kind]:
@@ -200,9 +200,11 @@ class _Validator:
             if not isinstance(value, list) or len(value) != 2:
                 self.error(path, "a list of two bounds, [low, high]", "value_type")
                 return
+            errors_before = len(self.errors)
             for i, bound in enumerate(value):
                 self.scalar(field, kind, "lt", bound, f"{path}[{i}]")
-            if not self.errors and _order_key(kind, value[0]) > _order_key(kind, value[1]):
+            bounds_valid = len(self.errors) == errors_before
+            if bounds_valid and _order_key(kind, value[0]) > _order_key(kind, value[1]):
                 self.error(path, "the low bound is above the high bound", "value_range")
         elif op == "matches":
             self.pattern(value, path)
@@ -212,7 +214,7 @@ class _Validator:
     def scalar(self, field: str, kind: str, op: str, value: Any, path: str) -> None:
         if op in ("lt", "lte", "gt", "gte"):
             if kind == TIME:
-                if not isinstance(value, str) or _parse_time(value) is None:
+                if not isinstance(value, str) or parse_time(value) is None:
                     self.error(path, "an RFC 3339 time", "value_type")
             elif not _is_number(value):
                 self.error(path, "a number", "value_type")
@@ -221,7 +223,7 @@ class _Validator:
             if not isinstance(value, str) or not value:
                 self.error(path, "a non-empty string", "value_type")
         elif kind == ENUM:
-            if value not in ENUM_VALUES[field]:
+            if not isinstance(value, str) or value not in ENUM_VALUES[field]:
                 allowed = ", ".join(sorted(ENUM_VALUES[field]))
                 self.error(path, f"one of {allowed}", "value_enum")
         elif kind == NUMBER:
@@ -230,7 +232,7 @@ class _Validator:
         elif kind == BOOL:
             if not isinstance(value, bool):
                 self.error(path, "true or false", "value_type")
-        elif kind == ANY and not isinstance(value, str | int | float):
+        elif kind == ANY and not (isinstance(value, str | bool) or _is_number(value)):
             self.error(path, "a string, a number or a boolean", "value_type")
 
     def pattern(self, value: Any, path: str) -> None:
@@ -240,7 +242,7 @@ class _Validator:
             self.error(path, f"at most {MAX_PATTERN_LENGTH} characters", "pattern_too_long")
         else:
             try:
-                _compile_pattern(value)
+                compile_pattern(value)
             except re2.error:
                 self.error(path, "not a regular expression RE2 can compile", "pattern_invalid")
 
@@ -252,23 +254,35 @@ def validate(conditions: Any, path: str = "conditions") -> list[FieldError]:
     return validator.errors
 
 
+# Numbers in rules stay within what a float holds exactly (and JSON clients agree on).
+MAX_NUMBER = 2**53
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= MAX_NUMBER if isinstance(value, int) else math.isfinite(value)
 
 
-def _parse_time(value: str) -> datetime | None:
+def parse_time(value: str) -> datetime | None:
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _order_key(kind: str, value: Any) -> Any:
-    return _parse_time(value) if kind == TIME else value
+    return parse_time(value) if kind == TIME else value
 
 
-def _compile_pattern(pattern: str) -> Any:
+def compile_pattern(pattern: str) -> Any:
+    """RE2, case-insensitive, on NFKC text: the pattern is NFKC-normalised like the text it
+    runs on, so a full-width comma in either matches the other (and full-width brackets become
+    regex syntax: write `\\(` for a literal one)."""
+    pattern = unicodedata.normalize("NFKC", pattern)
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
@@ -326,11 +340,11 @@ def _leaf_test(field: str, op: str, value: Any) -> Callable[[Context], bool]:
         wanted = bool(value)
         return lambda ctx: (ctx.get(field) not in (None, "", [])) is wanted
     if kind == TIME:
-        return _order_test(lambda ctx: ctx.get(field), op, value, _parse_time)
+        return _order_test(lambda ctx: ctx.get(field), op, value, parse_time)
     if op in _ORDER:
-        return _order_test(lambda ctx: _number(ctx.get(field)), op, value, float)
+        return _order_test(lambda ctx: number(ctx.get(field)), op, value, float)
     if op == "matches":
-        regex = _compile_pattern(value)
+        regex = compile_pattern(value)
 
         def matches(ctx: Context) -> bool:
             text = ctx.normalized(field)
@@ -361,14 +375,14 @@ def _leaf_test(field: str, op: str, value: Any) -> Callable[[Context], bool]:
         return lambda ctx: (ctx.folded(field) in texts) is not negate
     if kind == NUMBER:
         numbers = frozenset(float(v) for v in values)
-        return lambda ctx: (_number(ctx.get(field)) in numbers) is not negate
+        return lambda ctx: (number(ctx.get(field)) in numbers) is not negate
     if kind == BOOL:
         return lambda ctx: (ctx.get(field) is value) is not negate
-    keys = frozenset(_equality_key(v if not isinstance(v, str) else fold(v)) for v in values)
-    return lambda ctx: (_equality_key(ctx.folded(field)) in keys) is not negate
+    keys = frozenset(equality_key(v if not isinstance(v, str) else fold(v)) for v in values)
+    return lambda ctx: (equality_key(ctx.folded(field)) in keys) is not negate
 
 
-def _equality_key(value: Any) -> Any:
+def equality_key(value: Any) -> Any:
     """A key under which equal attribute values meet: 2 and 2.0 do, 1 and true do not."""
     if isinstance(value, bool):
         return ("bool", value)
@@ -377,7 +391,7 @@ def _equality_key(value: Any) -> Any:
     return ("text", value)
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
     return float(value) if _is_number(value) else None
 
 

@@ -1,0 +1,299 @@
+"""Keeping teams and routing rules: validation, versions, and the generation every change bumps."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import utcnow
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.etag import check_if_match
+from app.routing.conditions import LIST, field_kind, validate
+from app.routing.models import RoutingGeneration, RoutingRule, RoutingRuleVersion, Team
+from app.routing.schemas import (
+    RuleCreate,
+    RuleRead,
+    RuleUpdate,
+    TeamCreate,
+    TeamUpdate,
+)
+
+
+async def bump_generation(session: AsyncSession) -> None:
+    """Tell every process that the routing table changed."""
+    await session.execute(
+        update(RoutingGeneration)
+        .where(RoutingGeneration.id == 1)
+        .values(value=RoutingGeneration.value + 1)
+    )
+
+
+# -- teams --------------------------------------------------------------------------------
+
+
+async def get_team(session: AsyncSession, key: str, *, for_update: bool = False) -> Team:
+    team = await session.get(Team, key, with_for_update=for_update)
+    if team is None:
+        raise NotFound(f"No team has the key `{key}`.", code="team_not_found")
+    return team
+
+
+async def list_teams(session: AsyncSession) -> list[Team]:
+    return list(await session.scalars(select(Team).order_by(Team.key)))
+
+
+async def _check_team_exists(session: AsyncSession, key: str, field: str) -> None:
+    if await session.get(Team, key) is None:
+        raise ValidationFailed(
+            "One or more fields are not valid.",
+            errors=[FieldError(field=field, message=f"no team `{key}`", type="unknown_team")],
+        )
+
+
+async def _make_default(session: AsyncSession, team: Team) -> None:
+    await session.execute(
+        update(Team).where(Team.is_default, Team.key != team.key).values(is_default=False)
+    )
+    await session.flush()
+    team.is_default = True
+
+
+async def create_team(session: AsyncSession, data: TeamCreate) -> Team:
+    if await session.get(Team, data.key) is not None:
+        raise Conflict(f"A team with the key `{data.key}` exists.", code="team_exists")
+    if data.escalation_team is not None and data.escalation_team != data.key:
+        await _check_team_exists(session, data.escalation_team, "escalation_team")
+    has_default = await session.scalar(select(func.count()).where(Team.is_default)) or 0
+    team = Team(
+        key=data.key,
+        name=data.name,
+        first_response_minutes=data.first_response_minutes,
+        resolution_minutes=data.resolution_minutes,
+        is_default=False,
+    )
+    if data.is_default and has_default:
+        await session.execute(update(Team).where(Team.is_default).values(is_default=False))
+        await session.flush()
+    team.is_default = data.is_default or not has_default
+    session.add(team)
+    await session.flush()
+    if data.escalation_team is not None:
+        _check_not_self(team.key, data.escalation_team)
+        team.escalation_team = data.escalation_team
+    await bump_generation(session)
+    await session.flush()
+    return team
+
+
+def _check_not_self(key: str, escalation_team: str) -> None:
+    if key == escalation_team:
+        raise ValidationFailed(
+            "One or more fields are not valid.",
+            errors=[
+                FieldError(
+                    field="escalation_team",
+                    message="a team cannot escalate to itself",
+                    type="escalation_loop",
+                )
+            ],
+        )
+
+
+async def update_team(session: AsyncSession, key: str, data: TeamUpdate) -> Team:
+    team = await get_team(session, key, for_update=True)
+    changes = data.model_dump(exclude_unset=True)
+    if "is_default" in changes:
+        if changes.pop("is_default") is False:
+            if team.is_default:
+                raise ValidationFailed(
+                    "One or more fields are not valid.",
+                    errors=[
+                        FieldError(
+                            field="is_default",
+                            message="mark another team as the default instead",
+                            type="default_required",
+                        )
+                    ],
+                )
+        elif not team.is_default:
+            await _make_default(session, team)
+    if changes.get("escalation_team") is not None:
+        _check_not_self(key, changes["escalation_team"])
+        await _check_team_exists(session, changes["escalation_team"], "escalation_team")
+    for name, value in changes.items():
+        if value is None and name != "escalation_team":
+            continue  # null means "leave as it is" for every field but the escalation team
+        setattr(team, name, value)
+    team.updated_at = utcnow()
+    await bump_generation(session)
+    await session.flush()
+    return team
+
+
+async def team_users(session: AsyncSession, key: str) -> list[str]:
+    """Why a team cannot be deleted: the rules and teams that refer to it."""
+    reasons = []
+    rules = await session.scalar(
+        select(func.count()).select_from(RoutingRule).where(RoutingRule.team == key)
+    )
+    if rules:
+        reasons.append(f"{rules} routing rule(s) send feedback to it")
+    escalating = (await session.scalars(select(Team.key).where(Team.escalation_team == key))).all()
+    if escalating:
+        reasons.append(f"team(s) {', '.join(escalating)} escalate to it")
+    return reasons
+
+
+async def delete_team(session: AsyncSession, key: str) -> None:
+    team = await get_team(session, key, for_update=True)
+    reasons = await team_users(session, key)
+    others = await session.scalar(select(func.count()).where(Team.key != key))
+    if team.is_default and others:
+        reasons.append("it is the default team; mark another team as the default first")
+    if reasons:
+        raise Conflict(f"The team is in use: {'; '.join(reasons)}.", code="team_in_use")
+    await session.delete(team)
+    await bump_generation(session)
+    await session.flush()
+
+
+# -- rules --------------------------------------------------------------------------------
+
+
+def _rule_errors(conditions: Any, assignee: Any) -> list[FieldError]:
+    """Problems beyond a rule's shape: its conditions, and the field an assignee comes from."""
+    errors = validate(conditions)
+    if isinstance(assignee, dict):
+        kind = field_kind(assignee["from"])
+        if kind is None or kind == LIST:
+            errors.append(
+                FieldError(
+                    field="assignee.from",
+                    message=f"`{assignee['from']}` is not a feedback field with one value",
+                    type="unknown_field",
+                )
+            )
+    return errors
+
+
+def _stored(data: RuleCreate | RuleUpdate) -> dict[str, Any]:
+    """The fields given, as stored: enums as text, an assignee as a string or {"from": ...}."""
+    return data.model_dump(mode="json", by_alias=True, exclude_unset=isinstance(data, RuleUpdate))
+
+
+def rule_read(rule: RoutingRule) -> RuleRead:
+    return RuleRead.model_validate(rule, from_attributes=True)
+
+
+async def _record_version(
+    session: AsyncSession, rule: RoutingRule, change: str, actor: str
+) -> None:
+    session.add(
+        RoutingRuleVersion(
+            rule_id=rule.id,
+            version=rule.version,
+            change=change,
+            rule=rule_read(rule).model_dump(mode="json"),
+            changed_by=actor,
+            changed_at=rule.updated_at,
+        )
+    )
+    await bump_generation(session)
+    await session.flush()
+
+
+def check_rule(data: RuleCreate, path: str = "") -> list[FieldError]:
+    """Problems with a rule body beyond its shape, with paths under `path` when given."""
+    stored = _stored(data)
+    errors = _rule_errors(stored["conditions"], stored["assignee"])
+    prefix = f"{path}." if path else ""
+    return [FieldError(field=prefix + e.field, message=e.message, type=e.type) for e in errors]
+
+
+async def create_rule(session: AsyncSession, data: RuleCreate, *, actor: str) -> RoutingRule:
+    errors = check_rule(data)
+    if errors:
+        raise ValidationFailed("The rule is not valid.", errors=errors)
+    await _check_team_exists(session, data.team, "team")
+    now = utcnow()
+    rule = RoutingRule(**_stored(data), version=1, created_at=now, updated_at=now)
+    session.add(rule)
+    await session.flush()
+    await _record_version(session, rule, "created", actor)
+    return rule
+
+
+async def get_rule(
+    session: AsyncSession, rule_id: uuid.UUID, *, for_update: bool = False
+) -> RoutingRule:
+    rule = await session.get(RoutingRule, rule_id, with_for_update=for_update)
+    if rule is None:
+        raise NotFound("No routing rule has this id.", code="rule_not_found")
+    return rule
+
+
+async def list_rules(session: AsyncSession) -> list[RoutingRule]:
+    """Every rule, in evaluation order (disabled ones too: they keep their place)."""
+    rows = await session.scalars(
+        select(RoutingRule).order_by(RoutingRule.priority, RoutingRule.created_at, RoutingRule.id)
+    )
+    return list(rows)
+
+
+async def update_rule(
+    session: AsyncSession,
+    rule_id: uuid.UUID,
+    data: RuleUpdate,
+    *,
+    if_match: str | None,
+    actor: str,
+) -> RoutingRule:
+    rule = await get_rule(session, rule_id, for_update=True)
+    check_if_match(if_match, rule.version)
+    changes = _stored(data)
+    for name, value in list(changes.items()):
+        if value is None and name != "assignee":
+            del changes[name]  # null leaves a field as it is; for the assignee it clears it
+    errors = _rule_errors(
+        changes.get("conditions", rule.conditions), changes.get("assignee", rule.assignee)
+    )
+    if errors:
+        raise ValidationFailed("The rule is not valid.", errors=errors)
+    if "team" in changes:
+        await _check_team_exists(session, changes["team"], "team")
+    for name, value in changes.items():
+        setattr(rule, name, value)
+    rule.version += 1
+    rule.updated_at = utcnow()
+    await session.flush()
+    await _record_version(session, rule, "updated", actor)
+    return rule
+
+
+async def delete_rule(
+    session: AsyncSession, rule_id: uuid.UUID, *, if_match: str | None, actor: str
+) -> None:
+    rule = await get_rule(session, rule_id, for_update=True)
+    check_if_match(if_match, rule.version)
+    rule.version += 1
+    rule.updated_at = utcnow()
+    await _record_version(session, rule, "deleted", actor)
+    await session.delete(rule)
+    await session.flush()
+
+
+async def rule_versions(session: AsyncSession, rule_id: uuid.UUID) -> list[RoutingRuleVersion]:
+    """A rule's history, newest first; kept after the rule is deleted."""
+    rows = list(
+        await session.scalars(
+            select(RoutingRuleVersion)
+            .where(RoutingRuleVersion.rule_id == rule_id)
+            .order_by(RoutingRuleVersion.version.desc())
+        )
+    )
+    if not rows:
+        raise NotFound("No routing rule has this id.", code="rule_not_found")
+    return rows
