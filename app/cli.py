@@ -1,4 +1,4 @@
-"""The command line: closeloop serve | migrate | create-api-key | export-openapi.
+"""The command line: closeloop serve | worker | migrate | create-api-key | export-openapi.
 
 Every command reads the same settings. Without FEEDBACK_DATABASE_URL they share the embedded
 PostgreSQL under FEEDBACK_DATA_DIR: the first to need it starts it, the last to finish stops it.
@@ -93,6 +93,31 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     logger.info("stopped")
 
 
+def worker(settings: Settings) -> None:
+    """The background work alone (SLA monitor, webhook dispatcher), without the API."""
+    from app.core.db import Database
+    from app.core.migrations import upgrade
+    from app.worker import run_background
+
+    async def run(url: str) -> None:
+        database = await Database.connect(url, pool_size=settings.db_pool_size)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await run_background(database, settings, stop)
+        finally:
+            await database.close()
+
+    with database(settings) as target:
+        if target.embedded or settings.migrate_on_start:
+            upgrade(target.url)
+        logger.info("worker running")
+        asyncio.run(run(target.url))
+    logger.info("stopped")
+
+
 def migrate(settings: Settings) -> None:
     from app.core.migrations import head_revision, upgrade
 
@@ -164,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--workers", type=int, default=1, help="processes (default 1)")
 
+    commands.add_parser("worker", help="run the background work (SLA monitor, webhooks) alone")
     commands.add_parser("migrate", help="apply pending database migrations")
 
     key_cmd = commands.add_parser("create-api-key", help="create an API key and print it")
@@ -190,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     _exit_on_sigterm()
     if args.command == "serve":
         serve(settings, host=args.host, port=args.port, workers=args.workers)
+    elif args.command == "worker":
+        worker(settings)
     elif args.command == "migrate":
         migrate(settings)
     elif args.command == "create-api-key":

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.types import Scope
 
+from app.cases import router as cases
 from app.core import api_keys
 from app.core.auth import KeyCache, RateLimiter
 from app.core.config import Settings, get_settings
@@ -29,6 +30,7 @@ from app.core.migrations import head_revision
 from app.feedback import router as feedback
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
+from app.worker import run_background
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +88,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = database is None
-        if own:
-            assert settings.database_url, "FEEDBACK_DATABASE_URL is not set"
-            app.state.database = await Database.connect(
-                settings.database_url, pool_size=settings.db_pool_size
-            )
+        if database is not None:  # tests: the caller owns the database and any background work
+            yield
+            return
+        assert settings.database_url, "FEEDBACK_DATABASE_URL is not set"
+        app.state.database = await Database.connect(
+            settings.database_url, pool_size=settings.db_pool_size
+        )
+        stop = asyncio.Event()
+        background = asyncio.create_task(run_background(app.state.database, settings, stop))
         try:
             yield
         finally:
-            if own:
-                await app.state.database.close()
+            stop.set()
+            await background
+            await app.state.database.close()
 
     app = FastAPI(
         title=API_TITLE,
@@ -119,6 +125,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api_keys.router)
     app.include_router(routing.teams)
     app.include_router(routing.rules)
+    app.include_router(cases.router)
+    app.include_router(cases.customers)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them.

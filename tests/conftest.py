@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
-from app.core.db import BoundDatabase
+from app.core.db import BoundDatabase, Database
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import upgrade
 from app.main import create_app
@@ -93,3 +93,41 @@ async def admin(client: httpx.AsyncClient, admin_key: str) -> httpx.AsyncClient:
     """The test client, authenticated with an admin key."""
     client.headers["Authorization"] = f"Bearer {admin_key}"
     return client
+
+
+# Every table that tests with real commits write to, emptied after each of them.
+_TABLES = (
+    "case_event, case_feedback, feedback_case, feedback, routing_rule_version, routing_rule, "
+    "team, api_key"
+)
+
+
+@pytest.fixture
+async def committed(database_url: str, settings: Settings) -> AsyncIterator[Database]:
+    """A real database with a real pool, for tests of concurrency and of other processes.
+
+    What such a test writes is committed, so it is truncated afterwards.
+    """
+    real = await Database.connect(database_url, pool_size=20)
+    try:
+        yield real
+    finally:
+        async with real.raw() as conn:
+            await conn.execute(f"TRUNCATE {_TABLES} CASCADE")
+        await real.close()
+
+
+@pytest.fixture
+async def committed_client(
+    committed: Database, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on an app that uses the committed database, with an admin key."""
+    key = await make_api_key(committed, "admin", name="admin")
+    app = create_app(settings, committed)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as client:
+        yield client

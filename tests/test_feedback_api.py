@@ -29,7 +29,9 @@ async def test_posted_feedback_is_stored_with_category_and_sentiment(
     assert item["sentiment"] == "negative"
     # No team exists yet: negative feedback still gets one, the fallback default.
     assert item["routing"] == {"rule_id": None, "rule_version": None, "team": "support"}
-    assert item["case"] is None
+    assert item["case"]["team"] == "support"
+    assert item["case"]["status"] == "open"
+    assert item["case"]["number"].startswith("C-")
     assert item["customer"]["email"] == "ana@example.com"
     assert item["customer"]["contact_consent"] is True
     assert item["attributes"] == {"plan": "pro", "order_id": "A-1009"}

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # Requests per minute per (key, client address) for keys that can only ingest; 0 = off.
     ingest_rate_limit_per_minute: int = Field(default=600, ge=0)
 
+    # Cases: how often the SLA monitor looks for breaches, and how long a resolved case stays
+    # quiet before it closes by itself.
+    sla_check_interval_seconds: float = Field(default=30, gt=0)
+    case_autoclose_days: float = Field(default=7, ge=0)
+
     log_level: str = "info"
     # One JSON line per request (method, path, status, duration; no personal data).
     access_log: bool = True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,13 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from app.cases.intake import (
+    case_ctes,
+    case_number,
+    case_values,
+    normalize_customer_key,
+    normalize_phone,
+)
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import Database, utcnow, uuid7
@@ -72,11 +78,20 @@ _COLUMN_TYPES = {
     "received_at": "timestamptz",
 }
 _COLUMN_LIST = ", ".join(_INSERT_COLUMNS)
-READ_COLUMNS = (
+_READ_COLUMNS = (
     "id, source, channel, external_id, customer_external_id, customer_email, customer_phone, "
     "customer_name, customer_locale, contact_consent, metric, score, comment, tags, touchpoint, "
     "journey_stage, attributes, category, sentiment, submitted_at, received_at, "
     "routing_rule_id, routing_rule_version, routing_team, api_key_id, idempotency_key, request_hash"
+)
+# Feedback with the case it opened or joined, if any.
+_SELECT_FEEDBACK = (
+    "SELECT "
+    + ", ".join(f"feedback.{c.strip()}" for c in _READ_COLUMNS.split(","))
+    + ", fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
+    "fc.status AS case_status FROM feedback "
+    "LEFT JOIN case_feedback cf ON cf.feedback_id = feedback.id "
+    "LEFT JOIN feedback_case fc ON fc.id = cf.case_id"
 )
 
 _INSERT_ONE = (
@@ -84,6 +99,14 @@ _INSERT_ONE = (
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))}) "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
+# Negative feedback: stored, and its case opened or joined, in one statement.
+_INSERT_ONE_WITH_CASE = (
+    f"WITH f AS ({_INSERT_ONE}), {case_ctes(len(_INSERT_COLUMNS) + 1, 'f')} "
+    "SELECT f.id, c.id AS case_id, c.number AS case_number, c.team AS case_team, "
+    "c.status AS case_status FROM f LEFT JOIN c ON true"
+)
+# A batch's negative items, already stored, one statement each (pipelined by executemany).
+_OPEN_CASE = f"WITH {case_ctes(2, '(SELECT $1::uuid AS id)')} SELECT 1"
 _INSERT_MANY = (
     f"INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
     f"FROM jsonb_to_recordset($1::jsonb) AS r("
@@ -92,26 +115,10 @@ _INSERT_MANY = (
 )
 _ATTRIBUTES = _INSERT_COLUMNS.index("attributes")
 _SELECT_EXISTING = (
-    f"SELECT {READ_COLUMNS} FROM feedback "
-    "WHERE (api_key_id = $1 AND idempotency_key = $2) OR (source = $3 AND external_id = $4) "
-    "ORDER BY (idempotency_key = $2) DESC NULLS LAST LIMIT 1"
+    f"{_SELECT_FEEDBACK} WHERE (feedback.api_key_id = $1 AND feedback.idempotency_key = $2) "
+    "OR (feedback.source = $3 AND feedback.external_id = $4) "
+    "ORDER BY (feedback.idempotency_key = $2) DESC NULLS LAST LIMIT 1"
 )
-
-_PHONE_NOISE = re.compile(r"[^0-9+]")
-
-
-def normalize_phone(phone: str) -> str:
-    """Phones are kept as + and digits, so the same customer matches across channels."""
-    return _PHONE_NOISE.sub("", phone)
-
-
-def normalize_customer_key(key: str) -> str:
-    """A customer key as stored: e-mails in lower case, phones as + and digits."""
-    if "@" in key:
-        return key.strip().lower()
-    if re.fullmatch(r"\+?[0-9 ().\-]{5,}", key.strip()):
-        return normalize_phone(key)
-    return key.strip()
 
 
 def request_hash(payload: FeedbackCreate) -> str:
@@ -172,13 +179,15 @@ def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[s
 
 async def _route(
     conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]]
-) -> None:
-    """Give each negative row its team, and the rule and version that chose it."""
+) -> dict[uuid.UUID, list[Any]]:
+    """Give each negative row its team, and the rule and version that chose it; answer the
+    parameters of each one's case statement, by feedback id."""
     negative = [row for row in rows if row["sentiment"] == Sentiment.NEGATIVE]
     if not negative:
-        return
+        return {}
     table = await routing.current(conn)
     default_team = table.default_team
+    cases = {}
     for row in negative:
         decision = table.route(routing_item(row))
         if decision.team is None:
@@ -187,6 +196,13 @@ async def _route(
         if decision.rule is not None:
             row["routing_rule_id"] = decision.rule.id
             row["routing_rule_version"] = decision.rule.version
+        case = {
+            "priority": decision.case_priority,
+            "assignee": decision.assignee,
+            "tags": decision.add_tags,
+        }
+        cases[row["id"]] = case_values(row, case)
+    return cases
 
 
 def _time(value: datetime) -> str:
@@ -232,7 +248,14 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
             "rule_version": row["routing_rule_version"],
             "team": row["routing_team"],
         },
-        "case": None,
+        "case": None
+        if row.get("case_id") is None
+        else {
+            "id": str(row["case_id"]),
+            "number": case_number(row["case_number"]),
+            "team": row["case_team"],
+            "status": row["case_status"],
+        },
     }
 
 
@@ -262,10 +285,14 @@ async def ingest_feedback(
     row["idempotency_key"] = idempotency_key
     row["request_hash"] = request_hash(payload) if idempotency_key is not None else None
     async with database.raw() as conn:
-        await _route(conn, routing, [row])
+        cases = await _route(conn, routing, [row])
         values = [row[c] for c in _INSERT_COLUMNS]
         values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
-        if await conn.fetchval(_INSERT_ONE, *values) is not None:
+        if row["id"] in cases:
+            stored = await conn.fetchrow(_INSERT_ONE_WITH_CASE, *values, *cases[row["id"]])
+            if stored is not None:
+                return Ingested(feedback_document({**row, **stored}), created=True)
+        elif await conn.fetchval(_INSERT_ONE, *values) is not None:
             return Ingested(feedback_document(row), created=True)
         stored = await conn.fetchrow(
             _SELECT_EXISTING, principal.key_id, idempotency_key, payload.source, payload.external_id
@@ -327,9 +354,12 @@ async def ingest_batch(
 
     if rows:
         async with database.raw() as conn, conn.transaction():
-            await _route(conn, routing, rows)
+            cases = await _route(conn, routing, rows)
             document = json.dumps(rows, default=str, ensure_ascii=False)
             inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document)}
+            opened = [[fid, *values] for fid, values in cases.items() if fid in inserted]
+            if opened:
+                await conn.executemany(_OPEN_CASE, opened)
             missing = [
                 (i, r) for i, r in zip(positions, rows, strict=True) if r["id"] not in inserted
             ]
@@ -362,7 +392,7 @@ async def ingest_batch(
 
 async def get_feedback(database: Database, feedback_id: uuid.UUID) -> dict[str, Any]:
     async with database.raw() as conn:
-        row = await conn.fetchrow(f"SELECT {READ_COLUMNS} FROM feedback WHERE id = $1", feedback_id)
+        row = await conn.fetchrow(f"{_SELECT_FEEDBACK} WHERE feedback.id = $1", feedback_id)
     if row is None:
         raise NotFound("No feedback has this id.", code="feedback_not_found")
     return feedback_document(row)
@@ -397,27 +427,32 @@ async def list_feedback(
     for column in ("source", "channel", "metric", "category", "sentiment"):
         value = getattr(filters, column)
         if value is not None:
-            where(f"{column} = {{}}", value)
+            where(f"feedback.{column} = {{}}", value)
     if filters.customer is not None:
         where(
-            "(customer_external_id = {0} OR customer_email = {0} OR customer_phone = {0})",
+            "(feedback.customer_external_id = {0} OR feedback.customer_email = {0} "
+            "OR feedback.customer_phone = {0})",
             normalize_customer_key(filters.customer),
         )
     if filters.submitted_from is not None:
-        where("submitted_at >= {}", filters.submitted_from)
+        where("feedback.submitted_at >= {}", filters.submitted_from)
     if filters.submitted_to is not None:
-        where("submitted_at < {}", filters.submitted_to)
+        where("feedback.submitted_at < {}", filters.submitted_to)
     if cursor is not None:
         at, last_id = decode_cursor(cursor, 2)
         try:
-            where("(submitted_at, id) < ({}, {})", datetime.fromisoformat(at), uuid.UUID(last_id))
+            where(
+                "(feedback.submitted_at, feedback.id) < ({}, {})",
+                datetime.fromisoformat(at),
+                uuid.UUID(last_id),
+            )
         except (TypeError, ValueError):
             raise invalid_cursor() from None
-    sql = f"SELECT {READ_COLUMNS} FROM feedback"
+    sql = _SELECT_FEEDBACK
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     params.append(limit + 1)
-    sql += f" ORDER BY submitted_at DESC, id DESC LIMIT ${len(params)}"
+    sql += f" ORDER BY feedback.submitted_at DESC, feedback.id DESC LIMIT ${len(params)}"
     async with database.raw() as conn:
         rows = await conn.fetch(sql, *params)
     items = [feedback_document(r) for r in rows[:limit]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
@@ -144,6 +144,20 @@ async def team_users(session: AsyncSession, key: str) -> list[str]:
     escalating = (await session.scalars(select(Team.key).where(Team.escalation_team == key))).all()
     if escalating:
         reasons.append(f"team(s) {', '.join(escalating)} escalate to it")
+    # Read by SQL, not through app.cases: routing does not depend on cases.
+    active, past = (
+        await session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE status IN ('open', 'in_progress', "
+                "'waiting_on_customer')), count(*) FROM feedback_case WHERE team = :key"
+            ),
+            {"key": key},
+        )
+    ).one()
+    if active:
+        reasons.append(f"{active} active case(s) belong to it")
+    elif past:
+        reasons.append(f"{past} past case(s) belong to it")
     return reasons
 
 

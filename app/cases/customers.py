@@ -1,0 +1,79 @@
+"""One customer across channels: their feedback, cases and notifications (SPEC §4).
+
+A customer is known by their external id, e-mail or phone. The lookup takes one step along the
+identities it finds: asked for an e-mail, it also finds the app feedback that carried only the
+external id that the same customer gave beside that e-mail on the web.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cases.intake import normalize_customer_key
+from app.cases.models import Case
+from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerView
+from app.cases.service import case_summary
+from app.core.errors import NotFound
+
+MAX_ITEMS = 500
+
+_IDENTITIES = text(
+    "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
+    "WHERE customer_external_id = :key OR customer_email = :key OR customer_phone = :key "
+    "LIMIT 100"
+)
+_FEEDBACK = text(
+    "SELECT f.id, f.source, f.channel, f.external_id, f.metric, f.score, f.category, "
+    "f.sentiment, f.comment, f.tags, f.submitted_at, f.customer_external_id, f.customer_email, "
+    "f.customer_phone, f.customer_name, f.customer_locale, f.contact_consent, "
+    "cf.case_id, cf.kind, cf.added_at "
+    "FROM feedback f LEFT JOIN case_feedback cf ON cf.feedback_id = f.id "
+    "WHERE f.customer_external_id = ANY(:keys) OR f.customer_email = ANY(:keys) "
+    "OR f.customer_phone = ANY(:keys) "
+    "ORDER BY f.submitted_at DESC, f.id DESC LIMIT :limit"
+)
+
+
+def _customer(rows: list[Any], cases: list[Case]) -> CaseCustomer:
+    """The newest value of each detail, from feedback (newest first), else from cases."""
+    details: dict[str, Any] = {}
+    for row in rows:
+        for name in ("external_id", "email", "phone", "name", "locale"):
+            if details.get(name) is None:
+                details[name] = row[f"customer_{name}"]
+        details.setdefault("contact_consent", row["contact_consent"])
+    for case in cases:
+        for name in ("external_id", "email", "phone", "name", "locale"):
+            if details.get(name) is None:
+                details[name] = getattr(case, f"customer_{name}")
+        details.setdefault("contact_consent", case.contact_consent)
+    return CaseCustomer.model_validate(details)
+
+
+async def customer_view(session: AsyncSession, key: str) -> CustomerView:
+    key = normalize_customer_key(key)
+    keys = {key}
+    for row in (await session.execute(_IDENTITIES, {"key": key})).all():
+        keys.update(k for k in row if k is not None)
+    rows = list(
+        (await session.execute(_FEEDBACK, {"keys": list(keys), "limit": MAX_ITEMS})).mappings()
+    )
+    cases = list(
+        await session.scalars(
+            select(Case)
+            .where(Case.customer_keys.overlap(list(keys)))
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .limit(MAX_ITEMS)
+        )
+    )
+    if not rows and not cases:
+        raise NotFound("No feedback or case has this customer.", code="customer_not_found")
+    return CustomerView(
+        customer=_customer(rows, cases),
+        feedback=[CaseFeedbackItem.model_validate(dict(row)) for row in rows],
+        cases=[case_summary(c) for c in cases],
+        notifications=[],
+    )

@@ -1,0 +1,176 @@
+"""Negative feedback becomes a case in the statement that stores it (SPEC §4).
+
+On the ingest hot path, so raw SQL: the case is opened, or the customer's active case with that
+team is joined, by one `INSERT ... ON CONFLICT DO UPDATE` against the unique index of active
+cases per (team, customer). Two complaints arriving at once therefore cannot open two cases,
+and the link and the timeline event are written by the same statement, so a crash leaves either
+all of it or none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from app.core.db import uuid7
+
+# Most urgent first: queues sort by this ascending, with an index.
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+
+# Parameters of the case statement, in order, after those of whatever comes before it.
+_PARAMS = (
+    "case_id",
+    "event_id",
+    "priority",
+    "priority_rank",
+    "team",
+    "assignee",
+    "customer_key",
+    "customer_keys",
+    "customer_external_id",
+    "customer_email",
+    "customer_phone",
+    "customer_name",
+    "customer_locale",
+    "contact_consent",
+    "can_notify",
+    "tags",
+    "rule_id",
+    "rule_version",
+    "now",
+)
+_TYPES = {
+    "case_id": "uuid",
+    "event_id": "uuid",
+    "priority_rank": "smallint",
+    "customer_keys": "text[]",
+    "contact_consent": "boolean",
+    "can_notify": "boolean",
+    "tags": "text[]",
+    "rule_id": "uuid",
+    "rule_version": "integer",
+    "now": "timestamptz",
+}
+
+
+def case_ctes(first: int, feedback: str) -> str:
+    """The CTEs `c` (the case opened or joined), `l` (the link) and `e` (the event), for the
+    feedback rows of CTE `feedback`; their parameters are numbered from `first`."""
+    p = {name: f"${first + i}::{_TYPES.get(name, 'text')}" for i, name in enumerate(_PARAMS)}
+    return f"""
+c AS (
+    INSERT INTO feedback_case (
+        id, status, priority, priority_rank, team, opened_for_team, assignee,
+        customer_key, customer_keys, customer_external_id, customer_email, customer_phone,
+        customer_name, customer_locale, contact_consent, can_notify, tags, rule_id, rule_version,
+        first_response_due_at, resolution_due_at, version, created_at, updated_at
+    )
+    SELECT {p["case_id"]}, 'open', {p["priority"]}, {p["priority_rank"]}, t.key, t.key,
+        {p["assignee"]}, {p["customer_key"]}, {p["customer_keys"]}, {p["customer_external_id"]},
+        {p["customer_email"]}, {p["customer_phone"]}, {p["customer_name"]},
+        {p["customer_locale"]}, {p["contact_consent"]}, {p["can_notify"]}, {p["tags"]},
+        {p["rule_id"]}, {p["rule_version"]},
+        {p["now"]} + make_interval(mins => t.first_response_minutes),
+        {p["now"]} + make_interval(mins => t.resolution_minutes),
+        1, {p["now"]}, {p["now"]}
+    FROM {feedback} f JOIN team t ON t.key = {p["team"]}
+    ON CONFLICT (opened_for_team, customer_key)
+        WHERE status IN ('open', 'in_progress', 'waiting_on_customer')
+        AND customer_key IS NOT NULL
+    DO UPDATE SET
+        version = feedback_case.version + 1,
+        updated_at = EXCLUDED.updated_at,
+        priority = CASE WHEN EXCLUDED.priority_rank < feedback_case.priority_rank
+            THEN EXCLUDED.priority ELSE feedback_case.priority END,
+        priority_rank = LEAST(EXCLUDED.priority_rank, feedback_case.priority_rank),
+        tags = ARRAY(
+            SELECT tag FROM unnest(feedback_case.tags || EXCLUDED.tags) WITH ORDINALITY AS u(tag, n)
+            GROUP BY tag ORDER BY min(n)
+        ),
+        customer_keys = ARRAY(
+            SELECT DISTINCT k FROM unnest(feedback_case.customer_keys || EXCLUDED.customer_keys) k
+        ),
+        customer_external_id =
+            COALESCE(EXCLUDED.customer_external_id, feedback_case.customer_external_id),
+        customer_email = COALESCE(EXCLUDED.customer_email, feedback_case.customer_email),
+        customer_phone = COALESCE(EXCLUDED.customer_phone, feedback_case.customer_phone),
+        customer_name = COALESCE(EXCLUDED.customer_name, feedback_case.customer_name),
+        customer_locale = COALESCE(EXCLUDED.customer_locale, feedback_case.customer_locale),
+        contact_consent = EXCLUDED.contact_consent
+    RETURNING id, number, status, team, (xmax = 0) AS opened
+),
+l AS (
+    INSERT INTO case_feedback (feedback_id, case_id, kind, added_at)
+    SELECT f.id, c.id, CASE WHEN c.opened THEN 'opened' ELSE 'joined' END, {p["now"]}
+    FROM {feedback} f, c
+),
+e AS (
+    INSERT INTO case_event (id, case_id, type, actor, at, data)
+    SELECT {p["event_id"]}, c.id, CASE WHEN c.opened THEN 'created' ELSE 'feedback_added' END,
+        'routing', {p["now"]},
+        jsonb_build_object('feedback_id', f.id, 'team', c.team, 'rule_id', {p["rule_id"]},
+            'rule_version', {p["rule_version"]})
+    FROM {feedback} f, c
+)"""
+
+
+_PHONE_NOISE = re.compile(r"[^0-9+]")
+_PHONE_LIKE = re.compile(r"\+?[0-9 ().\-]{5,}")
+
+
+def normalize_phone(phone: str) -> str:
+    """Phones are kept as + and digits, so the same customer matches across channels."""
+    return _PHONE_NOISE.sub("", phone)
+
+
+def normalize_customer_key(key: str) -> str:
+    """A customer key as stored: e-mails in lower case, phones as + and digits."""
+    key = key.strip()
+    if "@" in key:
+        return key.lower()
+    if _PHONE_LIKE.fullmatch(key):
+        return normalize_phone(key)
+    return key
+
+
+def customer_identity(row: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The key complaints join on (external id, else e-mail, else phone) and every identity."""
+    keys = [
+        k
+        for k in (row["customer_external_id"], row["customer_email"], row["customer_phone"])
+        if k is not None
+    ]
+    return (keys[0] if keys else None), keys
+
+
+def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
+    """The case statement's parameters for a routed feedback row (stored column names) and
+    what routing decided for its case (`priority`, `assignee`, `tags`)."""
+    key, keys = customer_identity(row)
+    values = {
+        "case_id": uuid7(),
+        "event_id": uuid7(),
+        "priority": case["priority"],
+        "priority_rank": PRIORITY_RANK[case["priority"]],
+        "team": row["routing_team"],
+        "assignee": case["assignee"],
+        "customer_key": key,
+        "customer_keys": keys,
+        "customer_external_id": row["customer_external_id"],
+        "customer_email": row["customer_email"],
+        "customer_phone": row["customer_phone"],
+        "customer_name": row["customer_name"],
+        "customer_locale": row["customer_locale"],
+        "contact_consent": row["contact_consent"],
+        "can_notify": key is not None,
+        "tags": list(case["tags"]),
+        "rule_id": row["routing_rule_id"],
+        "rule_version": row["routing_rule_version"],
+        "now": row["received_at"],
+    }
+    return [values[name] for name in _PARAMS]
+
+
+def case_number(number: int) -> str:
+    return f"C-{number}"

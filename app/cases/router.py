@@ -1,0 +1,197 @@
+"""HTTP for cases and the customer view."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cases import service
+from app.cases.customers import customer_view
+from app.cases.intake import normalize_customer_key
+from app.cases.models import Case
+from app.cases.schemas import (
+    CaseEventRead,
+    CaseRead,
+    CaseSort,
+    CaseStatus,
+    CaseUpdate,
+    CustomerView,
+    NoteIn,
+    ReopenIn,
+    ResolveIn,
+)
+from app.core.auth import CasesReader, CasesWriter
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.etag import etag
+from app.core.schemas import MAX_PAGE_SIZE, Page
+from app.routing.schemas import CasePriority
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+customers = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+IfMatch = Annotated[
+    str | None, Header(description="The case's ETag (its version), from your last read of it.")
+]
+_CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
+
+
+async def _answer(session: AsyncSession, case: Case) -> Response:
+    read = await service.read_case(session, case)
+    return Response(
+        read.model_dump_json(), media_type="application/json", headers={"ETag": etag(read.version)}
+    )
+
+
+@router.get("", response_model=Page[CaseRead], responses=problem_responses(400, 401, 403, 422))
+async def list_cases(
+    session: SessionDep,
+    _: CasesReader,
+    status: Annotated[list[CaseStatus] | None, Query(description="Repeat for several.")] = None,
+    team: str | None = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    priority: CasePriority | None = None,
+    breached: bool | None = None,
+    customer: Annotated[
+        str | None, Query(description="The customer's external id, e-mail or phone.")
+    ] = None,
+    tag: str | None = None,
+    created_from: Annotated[datetime | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[datetime | None, Query(description="Exclusive.")] = None,
+    sort: Annotated[
+        CaseSort,
+        Query(
+            description="`resolution_due_at` (default: oldest due first), "
+            "`created_at`, `-created_at`, or `priority` (most urgent, then oldest, first)."
+        ),
+    ] = CaseSort.RESOLUTION_DUE_AT,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: str | None = None,
+) -> Page[CaseRead]:
+    """A queue of cases, a page at a time; pass `next_cursor` back as `cursor`."""
+    items, next_cursor = await service.list_cases(
+        session,
+        statuses=status,
+        team=team,
+        assignee=assignee,
+        priority=priority,
+        breached=breached,
+        customer=normalize_customer_key(customer) if customer is not None else None,
+        tag=tag,
+        created_from=created_from,
+        created_to=created_to,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{case_id}", response_model=CaseRead, responses=problem_responses(401, 403, 404))
+async def get_case(case_id: uuid.UUID, session: SessionDep, _: CasesReader) -> Response:
+    """One case, with its feedback newest first; its version is the ETag."""
+    return await _answer(session, await service.get_case(session, case_id))
+
+
+@router.patch("/{case_id}", response_model=CaseRead, responses=_CHANGE_ERRORS)
+async def update_case(
+    case_id: uuid.UUID,
+    data: CaseUpdate,
+    session: SessionDep,
+    principal: CasesWriter,
+    if_match: IfMatch = None,
+) -> Response:
+    """Take a case, wait on the customer, reassign, reprioritise or retag it. Needs If-Match
+    (428 without, 412 when stale); a move between statuses that is not allowed is a 409."""
+    case = await service.update_case(
+        session, case_id, data, if_match=if_match, actor=principal.name
+    )
+    return await _answer(session, case)
+
+
+@router.post("/{case_id}/resolve", response_model=CaseRead, responses=_CHANGE_ERRORS)
+async def resolve_case(
+    case_id: uuid.UUID,
+    data: ResolveIn,
+    session: SessionDep,
+    principal: CasesWriter,
+    if_match: IfMatch = None,
+) -> Response:
+    """Resolve a case with what was done and, unless `notify_customer` is false, the message
+    the customer is to be told."""
+    case = await service.resolve_case(
+        session, case_id, data, if_match=if_match, actor=principal.name
+    )
+    return await _answer(session, case)
+
+
+@router.post("/{case_id}/reopen", response_model=CaseRead, responses=_CHANGE_ERRORS)
+async def reopen_case(
+    case_id: uuid.UUID,
+    data: ReopenIn,
+    session: SessionDep,
+    principal: CasesWriter,
+    if_match: IfMatch = None,
+) -> Response:
+    """Reopen a resolved or closed case, saying why."""
+    case = await service.reopen_case(
+        session, case_id, data, if_match=if_match, actor=principal.name
+    )
+    return await _answer(session, case)
+
+
+@router.post("/{case_id}/close", response_model=CaseRead, responses=_CHANGE_ERRORS)
+async def close_case(
+    case_id: uuid.UUID, session: SessionDep, principal: CasesWriter, if_match: IfMatch = None
+) -> Response:
+    """Close a resolved case (resolved cases also close by themselves after a quiet period)."""
+    case = await service.close_case(session, case_id, if_match=if_match, actor=principal.name)
+    return await _answer(session, case)
+
+
+@router.post(
+    "/{case_id}/notes",
+    status_code=201,
+    response_model=CaseEventRead,
+    responses=problem_responses(401, 403, 404, 412, 422),
+)
+async def add_note(
+    case_id: uuid.UUID,
+    data: NoteIn,
+    session: SessionDep,
+    principal: CasesWriter,
+    if_match: IfMatch = None,
+) -> CaseEventRead:
+    """Add an internal note to the case's timeline (never shown to the customer)."""
+    event = await service.add_note(
+        session, case_id, data.body, if_match=if_match, actor=principal.name
+    )
+    return CaseEventRead.model_validate(event)
+
+
+@router.get(
+    "/{case_id}/events",
+    response_model=Page[CaseEventRead],
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+async def list_case_events(
+    case_id: uuid.UUID,
+    session: SessionDep,
+    _: CasesReader,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    cursor: str | None = None,
+) -> Page[CaseEventRead]:
+    """The case's timeline, oldest first: every change, who made it and when."""
+    events, next_cursor = await service.list_events(session, case_id, limit=limit, cursor=cursor)
+    return Page(items=[CaseEventRead.model_validate(e) for e in events], next_cursor=next_cursor)
+
+
+@customers.get("/{key}", response_model=CustomerView, responses=problem_responses(401, 403, 404))
+async def get_customer(key: str, session: SessionDep, _: CasesReader) -> CustomerView:
+    """One customer across every channel, by external id, e-mail or phone: their feedback,
+    cases and notifications, newest first."""
+    return await customer_view(session, key)

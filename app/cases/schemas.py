@@ -1,0 +1,174 @@
+"""Cases as the API takes and gives them (SPEC §4)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from app.routing.schemas import CasePriority
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class CaseSort(StrEnum):
+    RESOLUTION_DUE_AT = "resolution_due_at"
+    CREATED_AT = "created_at"
+    NEWEST = "-created_at"
+    PRIORITY = "priority"
+
+
+Assignee = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Tag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class CaseCustomer(BaseModel):
+    external_id: str | None
+    email: str | None
+    phone: str | None
+    name: str | None
+    locale: str | None
+    contact_consent: bool
+
+
+class CaseFeedbackItem(BaseModel):
+    """A piece of feedback as a case (or a customer's history) shows it."""
+
+    id: uuid.UUID
+    case_id: uuid.UUID | None = Field(description="The case it belongs to, if any.")
+    kind: str | None = Field(
+        description="How it belongs to its case: opened (it opened it), joined, or followup."
+    )
+    source: str
+    channel: str
+    external_id: str | None
+    metric: str | None
+    score: int | None
+    category: str | None
+    sentiment: str
+    comment: str | None
+    tags: list[str]
+    submitted_at: datetime
+    added_at: datetime | None = Field(description="When it was added to its case.")
+
+
+class CaseRule(BaseModel):
+    id: uuid.UUID
+    version: int
+
+
+class Resolution(BaseModel):
+    code: str
+    summary: str | None
+    customer_message: str | None
+    notify_customer: bool
+
+
+class CaseRead(BaseModel):
+    id: uuid.UUID
+    number: str = Field(description="Short and human: C-1042.")
+    status: CaseStatus
+    priority: CasePriority
+    team: str
+    assignee: str | None
+    customer: CaseCustomer
+    feedback: list[CaseFeedbackItem] = Field(description="Its feedback items, newest first.")
+    tags: list[str]
+    rule: CaseRule | None = Field(description="The routing rule, and its version, that sent it.")
+    first_response_due_at: datetime
+    resolution_due_at: datetime
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    first_response_breached: bool
+    resolution_breached: bool
+    breached: bool
+    resolution: Resolution | None
+    can_notify: bool = Field(
+        description="Whether the customer can be told the outcome: they left a way to reach them."
+    )
+    version: int = Field(description="Also the ETag; send it back in If-Match to change the case.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class CaseSummary(BaseModel):
+    id: uuid.UUID
+    number: str
+    status: CaseStatus
+    priority: CasePriority
+    team: str
+    assignee: str | None
+    breached: bool
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class CaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: CaseStatus | None = Field(
+        default=None,
+        description="open → in_progress, in_progress ↔ waiting_on_customer, resolved → closed. "
+        "Resolve and reopen have their own routes (they take a message or a reason).",
+    )
+    assignee: Assignee | None = Field(default=None, description="null unassigns.")
+    priority: CasePriority | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+
+
+class ResolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[StrictStr, Field(min_length=1, max_length=100)] = Field(
+        description="What was done: `refunded`, `replaced`, `fixed`, `no_action` ..."
+    )
+    summary: Annotated[StrictStr, Field(max_length=10_000)] | None = Field(
+        default=None, description="Internal: never sent to the customer."
+    )
+    customer_message: Annotated[StrictStr, Field(min_length=1, max_length=5_000)] | None = Field(
+        default=None, description="What the customer is told."
+    )
+    notify_customer: StrictBool = Field(
+        default=True, description="Tell the customer (needs `customer_message`)."
+    )
+
+
+class ReopenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=2_000)]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Annotated[StrictStr, Field(min_length=1, max_length=10_000)]
+
+
+class CaseEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    type: str
+    actor: str = Field(description="The API key's name, or `system` / `routing`.")
+    at: datetime
+    data: dict[str, Any]
+
+
+class CustomerView(BaseModel):
+    customer: CaseCustomer
+    feedback: list[CaseFeedbackItem] = Field(description="Every item they gave, newest first.")
+    cases: list[CaseSummary] = Field(description="Their cases, newest first.")
+    notifications: list[dict[str, Any]] = Field(
+        description="What they were told, and whether it was delivered, newest first."
+    )

@@ -1,0 +1,464 @@
+"""A case's life: moves between statuses, the SLA clock, notes, and the timeline (SPEC §4).
+
+Every change takes the case's version (If-Match) and locks the row, so of two agents changing
+the same case at once exactly one wins and the other gets 412. Every change writes an event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cases.intake import PRIORITY_RANK, case_number
+from app.cases.models import Case, CaseEvent
+from app.cases.schemas import (
+    CaseCustomer,
+    CaseFeedbackItem,
+    CaseRead,
+    CaseRule,
+    CaseSort,
+    CaseStatus,
+    CaseSummary,
+    CaseUpdate,
+    ReopenIn,
+    Resolution,
+    ResolveIn,
+)
+from app.core.db import utcnow
+from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.etag import check_if_match
+from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
+from app.routing.models import Team
+from app.routing.schemas import CasePriority
+
+OPEN, IN_PROGRESS, WAITING, RESOLVED, CLOSED = (
+    "open",
+    "in_progress",
+    "waiting_on_customer",
+    "resolved",
+    "closed",
+)
+# SPEC §4: the only moves there are.
+ALLOWED_MOVES: dict[str, set[str]] = {
+    OPEN: {IN_PROGRESS, RESOLVED},
+    IN_PROGRESS: {WAITING, RESOLVED},
+    WAITING: {IN_PROGRESS, RESOLVED},
+    RESOLVED: {CLOSED, OPEN},
+    CLOSED: {OPEN},
+}
+SYSTEM = "system"
+
+
+class CaseInvalidTransition(Conflict):
+    code = "case_invalid_transition"
+    title = "This move between statuses is not allowed"
+
+
+# -- reading ------------------------------------------------------------------------------
+
+_ITEMS = text(
+    "SELECT cf.case_id, cf.kind, cf.added_at, f.id, f.source, f.channel, f.external_id, "
+    "f.metric, f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at "
+    "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
+    "WHERE cf.case_id = ANY(:ids) ORDER BY cf.added_at DESC, f.id DESC"
+)
+
+
+async def feedback_items(
+    session: AsyncSession, case_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[CaseFeedbackItem]]:
+    items: dict[uuid.UUID, list[CaseFeedbackItem]] = {i: [] for i in case_ids}
+    if case_ids:
+        for row in (await session.execute(_ITEMS, {"ids": case_ids})).mappings():
+            items[row["case_id"]].append(CaseFeedbackItem.model_validate(dict(row)))
+    return items
+
+
+def _customer(case: Case) -> CaseCustomer:
+    return CaseCustomer(
+        external_id=case.customer_external_id,
+        email=case.customer_email,
+        phone=case.customer_phone,
+        name=case.customer_name,
+        locale=case.customer_locale,
+        contact_consent=case.contact_consent,
+    )
+
+
+def case_read(case: Case, items: list[CaseFeedbackItem]) -> CaseRead:
+    return CaseRead(
+        id=case.id,
+        number=case_number(case.number),
+        status=CaseStatus(case.status),
+        priority=CasePriority(case.priority),
+        team=case.team,
+        assignee=case.assignee,
+        customer=_customer(case),
+        feedback=items,
+        tags=case.tags,
+        rule=CaseRule(id=case.rule_id, version=case.rule_version or 0) if case.rule_id else None,
+        first_response_due_at=case.first_response_due_at,
+        resolution_due_at=case.resolution_due_at,
+        first_response_at=case.first_response_at,
+        resolved_at=case.resolved_at,
+        closed_at=case.closed_at,
+        first_response_breached=case.first_response_breached,
+        resolution_breached=case.resolution_breached,
+        breached=case.first_response_breached or case.resolution_breached,
+        resolution=Resolution(
+            code=case.resolution_code,
+            summary=case.resolution_summary,
+            customer_message=case.customer_message,
+            notify_customer=bool(case.notify_customer),
+        )
+        if case.resolution_code is not None
+        else None,
+        can_notify=case.can_notify,
+        version=case.version,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+    )
+
+
+def case_summary(case: Case) -> CaseSummary:
+    return CaseSummary(
+        id=case.id,
+        number=case_number(case.number),
+        status=CaseStatus(case.status),
+        priority=CasePriority(case.priority),
+        team=case.team,
+        assignee=case.assignee,
+        breached=case.first_response_breached or case.resolution_breached,
+        created_at=case.created_at,
+        resolved_at=case.resolved_at,
+    )
+
+
+async def read_case(session: AsyncSession, case: Case) -> CaseRead:
+    return case_read(case, (await feedback_items(session, [case.id]))[case.id])
+
+
+async def get_case(session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
+    case = await session.get(Case, case_id, with_for_update=for_update, populate_existing=True)
+    if case is None:
+        raise NotFound("No case has this id.", code="case_not_found")
+    return case
+
+
+# -- changing -----------------------------------------------------------------------------
+
+
+def record(session: AsyncSession, case: Case, type_: str, actor: str, **data: Any) -> CaseEvent:
+    event = CaseEvent(case_id=case.id, type=type_, actor=actor, at=utcnow(), data=data)
+    session.add(event)
+    return event
+
+
+def _move(session: AsyncSession, case: Case, to: str, actor: str, now: datetime) -> None:
+    """Change status, keeping the SLA clock: the first move out of `open` is the first response,
+    and time spent waiting on the customer pushes the due times back."""
+    if to not in ALLOWED_MOVES[case.status]:
+        raise CaseInvalidTransition(
+            f"A case cannot go from `{case.status}` to `{to}`. Allowed from `{case.status}`: "
+            f"{', '.join(sorted(ALLOWED_MOVES[case.status]))}."
+        )
+    if case.status == OPEN and case.first_response_at is None:
+        case.first_response_at = now
+    if case.status == WAITING and case.waiting_since is not None:
+        paused = now - case.waiting_since
+        case.first_response_due_at += paused
+        case.resolution_due_at += paused
+        case.waiting_since = None
+    if to == WAITING:
+        case.waiting_since = now
+    record(session, case, "status_changed", actor, **{"from": case.status, "to": to})
+    case.status = to
+
+
+def _changed(case: Case, now: datetime) -> None:
+    case.version += 1
+    case.updated_at = now
+
+
+async def _locked(
+    session: AsyncSession, case_id: uuid.UUID, if_match: str | None
+) -> tuple[Case, datetime]:
+    case = await get_case(session, case_id, for_update=True)
+    check_if_match(if_match, case.version)
+    return case, utcnow()
+
+
+async def update_case(
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    data: CaseUpdate,
+    *,
+    if_match: str | None,
+    actor: str,
+) -> Case:
+    case, now = await _locked(session, case_id, if_match)
+    changes = data.model_dump(exclude_unset=True)
+    status = changes.pop("status", None)
+    if status in (RESOLVED, OPEN) and status != case.status:
+        route = "resolve" if status == RESOLVED else "reopen"
+        raise ValidationFailed(
+            f"Use POST /v1/cases/{{id}}/{route}: it takes what that move needs.",
+            errors=[
+                FieldError(
+                    field="status",
+                    message=f"use POST /v1/cases/{{id}}/{route}",
+                    type="use_" + route,
+                )
+            ],
+        )
+    if status is not None and status != case.status:
+        if status == CLOSED:
+            _close(session, case, actor, now)
+        else:
+            _move(session, case, status, actor, now)
+    if "assignee" in changes and changes["assignee"] != case.assignee:
+        record(
+            session, case, "assigned", actor, **{"from": case.assignee, "to": changes["assignee"]}
+        )
+        case.assignee = changes["assignee"]
+    if changes.get("priority") is not None and changes["priority"] != case.priority:
+        record(
+            session,
+            case,
+            "priority_changed",
+            actor,
+            **{"from": case.priority, "to": changes["priority"]},
+        )
+        case.priority = changes["priority"]
+        case.priority_rank = PRIORITY_RANK[case.priority]
+    if changes.get("tags") is not None and changes["tags"] != case.tags:
+        tags = list(dict.fromkeys(changes["tags"]))
+        record(session, case, "tags_changed", actor, **{"from": case.tags, "to": tags})
+        case.tags = tags
+    _changed(case, now)
+    await session.flush()
+    return case
+
+
+async def resolve_case(
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    data: ResolveIn,
+    *,
+    if_match: str | None,
+    actor: str,
+) -> Case:
+    if data.notify_customer and not data.customer_message:
+        raise ValidationFailed(
+            "To notify the customer, give the message they are to be told.",
+            errors=[
+                FieldError(
+                    field="customer_message",
+                    message="required when notify_customer is true",
+                    type="missing",
+                )
+            ],
+        )
+    case, now = await _locked(session, case_id, if_match)
+    _move(session, case, RESOLVED, actor, now)
+    case.resolved_at = now
+    case.resolution_code = data.code
+    case.resolution_summary = data.summary
+    case.customer_message = data.customer_message
+    case.notify_customer = data.notify_customer
+    record(
+        session,
+        case,
+        "resolved",
+        actor,
+        code=data.code,
+        notify_customer=data.notify_customer,
+    )
+    _changed(case, now)
+    await session.flush()
+    return case
+
+
+async def reopen_case(
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    data: ReopenIn,
+    *,
+    if_match: str | None,
+    actor: str,
+) -> Case:
+    case, now = await _locked(session, case_id, if_match)
+    await reopen(session, case, data.reason, actor, now)
+    _changed(case, now)
+    await session.flush()
+    return case
+
+
+async def reopen(session: AsyncSession, case: Case, reason: str, actor: str, now: datetime) -> None:
+    """Back to `open`, with a fresh resolution target from now. (A breach already recorded stays
+    recorded: each kind is flagged once in a case's life.)"""
+    other = await session.scalar(
+        select(Case.number).where(
+            Case.opened_for_team == case.opened_for_team,
+            Case.customer_key == case.customer_key,
+            Case.status.in_((OPEN, IN_PROGRESS, WAITING)),
+            Case.id != case.id,
+        )
+    )
+    if other is not None:
+        raise Conflict(
+            f"The customer has another active case with this team, {case_number(other)}; "
+            "work on that one instead.",
+            code="case_active_elsewhere",
+        )
+    _move(session, case, OPEN, actor, now)
+    team = await session.get(Team, case.team)
+    minutes = team.resolution_minutes if team is not None else 0
+    case.resolution_due_at = max(case.resolution_due_at, now + timedelta(minutes=minutes))
+    case.resolved_at = None
+    case.closed_at = None
+    case.resolution_code = case.resolution_summary = case.customer_message = None
+    case.notify_customer = None
+    record(session, case, "reopened", actor, reason=reason)
+
+
+def _close(session: AsyncSession, case: Case, actor: str, now: datetime) -> None:
+    _move(session, case, CLOSED, actor, now)
+    case.closed_at = now
+    record(session, case, "closed", actor)
+
+
+async def close_case(
+    session: AsyncSession, case_id: uuid.UUID, *, if_match: str | None, actor: str
+) -> Case:
+    case, now = await _locked(session, case_id, if_match)
+    _close(session, case, actor, now)
+    _changed(case, now)
+    await session.flush()
+    return case
+
+
+async def add_note(
+    session: AsyncSession, case_id: uuid.UUID, body: str, *, if_match: str | None, actor: str
+) -> CaseEvent:
+    """An internal note. It changes no field of the case, so If-Match is optional: checked
+    when given."""
+    case = await get_case(session, case_id)
+    if if_match is not None:
+        check_if_match(if_match, case.version)
+    event = record(session, case, "note_added", actor, body=body)
+    await session.flush()
+    return event
+
+
+# -- lists ----------------------------------------------------------------------------------
+
+
+def _sort_key(case: Case, sort: CaseSort) -> list[Any]:
+    if sort is CaseSort.RESOLUTION_DUE_AT:
+        return [case.resolution_due_at.isoformat(), str(case.id)]
+    if sort is CaseSort.PRIORITY:
+        return [case.priority_rank, case.created_at.isoformat(), str(case.id)]
+    return [case.created_at.isoformat(), str(case.id)]
+
+
+def _order_and_after(query: Select[Case], sort: CaseSort, cursor: str | None) -> Select[Case]:
+    columns: tuple[Any, ...]
+    if sort is CaseSort.RESOLUTION_DUE_AT:
+        columns = (Case.resolution_due_at, Case.id)
+    elif sort is CaseSort.PRIORITY:
+        columns = (Case.priority_rank, Case.created_at, Case.id)
+    else:
+        columns = (Case.created_at, Case.id)
+    descending = sort is CaseSort.NEWEST
+    if cursor is not None:
+        values = decode_cursor(cursor, len(columns) + 1)
+        if values[0] != sort.value:
+            raise invalid_cursor()
+        try:
+            *leading, last_id = values[1:]
+            after: list[Any] = [
+                v if isinstance(v, int) else datetime.fromisoformat(v) for v in leading
+            ]
+            after.append(uuid.UUID(last_id))
+        except (TypeError, ValueError):
+            raise invalid_cursor() from None
+        key = tuple_(*columns)
+        query = query.where(key < tuple_(*after) if descending else key > tuple_(*after))
+    return query.order_by(*(c.desc() if descending else c for c in columns))
+
+
+async def list_cases(
+    session: AsyncSession,
+    *,
+    statuses: Iterable[str] | None,
+    team: str | None,
+    assignee: str | None,
+    priority: str | None,
+    breached: bool | None,
+    customer: str | None,
+    tag: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    sort: CaseSort,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[CaseRead], str | None]:
+    query = select(Case)
+    statuses = list(statuses or [])
+    if len(statuses) == 1:
+        query = query.where(Case.status == statuses[0])
+    elif statuses:
+        query = query.where(Case.status.in_(statuses))
+    if team is not None:
+        query = query.where(Case.team == team)
+    if assignee is not None:
+        query = query.where(Case.assignee == assignee)
+    if priority is not None:
+        query = query.where(Case.priority == priority)
+    if breached is not None:
+        flagged = Case.first_response_breached | Case.resolution_breached
+        query = query.where(flagged if breached else ~flagged)
+    if customer is not None:
+        query = query.where(Case.customer_keys.contains([customer]))
+    if tag is not None:
+        query = query.where(Case.tags.contains([tag]))
+    if created_from is not None:
+        query = query.where(Case.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Case.created_at < created_to)
+    query = _order_and_after(query, sort, cursor).limit(limit + 1)
+    cases = list(await session.scalars(query))
+    page = cases[:limit]
+    items = await feedback_items(session, [c.id for c in page])
+    next_cursor = None
+    if len(cases) > limit:
+        next_cursor = encode_cursor(sort.value, *_sort_key(page[-1], sort))
+    return [case_read(c, items[c.id]) for c in page], next_cursor
+
+
+async def list_events(
+    session: AsyncSession, case_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> tuple[list[CaseEvent], str | None]:
+    """The timeline, oldest first."""
+    await get_case(session, case_id)
+    query = select(CaseEvent).where(CaseEvent.case_id == case_id)
+    if cursor is not None:
+        at, last = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(at), uuid.UUID(last))
+        except (TypeError, ValueError):
+            raise invalid_cursor() from None
+        query = query.where(tuple_(CaseEvent.at, CaseEvent.id) > tuple_(*after))
+    query = query.order_by(CaseEvent.at, CaseEvent.id).limit(limit + 1)
+    events = list(await session.scalars(query))
+    next_cursor = None
+    if len(events) > limit:
+        last_event = events[limit - 1]
+        next_cursor = encode_cursor(last_event.at.isoformat(), str(last_event.id))
+    return events[:limit], next_cursor

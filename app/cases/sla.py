@@ -1,0 +1,169 @@
+"""The SLA monitor: breaches found by the service itself, without a request (SPEC §4).
+
+Each pass claims the active cases past a due time with `FOR UPDATE SKIP LOCKED`, flags the
+breach, writes `sla_breached` once per kind, and escalates to the team's escalation team where
+one is set; then it closes resolved cases that stayed quiet long enough. Any number of
+processes may run it at once: a case locked by one is skipped by the others, and a flag set by
+one is seen by the next pass of all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cases.models import Case
+from app.cases.service import CLOSED, IN_PROGRESS, OPEN, RESOLVED, SYSTEM, record
+from app.core.db import utcnow
+from app.routing.models import Team
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+@dataclass
+class SlaPass:
+    first_response_breaches: int = 0
+    resolution_breaches: int = 0
+    escalations: int = 0
+    closed: int = 0
+
+
+async def _escalate(session: AsyncSession, case: Case, kind: str, result: SlaPass) -> None:
+    team = await session.get(Team, case.team)
+    if team is None or team.escalation_team is None or team.escalation_team == case.team:
+        return
+    record(
+        session,
+        case,
+        "escalated",
+        SYSTEM,
+        **{"from": case.team, "to": team.escalation_team, "sla": kind},
+    )
+    case.team = team.escalation_team
+    result.escalations += 1
+
+
+async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -> int:
+    """One batch of breaches; answers how many cases it changed."""
+    first_response_due = (
+        (Case.status == OPEN)
+        & Case.first_response_at.is_(None)
+        & ~Case.first_response_breached
+        & (Case.first_response_due_at <= now)
+    )
+    resolution_due = (
+        Case.status.in_((OPEN, IN_PROGRESS))
+        & ~Case.resolution_breached
+        & (Case.resolution_due_at <= now)
+    )
+    cases = list(
+        await session.scalars(
+            select(Case)
+            .where(or_(first_response_due, resolution_due))
+            .order_by(Case.resolution_due_at)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for case in cases:
+        kinds = []
+        if (
+            case.status == OPEN
+            and case.first_response_at is None
+            and not case.first_response_breached
+            and case.first_response_due_at <= now
+        ):
+            case.first_response_breached = True
+            kinds.append(("first_response", case.first_response_due_at))
+            result.first_response_breaches += 1
+        if not case.resolution_breached and case.resolution_due_at <= now:
+            case.resolution_breached = True
+            kinds.append(("resolution", case.resolution_due_at))
+            result.resolution_breaches += 1
+        for kind, due in kinds:
+            record(session, case, "sla_breached", SYSTEM, kind=kind, due_at=due.isoformat())
+        await _escalate(session, case, kinds[0][0], result)
+        case.version += 1
+        case.updated_at = now
+    await session.flush()
+    return len(cases)
+
+
+async def close_quiet_cases(
+    session: AsyncSession, now: datetime, quiet: timedelta, result: SlaPass
+) -> int:
+    cases = list(
+        await session.scalars(
+            select(Case)
+            .where(Case.status == RESOLVED, Case.resolved_at <= now - quiet)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for case in cases:
+        record(session, case, "status_changed", SYSTEM, **{"from": RESOLVED, "to": CLOSED})
+        record(session, case, "closed", SYSTEM, reason="autoclose")
+        case.status = CLOSED
+        case.closed_at = now
+        case.version += 1
+        case.updated_at = now
+        result.closed += 1
+    await session.flush()
+    return len(cases)
+
+
+async def _in_batches(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    work: Callable[[AsyncSession], Awaitable[int]],
+) -> None:
+    """Run `work` a transaction at a time until a batch comes back short."""
+    while True:
+        async with sessionmaker() as session:
+            changed = await work(session)
+            await session.commit()
+        if changed < BATCH:
+            return
+
+
+async def run_pass(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    autoclose_after: timedelta,
+    now: datetime | None = None,
+) -> SlaPass:
+    """Flag every breach and close every quiet case due at `now`."""
+    at = now or utcnow()
+    result = SlaPass()
+    await _in_batches(sessionmaker, lambda session: flag_breaches(session, at, result))
+    await _in_batches(
+        sessionmaker, lambda session: close_quiet_cases(session, at, autoclose_after, result)
+    )
+    return result
+
+
+async def monitor(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    interval: float,
+    autoclose_after: timedelta,
+    stop: asyncio.Event,
+) -> None:
+    """Run passes every `interval` seconds until `stop` is set."""
+    while not stop.is_set():
+        try:
+            result = await run_pass(sessionmaker, autoclose_after=autoclose_after)
+            if result.first_response_breaches or result.resolution_breaches or result.closed:
+                logger.info("sla pass", extra=result.__dict__)
+        except Exception:
+            logger.exception("sla pass failed; retrying next interval")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
