@@ -28,6 +28,7 @@ from app.core.errors import (
 from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
 from app.feedback import router as feedback
+from app.notifications import router as webhooks
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
 from app.worker import run_background
@@ -96,7 +97,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             settings.database_url, pool_size=settings.db_pool_size
         )
         stop = asyncio.Event()
-        background = asyncio.create_task(run_background(app.state.database, settings, stop))
+        background = asyncio.create_task(
+            run_background(
+                app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+            )
+        )
         try:
             yield
         finally:
@@ -127,6 +132,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(routing.rules)
     app.include_router(cases.router)
     app.include_router(cases.customers)
+    app.include_router(webhooks.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them.

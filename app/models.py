@@ -3,6 +3,7 @@
 from app.cases.models import Case, CaseEvent, CaseFeedback
 from app.core.auth import ApiKey
 from app.feedback.models import Feedback
+from app.notifications.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
 from app.routing.models import RoutingGeneration, RoutingRule, RoutingRuleVersion, Team
 
 __all__ = [
@@ -10,9 +11,12 @@ __all__ = [
     "Case",
     "CaseEvent",
     "CaseFeedback",
+    "DeliveryAttempt",
     "Feedback",
+    "OutboxMessage",
     "RoutingGeneration",
     "RoutingRule",
     "RoutingRuleVersion",
     "Team",
+    "WebhookEndpoint",
 ]

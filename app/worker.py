@@ -1,7 +1,8 @@
-"""The background work of a process: the SLA monitor (and, with webhooks, the dispatcher).
+"""The background work of a process: the SLA monitor and the webhook dispatcher.
 
-`closeloop serve` runs it beside the API; `closeloop worker` runs it alone. Any number of
-processes may run it at once (see app/cases/sla.py).
+`closeloop serve` runs both beside the API (the dispatcher unless FEEDBACK_DISPATCHER_IN_PROCESS
+is false); `closeloop worker` runs both alone. Any number of processes may run them at once
+(see app/cases/sla.py and app/notifications/dispatcher.py).
 """
 
 from __future__ import annotations
@@ -12,15 +13,21 @@ from datetime import timedelta
 from app.cases.sla import monitor
 from app.core.config import Settings
 from app.core.db import Database
+from app.notifications.dispatcher import Dispatcher
 
 
-async def run_background(database: Database, settings: Settings, stop: asyncio.Event) -> None:
+async def run_background(
+    database: Database, settings: Settings, stop: asyncio.Event, *, dispatch: bool = True
+) -> None:
     """Run every background loop until `stop` is set."""
-    await asyncio.gather(
+    loops = [
         monitor(
             database.sessionmaker,
             interval=settings.sla_check_interval_seconds,
             autoclose_after=timedelta(days=settings.case_autoclose_days),
             stop=stop,
         )
-    )
+    ]
+    if dispatch:
+        loops.append(Dispatcher(database, settings).run(stop))
+    await asyncio.gather(*loops)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from app.core.api_keys import ApiKeyCreate, create_api_key
 from app.core.db import Database
+
+T = TypeVar("T")
 
 
 async def make_api_key(database: Database, *scopes: str, **options: Any) -> str:
@@ -39,3 +43,15 @@ def feedback_body(**overrides: Any) -> dict[str, Any]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def eventually(check: Callable[[], Awaitable[T]], within: float = 15) -> T:
+    """Poll `check()` until it answers something true, failing after `within` seconds.
+
+    For what another task or process does to the database: there is nothing to wait on but
+    the data itself.
+    """
+    async with asyncio.timeout(within):
+        while not (result := await check()):  # noqa: ASYNC110 - polling the database
+            await asyncio.sleep(0.05)
+    return result

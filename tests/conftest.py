@@ -97,7 +97,8 @@ async def admin(client: httpx.AsyncClient, admin_key: str) -> httpx.AsyncClient:
 
 # Every table that tests with real commits write to, emptied after each of them.
 _TABLES = (
-    "case_event, case_feedback, feedback_case, feedback, routing_rule_version, routing_rule, "
+    "delivery_attempt, outbox_message, webhook_endpoint, case_event, case_feedback, "
+    "feedback_case, feedback, routing_rule_version, routing_rule, "
     "team, api_key"
 )
 

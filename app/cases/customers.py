@@ -7,16 +7,18 @@ external id that the same customer gave beside that e-mail on the web.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.intake import normalize_customer_key
+from app.cases.intake import case_number, normalize_customer_key
 from app.cases.models import Case
 from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerView
 from app.cases.service import case_summary
 from app.core.errors import NotFound
+from app.notifications.schemas import NotificationRead
 
 MAX_ITEMS = 500
 
@@ -35,6 +37,30 @@ _FEEDBACK = text(
     "OR f.customer_phone = ANY(:keys) "
     "ORDER BY f.submitted_at DESC, f.id DESC LIMIT :limit"
 )
+
+
+_NOTIFICATIONS = text(
+    "SELECT m.case_id, c.number, m.status AS outcome, NULL AS reason, m.id AS message_id, "
+    "m.endpoint_id, m.attempts, m.created_at AS at "
+    "FROM outbox_message m JOIN feedback_case c ON c.id = m.case_id "
+    "WHERE m.case_id = ANY(:cases) AND m.event_type = 'case.resolved' "
+    "UNION ALL "
+    "SELECT ev.case_id, c.number, 'not_sent', ev.data->>'reason', NULL, NULL, 0, ev.at "
+    "FROM case_event ev JOIN feedback_case c ON c.id = ev.case_id "
+    "WHERE ev.case_id = ANY(:cases) AND ev.type = 'notification_skipped' "
+    "ORDER BY at DESC"
+)
+
+
+async def notifications(session: AsyncSession, case_ids: list[uuid.UUID]) -> list[NotificationRead]:
+    """Each time these cases' customer was to be told an outcome, and what came of it."""
+    if not case_ids:
+        return []
+    rows = (await session.execute(_NOTIFICATIONS, {"cases": case_ids})).mappings()
+    return [
+        NotificationRead.model_validate({**row, "case_number": case_number(row["number"])})
+        for row in rows
+    ]
 
 
 def _customer(rows: list[Any], cases: list[Case]) -> CaseCustomer:
@@ -75,5 +101,5 @@ async def customer_view(session: AsyncSession, key: str) -> CustomerView:
         customer=_customer(rows, cases),
         feedback=[CaseFeedbackItem.model_validate(dict(row)) for row in rows],
         cases=[case_summary(c) for c in cases],
-        notifications=[],
+        notifications=await notifications(session, [c.id for c in cases]),
     )

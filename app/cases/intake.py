@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.core.db import uuid7
+from app.notifications.outbox import case_block, outbox_insert, utc_text
 
 # Most urgent first: queues sort by this ascending, with an index.
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -98,7 +99,7 @@ c AS (
         customer_name = COALESCE(EXCLUDED.customer_name, feedback_case.customer_name),
         customer_locale = COALESCE(EXCLUDED.customer_locale, feedback_case.customer_locale),
         contact_consent = EXCLUDED.contact_consent
-    RETURNING id, number, status, team, (xmax = 0) AS opened
+    RETURNING feedback_case.*, (xmax = 0) AS opened
 ),
 l AS (
     INSERT INTO case_feedback (feedback_id, case_id, kind, added_at)
@@ -112,7 +113,29 @@ e AS (
         jsonb_build_object('feedback_id', f.id, 'team', c.team, 'rule_id', {p["rule_id"]},
             'rule_version', {p["rule_version"]})
     FROM {feedback} f, c
-)"""
+),
+co AS ({_case_opened(feedback, p["now"])})"""
+
+
+def _case_opened(feedback: str, now: str) -> str:
+    """SQL: the case.opened messages of a case the statement opened (not of one it joined)."""
+    data = case_block(
+        "c",
+        "jsonb_build_array(jsonb_build_object("
+        "'id', f.id, 'source', f.source, 'external_id', f.external_id))",
+    )
+    envelope = (
+        f"jsonb_build_object('type', 'case.opened', 'timestamp', {utc_text(now)}, "
+        f"'data', jsonb_build_object('case', {data}))"
+    )
+    return outbox_insert(
+        event_type="'case.opened'",
+        body=f"convert_to({envelope}::text, 'UTF8')",
+        case_id="c.id",
+        sources="ARRAY[f.source]",
+        now=now,
+        source_from=f"c JOIN {feedback} f ON c.opened",
+    )
 
 
 _PHONE_NOISE = re.compile(r"[^0-9+]")

@@ -113,6 +113,10 @@ class Case(Base):
     customer_message: Mapped[str | None] = mapped_column(Text)
     notify_customer: Mapped[bool | None] = mapped_column(Boolean)
 
+    # The follow-up question's one-time token (its hash), sent with case.resolved.
+    followup_token_hash: Mapped[str | None] = mapped_column(Text)
+    followup_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import service
@@ -117,6 +117,7 @@ async def update_case(
 async def resolve_case(
     case_id: uuid.UUID,
     data: ResolveIn,
+    request: Request,
     session: SessionDep,
     principal: CasesWriter,
     if_match: IfMatch = None,
@@ -124,7 +125,12 @@ async def resolve_case(
     """Resolve a case with what was done and, unless `notify_customer` is false, the message
     the customer is to be told."""
     case = await service.resolve_case(
-        session, case_id, data, if_match=if_match, actor=principal.name
+        session,
+        case_id,
+        data,
+        if_match=if_match,
+        actor=principal.name,
+        public_url=request.app.state.settings.public_url,
     )
     return await _answer(session, case)
 

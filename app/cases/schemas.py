@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from app.notifications.schemas import NotificationRead
 from app.routing.schemas import CasePriority
 
 
@@ -169,6 +170,6 @@ class CustomerView(BaseModel):
     customer: CaseCustomer
     feedback: list[CaseFeedbackItem] = Field(description="Every item they gave, newest first.")
     cases: list[CaseSummary] = Field(description="Their cases, newest first.")
-    notifications: list[dict[str, Any]] = Field(
-        description="What they were told, and whether it was delivered, newest first."
+    notifications: list[NotificationRead] = Field(
+        description="Each time they were to be told an outcome, and what came of it, newest first."
     )

@@ -6,8 +6,11 @@ the same case at once exactly one wins and the other gets 412. Every change writ
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +36,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.etag import check_if_match
 from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
+from app.notifications.outbox import enqueue_case_event
 from app.routing.models import Team
 from app.routing.schemas import CasePriority
 
@@ -159,38 +163,66 @@ def record(session: AsyncSession, case: Case, type_: str, actor: str, **data: An
     return event
 
 
-def _move(session: AsyncSession, case: Case, to: str, actor: str, now: datetime) -> None:
+@dataclass
+class Change:
+    """One change of one case: its timeline events now, its webhook events at `finish`."""
+
+    session: AsyncSession
+    case: Case
+    actor: str
+    now: datetime
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def event(self, type_: str, **data: Any) -> None:
+        record(self.session, self.case, type_, self.actor, **data)
+
+    def publish(self, event_type: str, **extra: Any) -> None:
+        self.outbox.append((event_type, extra))
+
+    async def finish(self) -> dict[str, int]:
+        """A new version, then the webhook messages (which show it); answers how many
+        endpoints each event reached."""
+        self.case.version += 1
+        self.case.updated_at = self.now
+        await self.session.flush()
+        reached = {}
+        for event_type, extra in self.outbox:
+            reached[event_type] = await enqueue_case_event(
+                self.session, event_type, self.case.id, self.now, **extra
+            )
+        return reached
+
+
+def move(change: Change, to: str) -> None:
     """Change status, keeping the SLA clock: the first move out of `open` is the first response,
     and time spent waiting on the customer pushes the due times back."""
+    case = change.case
     if to not in ALLOWED_MOVES[case.status]:
         raise CaseInvalidTransition(
             f"A case cannot go from `{case.status}` to `{to}`. Allowed from `{case.status}`: "
             f"{', '.join(sorted(ALLOWED_MOVES[case.status]))}."
         )
     if case.status == OPEN and case.first_response_at is None:
-        case.first_response_at = now
+        case.first_response_at = change.now
     if case.status == WAITING and case.waiting_since is not None:
-        paused = now - case.waiting_since
+        paused = change.now - case.waiting_since
         case.first_response_due_at += paused
         case.resolution_due_at += paused
         case.waiting_since = None
     if to == WAITING:
-        case.waiting_since = now
-    record(session, case, "status_changed", actor, **{"from": case.status, "to": to})
+        case.waiting_since = change.now
+    moved = {"from": case.status, "to": to}
+    change.event("status_changed", **moved)
+    change.publish("case.status_changed", **moved)
     case.status = to
 
 
-def _changed(case: Case, now: datetime) -> None:
-    case.version += 1
-    case.updated_at = now
-
-
 async def _locked(
-    session: AsyncSession, case_id: uuid.UUID, if_match: str | None
-) -> tuple[Case, datetime]:
+    session: AsyncSession, case_id: uuid.UUID, if_match: str | None, actor: str
+) -> Change:
     case = await get_case(session, case_id, for_update=True)
     check_if_match(if_match, case.version)
-    return case, utcnow()
+    return Change(session, case, actor, utcnow())
 
 
 async def update_case(
@@ -201,7 +233,8 @@ async def update_case(
     if_match: str | None,
     actor: str,
 ) -> Case:
-    case, now = await _locked(session, case_id, if_match)
+    change = await _locked(session, case_id, if_match, actor)
+    case = change.case
     changes = data.model_dump(exclude_unset=True)
     status = changes.pop("status", None)
     if status in (RESOLVED, OPEN) and status != case.status:
@@ -218,31 +251,34 @@ async def update_case(
         )
     if status is not None and status != case.status:
         if status == CLOSED:
-            _close(session, case, actor, now)
+            close(change)
         else:
-            _move(session, case, status, actor, now)
+            move(change, status)
     if "assignee" in changes and changes["assignee"] != case.assignee:
-        record(
-            session, case, "assigned", actor, **{"from": case.assignee, "to": changes["assignee"]}
-        )
+        assigned = {"from": case.assignee, "to": changes["assignee"]}
+        change.event("assigned", **assigned)
+        change.publish("case.assigned", **assigned)
         case.assignee = changes["assignee"]
     if changes.get("priority") is not None and changes["priority"] != case.priority:
-        record(
-            session,
-            case,
-            "priority_changed",
-            actor,
-            **{"from": case.priority, "to": changes["priority"]},
-        )
+        change.event("priority_changed", **{"from": case.priority, "to": changes["priority"]})
         case.priority = changes["priority"]
         case.priority_rank = PRIORITY_RANK[case.priority]
     if changes.get("tags") is not None and changes["tags"] != case.tags:
         tags = list(dict.fromkeys(changes["tags"]))
-        record(session, case, "tags_changed", actor, **{"from": case.tags, "to": tags})
+        change.event("tags_changed", **{"from": case.tags, "to": tags})
         case.tags = tags
-    _changed(case, now)
-    await session.flush()
+    await change.finish()
     return case
+
+
+def _skip_reason(case: Case, data: ResolveIn) -> str | None:
+    if not data.notify_customer:
+        return "agent_chose_not_to_notify"
+    if not case.can_notify:
+        return "customer_unreachable"
+    if not case.contact_consent:
+        return "no_contact_consent"
+    return None
 
 
 async def resolve_case(
@@ -252,7 +288,10 @@ async def resolve_case(
     *,
     if_match: str | None,
     actor: str,
+    public_url: str,
 ) -> Case:
+    """Resolve, and tell the customer through case.resolved unless they cannot be told; the
+    timeline says which, and why not."""
     if data.notify_customer and not data.customer_message:
         raise ValidationFailed(
             "To notify the customer, give the message they are to be told.",
@@ -264,24 +303,40 @@ async def resolve_case(
                 )
             ],
         )
-    case, now = await _locked(session, case_id, if_match)
-    _move(session, case, RESOLVED, actor, now)
-    case.resolved_at = now
+    change = await _locked(session, case_id, if_match, actor)
+    case = change.case
+    move(change, RESOLVED)
+    case.resolved_at = change.now
     case.resolution_code = data.code
     case.resolution_summary = data.summary
     case.customer_message = data.customer_message
     case.notify_customer = data.notify_customer
-    record(
-        session,
-        case,
-        "resolved",
-        actor,
-        code=data.code,
-        notify_customer=data.notify_customer,
-    )
-    _changed(case, now)
+    change.event("resolved", code=data.code, notify_customer=data.notify_customer)
+    reason = _skip_reason(case, data)
+    if reason is None:
+        token = secrets.token_urlsafe(24)
+        case.followup_token_hash = followup_hash(token)
+        case.followup_used_at = None
+        change.publish(
+            "case.resolved",
+            resolution={"code": data.code, "customer_message": data.customer_message},
+            followup={"token": token, "url": f"{public_url.rstrip('/')}/f/{token}"},
+        )
+    reached = await change.finish()
+    if reason is None and not reached.get("case.resolved"):
+        reason = "no_webhook_endpoint"
+    if reason is None:
+        change.event(
+            "notification_queued", event="case.resolved", endpoints=reached["case.resolved"]
+        )
+    else:
+        change.event("notification_skipped", event="case.resolved", reason=reason)
     await session.flush()
     return case
+
+
+def followup_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def reopen_case(
@@ -292,16 +347,16 @@ async def reopen_case(
     if_match: str | None,
     actor: str,
 ) -> Case:
-    case, now = await _locked(session, case_id, if_match)
-    await reopen(session, case, data.reason, actor, now)
-    _changed(case, now)
-    await session.flush()
-    return case
+    change = await _locked(session, case_id, if_match, actor)
+    await reopen(change, data.reason)
+    await change.finish()
+    return change.case
 
 
-async def reopen(session: AsyncSession, case: Case, reason: str, actor: str, now: datetime) -> None:
+async def reopen(change: Change, reason: str) -> None:
     """Back to `open`, with a fresh resolution target from now. (A breach already recorded stays
     recorded: each kind is flagged once in a case's life.)"""
+    case, session = change.case, change.session
     other = await session.scalar(
         select(Case.number).where(
             Case.opened_for_team == case.opened_for_team,
@@ -316,31 +371,32 @@ async def reopen(session: AsyncSession, case: Case, reason: str, actor: str, now
             "work on that one instead.",
             code="case_active_elsewhere",
         )
-    _move(session, case, OPEN, actor, now)
+    move(change, OPEN)
     team = await session.get(Team, case.team)
     minutes = team.resolution_minutes if team is not None else 0
-    case.resolution_due_at = max(case.resolution_due_at, now + timedelta(minutes=minutes))
+    case.resolution_due_at = max(case.resolution_due_at, change.now + timedelta(minutes=minutes))
     case.resolved_at = None
     case.closed_at = None
     case.resolution_code = case.resolution_summary = case.customer_message = None
     case.notify_customer = None
-    record(session, case, "reopened", actor, reason=reason)
+    change.event("reopened", reason=reason)
+    change.publish("case.reopened", reason=reason)
 
 
-def _close(session: AsyncSession, case: Case, actor: str, now: datetime) -> None:
-    _move(session, case, CLOSED, actor, now)
-    case.closed_at = now
-    record(session, case, "closed", actor)
+def close(change: Change, **data: Any) -> None:
+    move(change, CLOSED)
+    change.case.closed_at = change.now
+    change.event("closed", **data)
+    change.publish("case.closed")
 
 
 async def close_case(
     session: AsyncSession, case_id: uuid.UUID, *, if_match: str | None, actor: str
 ) -> Case:
-    case, now = await _locked(session, case_id, if_match)
-    _close(session, case, actor, now)
-    _changed(case, now)
-    await session.flush()
-    return case
+    change = await _locked(session, case_id, if_match, actor)
+    close(change)
+    await change.finish()
+    return change.case
 
 
 async def add_note(

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cases.models import Case
-from app.cases.service import CLOSED, IN_PROGRESS, OPEN, RESOLVED, SYSTEM, record
+from app.cases.service import IN_PROGRESS, OPEN, RESOLVED, SYSTEM, Change, close
 from app.core.db import utcnow
 from app.routing.models import Team
 
@@ -37,19 +37,15 @@ class SlaPass:
     closed: int = 0
 
 
-async def _escalate(session: AsyncSession, case: Case, kind: str, result: SlaPass) -> None:
-    team = await session.get(Team, case.team)
+async def _escalate(change: Change, kind: str, result: SlaPass) -> str | None:
+    case = change.case
+    team = await change.session.get(Team, case.team)
     if team is None or team.escalation_team is None or team.escalation_team == case.team:
-        return
-    record(
-        session,
-        case,
-        "escalated",
-        SYSTEM,
-        **{"from": case.team, "to": team.escalation_team, "sla": kind},
-    )
+        return None
+    change.event("escalated", **{"from": case.team, "to": team.escalation_team, "sla": kind})
     case.team = team.escalation_team
     result.escalations += 1
+    return case.team
 
 
 async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -> int:
@@ -75,6 +71,7 @@ async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -
         )
     )
     for case in cases:
+        change = Change(session, case, SYSTEM, now)
         kinds = []
         if (
             case.status == OPEN
@@ -90,11 +87,13 @@ async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -
             kinds.append(("resolution", case.resolution_due_at))
             result.resolution_breaches += 1
         for kind, due in kinds:
-            record(session, case, "sla_breached", SYSTEM, kind=kind, due_at=due.isoformat())
-        await _escalate(session, case, kinds[0][0], result)
-        case.version += 1
-        case.updated_at = now
-    await session.flush()
+            change.event("sla_breached", kind=kind, due_at=due.isoformat())
+        escalated_to = await _escalate(change, kinds[0][0], result)
+        for kind, due in kinds:
+            change.publish(
+                "case.sla_breached", kind=kind, due_at=due.isoformat(), escalated_to=escalated_to
+            )
+        await change.finish()
     return len(cases)
 
 
@@ -110,14 +109,10 @@ async def close_quiet_cases(
         )
     )
     for case in cases:
-        record(session, case, "status_changed", SYSTEM, **{"from": RESOLVED, "to": CLOSED})
-        record(session, case, "closed", SYSTEM, reason="autoclose")
-        case.status = CLOSED
-        case.closed_at = now
-        case.version += 1
-        case.updated_at = now
+        change = Change(session, case, SYSTEM, now)
+        close(change, reason="autoclose")
+        await change.finish()
         result.closed += 1
-    await session.flush()
     return len(cases)
 
 

@@ -3,10 +3,11 @@
 Every setting here is listed in the README with its default.
 """
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,9 +45,43 @@ class Settings(BaseSettings):
     sla_check_interval_seconds: float = Field(default=30, gt=0)
     case_autoclose_days: float = Field(default=7, ge=0)
 
+    # Webhooks.
+    dispatcher_in_process: bool = True
+    webhook_timeout_seconds: float = Field(default=15, gt=0)
+    # Seconds before each attempt: the first (0: at once), then after each failure.
+    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    webhook_secret_grace_hours: float = Field(default=24, ge=0)
+    webhook_disable_after_hours: float = Field(default=120, gt=0)
+    webhook_allow_http: bool = False
+    # CIDRs webhooks may reach although private or loopback (tests: 127.0.0.0/8).
+    webhook_allowed_networks: str = ""
+    # Deliveries in flight at once, per dispatcher: to one endpoint, and in all.
+    webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
+    webhook_concurrency: int = Field(default=256, ge=1, le=10_000)
+
     log_level: str = "info"
     # One JSON line per request (method, path, status, duration; no personal data).
     access_log: bool = True
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        delays = [float(part) for part in value.split(",") if part.strip()]
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError("a comma-separated list of seconds, at least one, none negative")
+        return value
+
+    @property
+    def retry_delays(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+        return value
 
 
 @lru_cache

@@ -128,6 +128,13 @@ class BoundDatabase(Database):
         return None
 
 
+async def session_raw(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under a session, for raw SQL inside the session's transaction."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    return cast(asyncpg.Connection, driver)
+
+
 async def get_database(request: Request) -> Database:
     # async on purpose: FastAPI runs a plain `def` dependency in a worker thread.
     database: Database = request.app.state.database

@@ -150,6 +150,15 @@ class Customer(BaseModel):
     )
 
 
+class InReplyTo(BaseModel):
+    """The follow-up link from a case.resolved webhook: this feedback answers that case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: uuid.UUID
+    token: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
 class FeedbackCreate(BaseModel):
     """One piece of feedback: a score, a comment, or both."""
 
@@ -201,6 +210,11 @@ class FeedbackCreate(BaseModel):
     )
     submitted_at: datetime | None = Field(
         default=None, description="When the customer gave it (RFC 3339); default: now."
+    )
+    in_reply_to: InReplyTo | None = Field(
+        default=None,
+        description="The answer to a resolved case's follow-up question: it is added to that "
+        "case (a negative answer reopens it) instead of opening a new one. The token works once.",
     )
 
     @field_validator("score")

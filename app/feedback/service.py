@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from app.cases.followups import accept_followup, record_followup
 from app.cases.intake import (
     case_ctes,
     case_number,
@@ -27,12 +28,13 @@ from app.cases.intake import (
 )
 from app.core.auth import Principal
 from app.core.config import Settings
-from app.core.db import Database, utcnow, uuid7
+from app.core.db import Database, session_raw, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
 from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
+from app.notifications.outbox import envelope, outbox_insert
 from app.routing.evaluation import RoutingCache, ensure_default_team, routing_item
 
 # The stored columns, in the order of the single-row INSERT.
@@ -94,24 +96,54 @@ _SELECT_FEEDBACK = (
     "LEFT JOIN feedback_case fc ON fc.id = cf.case_id"
 )
 
-_INSERT_ONE = (
-    f"INSERT INTO feedback ({_COLUMN_LIST}) "
+_RECEIVED_AT = f"${_INSERT_COLUMNS.index('received_at') + 1}::timestamptz"
+_BODY = f"${len(_INSERT_COLUMNS) + 1}::bytea"
+# One item: stored, with its feedback.received messages, in one statement.
+_INSERT_ONE_CTES = (
+    f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))}) "
-    "ON CONFLICT DO NOTHING RETURNING id"
+    "ON CONFLICT DO NOTHING RETURNING id, source, external_id), "
+    "fo AS ("
+    + outbox_insert(
+        event_type="'feedback.received'",
+        body=_BODY,
+        case_id="NULL::uuid",
+        sources="ARRAY[f.source]",
+        now=_RECEIVED_AT,
+        source_from="f",
+    )
+    + ")"
 )
-# Negative feedback: stored, and its case opened or joined, in one statement.
+_INSERT_ONE_PLAIN = f"{_INSERT_ONE_CTES} SELECT id FROM f"
+# Negative feedback: its case opened or joined by the same statement.
 _INSERT_ONE_WITH_CASE = (
-    f"WITH f AS ({_INSERT_ONE}), {case_ctes(len(_INSERT_COLUMNS) + 1, 'f')} "
+    f"{_INSERT_ONE_CTES}, {case_ctes(len(_INSERT_COLUMNS) + 2, 'f')} "
     "SELECT f.id, c.id AS case_id, c.number AS case_number, c.team AS case_team, "
     "c.status AS case_status FROM f LEFT JOIN c ON true"
 )
 # A batch's negative items, already stored, one statement each (pipelined by executemany).
-_OPEN_CASE = f"WITH {case_ctes(2, '(SELECT $1::uuid AS id)')} SELECT 1"
+_OPEN_CASE = (
+    "WITH "
+    + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")
+    + " SELECT 1"
+)
+# A batch: every item in one statement, with the feedback.received messages of those stored.
 _INSERT_MANY = (
-    f"INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
+    f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
     f"FROM jsonb_to_recordset($1::jsonb) AS r("
     + ", ".join(f"{c} {_COLUMN_TYPES.get(c, 'text')}" for c in _INSERT_COLUMNS)
-    + ") ON CONFLICT DO NOTHING RETURNING id"
+    + ") ON CONFLICT DO NOTHING RETURNING id, source), "
+    "bodies AS (SELECT * FROM unnest($2::uuid[], $3::bytea[]) AS b(id, body)), "
+    "fo AS ("
+    + outbox_insert(
+        event_type="'feedback.received'",
+        body="b.body",
+        case_id="NULL::uuid",
+        sources="ARRAY[f.source]",
+        now="$4::timestamptz",
+        source_from="f JOIN bodies b ON b.id = f.id",
+    )
+    + ") SELECT id FROM f"
 )
 _ATTRIBUTES = _INSERT_COLUMNS.index("attributes")
 _SELECT_EXISTING = (
@@ -259,6 +291,14 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def received_body(row: dict[str, Any]) -> bytes:
+    """The feedback.received message: the item as stored. (The case it opens or joins is
+    told by case.opened, which carries the feedback ids.)"""
+    data = feedback_document(row)
+    del data["case"]
+    return envelope("feedback.received", data, row["received_at"])
+
+
 def to_json(document: Any) -> bytes:
     return orjson.dumps(document)
 
@@ -284,16 +324,64 @@ async def ingest_feedback(
     row["api_key_id"] = principal.key_id
     row["idempotency_key"] = idempotency_key
     row["request_hash"] = request_hash(payload) if idempotency_key is not None else None
+    if payload.in_reply_to is not None:
+        stored_followup = await _ingest_followup(database, payload, row)
+        if stored_followup is not None:
+            return Ingested(stored_followup, created=True)
+        return await _replay(database, payload, principal, idempotency_key, row)
     async with database.raw() as conn:
         cases = await _route(conn, routing, [row])
-        values = [row[c] for c in _INSERT_COLUMNS]
-        values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
+        values = _insert_values(row)
         if row["id"] in cases:
             stored = await conn.fetchrow(_INSERT_ONE_WITH_CASE, *values, *cases[row["id"]])
             if stored is not None:
                 return Ingested(feedback_document({**row, **stored}), created=True)
-        elif await conn.fetchval(_INSERT_ONE, *values) is not None:
+        elif await conn.fetchval(_INSERT_ONE_PLAIN, *values) is not None:
             return Ingested(feedback_document(row), created=True)
+    return await _replay(database, payload, principal, idempotency_key, row)
+
+
+def _insert_values(row: dict[str, Any]) -> list[Any]:
+    values = [row[c] for c in _INSERT_COLUMNS]
+    values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
+    values.append(received_body(row))
+    return values
+
+
+async def _ingest_followup(
+    database: Database, payload: FeedbackCreate, row: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Store a follow-up answer on its case, in one transaction; None when it is a repeat."""
+    assert payload.in_reply_to is not None
+    async with database.sessionmaker() as session:
+        conn = await session_raw(session)
+        if await conn.fetchval(_INSERT_ONE_PLAIN, *_insert_values(row)) is None:
+            return None
+        case = await accept_followup(
+            session, payload.in_reply_to.case_id, payload.in_reply_to.token
+        )
+        await record_followup(
+            session, case, row["id"], sentiment=row["sentiment"], score=row["score"]
+        )
+        summary = {
+            "case_id": case.id,
+            "case_number": case.number,
+            "case_team": case.team,
+            "case_status": case.status,
+        }
+        await session.commit()
+    return feedback_document({**row, **summary})
+
+
+async def _replay(
+    database: Database,
+    payload: FeedbackCreate,
+    principal: Principal,
+    idempotency_key: str | None,
+    row: dict[str, Any],
+) -> Ingested:
+    """The item stored before under the same (source, external_id) or Idempotency-Key."""
+    async with database.raw() as conn:
         stored = await conn.fetchrow(
             _SELECT_EXISTING, principal.key_id, idempotency_key, payload.source, payload.external_id
         )
@@ -356,8 +444,15 @@ async def ingest_batch(
         async with database.raw() as conn, conn.transaction():
             cases = await _route(conn, routing, rows)
             document = json.dumps(rows, default=str, ensure_ascii=False)
-            inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document)}
-            opened = [[fid, *values] for fid, values in cases.items() if fid in inserted]
+            ids = [r["id"] for r in rows]
+            bodies = [received_body(r) for r in rows]
+            inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document, ids, bodies, now)}
+            by_id = {r["id"]: r for r in rows}
+            opened = [
+                [fid, by_id[fid]["source"], by_id[fid]["external_id"], *values]
+                for fid, values in cases.items()
+                if fid in inserted
+            ]
             if opened:
                 await conn.executemany(_OPEN_CASE, opened)
             missing = [

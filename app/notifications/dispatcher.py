@@ -1,0 +1,427 @@
+"""The dispatcher: sends outbox messages, signed, retried, never holding a transaction open.
+
+A loop claims due messages in one short statement (`FOR UPDATE SKIP LOCKED`, a few per
+endpoint) and leases them by moving their due time past the end of the lease; each message is
+then sent by its own task, at most `webhook_endpoint_concurrency` at once to one endpoint, so
+a slow or dead endpoint holds only its own slots. Results are written back in batches, each in
+a short transaction, and only by the holder of the lease. A dispatcher that dies leaves its
+messages leased; they fall due again when the lease ends. Any number of dispatchers may run
+side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from app.core.config import Settings
+from app.core.db import Database, utcnow
+from app.notifications.addresses import AddressPolicy, AddressRefused, Resolver
+from app.notifications.signing import message_id, signature_header
+
+logger = logging.getLogger(__name__)
+
+EXCERPT_BYTES = 2048
+POLL_SECONDS = 0.2
+RECORD_BATCH = 200
+RECORD_EVERY = 0.02
+SLOW_FAILURE_FLOOR = 60.0
+MAX_RETRY_AFTER = 86_400.0
+JITTER = 0.2
+USER_AGENT = "Closeloop-Webhooks/0.1"
+
+_CLAIM = """
+WITH due AS (
+    SELECT m.id FROM webhook_endpoint e
+    CROSS JOIN LATERAL (
+        SELECT id FROM outbox_message m
+        WHERE m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= now()
+        ORDER BY m.next_attempt_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    ) m
+    WHERE e.enabled AND NOT (e.id = ANY($2::uuid[]))
+    LIMIT $3
+)
+UPDATE outbox_message m
+SET next_attempt_at = now() + make_interval(secs => $4), lease_token = $5
+FROM due, webhook_endpoint e
+WHERE m.id = due.id AND e.id = m.endpoint_id
+RETURNING m.id, m.endpoint_id, m.body, m.tries, e.url, e.secret, e.previous_secret,
+    e.previous_secret_expires_at
+"""
+
+_RECORD = """
+WITH r AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+        $6::int[], $7::int[], $8::text[], $9::text[]
+    ) AS r(message_id, lease_token, status, next_attempt_at, at, status_code, duration_ms,
+           excerpt, error)
+),
+attempts AS (
+    INSERT INTO delivery_attempt (id, message_id, at, status_code, duration_ms,
+        response_excerpt, error)
+    SELECT gen_random_uuid(), r.message_id, r.at, r.status_code, r.duration_ms, r.excerpt,
+        r.error
+    FROM r JOIN outbox_message m ON m.id = r.message_id
+)
+UPDATE outbox_message m SET
+    status = r.status,
+    attempts = m.attempts + 1,
+    tries = m.tries + 1,
+    next_attempt_at = coalesce(r.next_attempt_at, m.next_attempt_at),
+    last_error = r.error,
+    delivered_at = CASE WHEN r.status = 'delivered' THEN r.at END,
+    failed_at = CASE WHEN r.status = 'failed' THEN r.at END,
+    lease_token = NULL
+FROM r
+WHERE m.id = r.message_id AND m.lease_token = r.lease_token
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: uuid.UUID
+    endpoint_id: uuid.UUID
+    body: bytes
+    tries: int
+    url: str
+    secrets: list[str]
+    lease_token: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    message: Claimed
+    at: datetime
+    status_code: int | None
+    duration_ms: int
+    excerpt: str | None
+    error: str | None
+    retry_after: float | None
+    slow: bool  # a timeout or a 429: retry no sooner than a minute
+
+    @property
+    def success(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.status_code == 410
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds or as an HTTP date; None when absent or not understood."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def next_attempt(outcome: Outcome, delays: list[float], now: datetime) -> datetime | None:
+    """When to try again after this failure; None when the schedule is spent."""
+    tries = outcome.message.tries + 1
+    if tries >= len(delays):
+        return None
+    delay = delays[tries] * random.uniform(1 - JITTER, 1 + JITTER)
+    if outcome.slow:
+        delay = max(delay, SLOW_FAILURE_FLOOR)
+    if outcome.retry_after is not None:
+        delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
+    return now + timedelta(seconds=delay)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.delays = settings.retry_delays
+        self.per_endpoint = settings.webhook_endpoint_concurrency
+        self.capacity = settings.webhook_concurrency
+        self.total_timeout = settings.webhook_timeout_seconds
+        # Long enough to wait for a slot at a busy endpoint and then time out there.
+        self.lease_seconds = 2 * self.total_timeout + 30
+        self.resolver = Resolver(
+            AddressPolicy.from_settings(
+                settings.webhook_allow_http, settings.webhook_allowed_networks
+            )
+        )
+        self.client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self.total_timeout, connect=5.0),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=self.capacity, max_keepalive_connections=128),
+            headers={"user-agent": USER_AGENT},
+        )
+        self.inflight: dict[uuid.UUID, int] = defaultdict(int)
+        self.slots: dict[uuid.UUID, asyncio.Semaphore] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self.wake = asyncio.Event()
+        # Set once the loop ends: the recorder then drains what is left and stops.
+        self.stopping = asyncio.Event()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def claim(self, conn: asyncpg.Connection, limit: int) -> list[Claimed]:
+        saturated = [e for e, n in self.inflight.items() if n >= self.per_endpoint]
+        token = uuid.uuid4()
+        rows = await conn.fetch(
+            _CLAIM, self.per_endpoint, saturated, limit, self.lease_seconds, token
+        )
+        now = utcnow()
+        claimed = []
+        for row in rows:
+            secrets = [row["secret"]]
+            expires = row["previous_secret_expires_at"]
+            if row["previous_secret"] and expires is not None and expires > now:
+                secrets.append(row["previous_secret"])
+            claimed.append(
+                Claimed(
+                    id=row["id"],
+                    endpoint_id=row["endpoint_id"],
+                    body=row["body"],
+                    tries=row["tries"],
+                    url=row["url"],
+                    secrets=secrets,
+                    lease_token=token,
+                )
+            )
+        return claimed
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _request(
+        self, message: Claimed, host: str, port: int, address: Any, scheme: str
+    ) -> httpx.Request:
+        timestamp = int(time.time())
+        webhook_id = message_id(message.id.hex)
+        url = httpx.URL(message.url).copy_with(host=str(address))
+        default_port = 443 if scheme == "https" else 80
+        headers = {
+            "host": host if port == default_port else f"{host}:{port}",
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(
+                message.secrets, webhook_id, timestamp, message.body
+            ),
+        }
+        extensions = {"sni_hostname": host} if scheme == "https" else {}
+        return self.client.build_request(
+            "POST", url, content=message.body, headers=headers, extensions=extensions
+        )
+
+    async def send(self, message: Claimed) -> Outcome:
+        started = time.perf_counter()
+        at = utcnow()
+        status_code: int | None = None
+        excerpt: str | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        slow = False
+        try:
+            async with asyncio.timeout(self.total_timeout):
+                scheme, host, port, address = await self.resolver.checked_address(message.url)
+                response = await self.client.send(
+                    self._request(message, host, port, address, scheme), stream=True
+                )
+                try:
+                    status_code = response.status_code
+                    excerpt = await _excerpt(response)
+                    retry_after = retry_after_seconds(response.headers.get("retry-after"), at)
+                finally:
+                    await response.aclose()
+            if status_code is not None and not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+                slow = status_code == 429
+        except AddressRefused as exc:
+            error = f"address refused: {exc}"
+        except (TimeoutError, httpx.TimeoutException):
+            error = f"timed out after {self.total_timeout:g} s"
+            slow = True
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        return Outcome(
+            message=message,
+            at=at,
+            status_code=status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000),
+            excerpt=excerpt,
+            error=error,
+            retry_after=retry_after,
+            slow=slow,
+        )
+
+    async def _deliver(self, message: Claimed) -> None:
+        slot = self.slots.setdefault(message.endpoint_id, asyncio.Semaphore(self.per_endpoint))
+        try:
+            async with slot:
+                await self.outcomes.put(await self.send(message))
+        finally:
+            self.inflight[message.endpoint_id] -= 1
+            if not self.inflight[message.endpoint_id]:
+                del self.inflight[message.endpoint_id]
+            self.wake.set()
+
+    # -- recording --------------------------------------------------------------------------
+
+    async def record(self, outcomes: list[Outcome]) -> None:
+        """Write a batch of outcomes: attempts, message states, endpoint health."""
+        now = utcnow()
+        statuses: list[str] = []
+        next_ats: list[datetime | None] = []
+        for outcome in outcomes:
+            if outcome.success:
+                statuses.append("delivered")
+                next_ats.append(None)
+            elif outcome.gone:
+                statuses.append("failed")
+                next_ats.append(None)
+            else:
+                due = next_attempt(outcome, self.delays, now)
+                statuses.append("pending" if due is not None else "failed")
+                next_ats.append(due)
+        async with self.database.raw() as conn, conn.transaction():
+            await conn.execute(
+                _RECORD,
+                [o.message.id for o in outcomes],
+                [o.message.lease_token for o in outcomes],
+                statuses,
+                next_ats,
+                [o.at for o in outcomes],
+                [o.status_code for o in outcomes],
+                [o.duration_ms for o in outcomes],
+                [o.excerpt for o in outcomes],
+                [o.error for o in outcomes],
+            )
+            await self._endpoint_health(conn, outcomes, now)
+
+    async def _endpoint_health(
+        self, conn: asyncpg.Connection, outcomes: list[Outcome], now: datetime
+    ) -> None:
+        failed = list({o.message.endpoint_id for o in outcomes if not o.success})
+        succeeded = list({o.message.endpoint_id for o in outcomes if o.success})
+        gone = list({o.message.endpoint_id for o in outcomes if o.gone})
+        if failed:
+            await conn.execute(
+                "UPDATE webhook_endpoint SET failing_since = coalesce(failing_since, $2) "
+                "WHERE id = ANY($1::uuid[])",
+                failed,
+                now,
+            )
+            await conn.execute(
+                "UPDATE webhook_endpoint SET enabled = false, updated_at = $2, disabled_reason = "
+                "'no successful delivery for ' || $3::text || ' hours' "
+                "WHERE id = ANY($1::uuid[]) AND enabled "
+                "AND failing_since <= $2 - make_interval(secs => $4)",
+                failed,
+                now,
+                f"{self.settings.webhook_disable_after_hours:g}",
+                self.settings.webhook_disable_after_hours * 3600,
+            )
+        if succeeded:
+            await conn.execute(
+                "UPDATE webhook_endpoint SET last_success_at = $2, failing_since = NULL "
+                "WHERE id = ANY($1::uuid[])",
+                succeeded,
+                now,
+            )
+        if gone:
+            await conn.execute(
+                "UPDATE webhook_endpoint SET enabled = false, updated_at = $2, "
+                "disabled_reason = 'the endpoint answered 410 Gone' WHERE id = ANY($1::uuid[])",
+                gone,
+                now,
+            )
+            await conn.execute(
+                "UPDATE outbox_message SET status = 'failed', failed_at = $2, lease_token = NULL, "
+                "last_error = 'endpoint disabled: it answered 410 Gone' "
+                "WHERE endpoint_id = ANY($1::uuid[]) AND status = 'pending'",
+                gone,
+                now,
+            )
+
+    async def _recorder(self) -> None:
+        while not (self.stopping.is_set() and self.outcomes.empty() and not self.tasks):
+            batch: list[Outcome] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECORD_EVERY * 5):
+                    batch.append(await self.outcomes.get())
+            deadline = time.monotonic() + RECORD_EVERY
+            while len(batch) < RECORD_BATCH and time.monotonic() < deadline:
+                try:
+                    batch.append(self.outcomes.get_nowait())
+                except asyncio.QueueEmpty:
+                    await asyncio.sleep(RECORD_EVERY / 4)
+            if batch:
+                try:
+                    await self.record(batch)
+                except Exception:
+                    # Not recorded: the leases run out and the messages are sent again.
+                    logger.exception("recording %d delivery outcomes failed", len(batch))
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and send until `stop` is set; then finish what is in flight and record it."""
+        recorder = asyncio.create_task(self._recorder())
+        try:
+            while not stop.is_set():
+                free = self.capacity - sum(self.inflight.values())
+                claimed: list[Claimed] = []
+                if free > 0:
+                    try:
+                        async with self.database.raw() as conn:
+                            claimed = await self.claim(conn, free)
+                    except Exception:
+                        logger.exception("claiming webhook messages failed")
+                for message in claimed:
+                    self.inflight[message.endpoint_id] += 1
+                    task = asyncio.create_task(self._deliver(message))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                if not claimed:
+                    # Nothing due (or no free slot): look again when a delivery ends, else
+                    # after a short poll, so an idle dispatcher sends a new message promptly.
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+            if self.tasks:
+                await asyncio.wait(set(self.tasks))
+        finally:
+            self.stopping.set()
+            await recorder
+            await self.client.aclose()
+
+
+async def _excerpt(response: httpx.Response) -> str:
+    data = b""
+    async for chunk in response.aiter_raw():
+        data += chunk
+        if len(data) >= EXCERPT_BYTES:
+            break
+    return data[:EXCERPT_BYTES].decode("utf-8", errors="replace")

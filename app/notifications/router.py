@@ -1,0 +1,156 @@
+"""HTTP for webhook endpoints and their messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.core.auth import Admin
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
+from app.core.schemas import MAX_PAGE_SIZE, Page
+from app.notifications import service
+from app.notifications.addresses import AddressPolicy, Resolver
+from app.notifications.schemas import (
+    EndpointCreate,
+    EndpointRead,
+    EndpointUpdate,
+    EndpointWithSecret,
+    MessageDetail,
+    MessageRead,
+    RecoverIn,
+    RecoverOut,
+)
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+def _resolver(request: Request) -> Resolver:
+    settings = request.app.state.settings
+    return Resolver(
+        AddressPolicy.from_settings(settings.webhook_allow_http, settings.webhook_allowed_networks)
+    )
+
+
+@router.post(
+    "/endpoints",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EndpointWithSecret,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_endpoint(
+    data: EndpointCreate, request: Request, session: SessionDep, _: Admin
+) -> EndpointWithSecret:
+    """Register an endpoint. Its signing secret is in `secret`, shown now and at rotation only.
+    The URL must be https and reach a public address (checked now and at every delivery)."""
+    endpoint = await service.create_endpoint(session, data, _resolver(request))
+    return EndpointWithSecret.model_validate(endpoint)
+
+
+@router.get("/endpoints", response_model=Page[EndpointRead], responses=problem_responses(401, 403))
+async def list_endpoints(session: SessionDep, _: Admin) -> Page[EndpointRead]:
+    """Every endpoint, oldest first (secrets are not shown)."""
+    rows = await service.list_endpoints(session)
+    return Page(items=[EndpointRead.model_validate(e) for e in rows], next_cursor=None)
+
+
+@router.get(
+    "/endpoints/{endpoint_id}",
+    response_model=EndpointRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, _: Admin) -> EndpointRead:
+    """One endpoint, with whether it is enabled and why not."""
+    return EndpointRead.model_validate(await service.get_endpoint(session, endpoint_id))
+
+
+@router.patch(
+    "/endpoints/{endpoint_id}",
+    response_model=EndpointRead,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_endpoint(
+    endpoint_id: uuid.UUID, data: EndpointUpdate, request: Request, session: SessionDep, _: Admin
+) -> EndpointRead:
+    """Change an endpoint, or disable and enable it (`enabled`, `disabled_reason`)."""
+    endpoint = await service.update_endpoint(session, endpoint_id, data, _resolver(request))
+    return EndpointRead.model_validate(endpoint)
+
+
+@router.delete(
+    "/endpoints/{endpoint_id}", status_code=204, responses=problem_responses(401, 403, 404)
+)
+async def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
+    """Delete an endpoint and its messages."""
+    await service.delete_endpoint(session, endpoint_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/rotate-secret",
+    response_model=EndpointWithSecret,
+    responses=problem_responses(401, 403, 404),
+)
+async def rotate_endpoint_secret(
+    endpoint_id: uuid.UUID, request: Request, session: SessionDep, _: Admin
+) -> EndpointWithSecret:
+    """A new signing secret. The old one keeps signing beside it for the grace period
+    (FEEDBACK_WEBHOOK_SECRET_GRACE_HOURS), so receivers can switch without losing messages."""
+    grace = timedelta(hours=request.app.state.settings.webhook_secret_grace_hours)
+    endpoint = await service.rotate_secret(session, endpoint_id, grace)
+    return EndpointWithSecret.model_validate(endpoint)
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/recover",
+    response_model=RecoverOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def recover_endpoint(
+    endpoint_id: uuid.UUID, data: RecoverIn, session: SessionDep, _: Admin
+) -> RecoverOut:
+    """Requeue the endpoint's failed messages created since `since`, to be sent again now."""
+    return RecoverOut(requeued=await service.recover_endpoint(session, endpoint_id, data.since))
+
+
+@router.get(
+    "/endpoints/{endpoint_id}/messages",
+    response_model=Page[MessageRead],
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+async def list_endpoint_messages(
+    endpoint_id: uuid.UUID,
+    session: SessionDep,
+    _: Admin,
+    status: Literal["pending", "delivered", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: str | None = None,
+) -> Page[MessageRead]:
+    """The endpoint's messages, newest first."""
+    items, next_cursor = await service.list_messages(
+        session, endpoint_id, status=status, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageDetail,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_message(message_id: uuid.UUID, session: SessionDep, _: Admin) -> MessageDetail:
+    """One message: its body, its state, and every attempt to deliver it."""
+    return await service.message_detail(session, await service.get_message(session, message_id))
+
+
+@router.post(
+    "/messages/{message_id}/retry",
+    response_model=MessageRead,
+    responses=problem_responses(401, 403, 404),
+)
+async def retry_message(message_id: uuid.UUID, session: SessionDep, _: Admin) -> MessageRead:
+    """Send a message again now, whatever became of it before."""
+    return service.message_read(await service.retry_message(session, message_id))

@@ -1,0 +1,121 @@
+"""Closing the loop end to end: a resolved case reaches a real receiver, signed; the customer's
+follow-up answer lands on the case."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.config import Settings
+from app.core.db import Database
+from app.notifications.dispatcher import Dispatcher
+from tests.builders import eventually, feedback_body
+from tests.receiver import Receiver, running_receiver
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks may reach the test receiver on 127.0.0.1 over http; retries come at once."""
+    return settings.model_copy(
+        update={
+            "webhook_allow_http": True,
+            "webhook_allowed_networks": "127.0.0.0/8",
+            "webhook_retry_schedule": "0,0,0",
+            "webhook_timeout_seconds": 2.0,
+            "public_url": "https://feedback.example.com",
+        }
+    )
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def dispatcher(committed: Database, settings: Settings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(committed, settings).run(stop))
+    yield
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+async def _endpoint(client: httpx.AsyncClient, url: str, *types: str) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/webhooks/endpoints", json={"url": url, "event_types": list(types)}
+    )
+    assert response.status_code == 201, response.text
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
+
+
+async def test_a_resolved_case_reaches_the_receiver_signed(
+    committed_client: httpx.AsyncClient, receiver: Receiver, dispatcher: None
+) -> None:
+    endpoint = await _endpoint(committed_client, receiver.url("/ok"), "case.resolved")
+    body = feedback_body(
+        source="ios-app",
+        external_id="resp-77",
+        customer={"external_id": "cus_9", "email": "ana@example.com", "locale": "pt-BR"},
+    )
+    item = (await committed_client.post("/v1/feedback", json=body)).json()
+    case_id = item["case"]["id"]
+    resolved = await committed_client.post(
+        f"/v1/cases/{case_id}/resolve",
+        json={"code": "refunded", "customer_message": "Devolvemos o seu dinheiro."},
+        headers={"If-Match": '"1"'},
+    )
+    assert resolved.status_code == 200, resolved.text
+
+    await receiver.wait_for(1, "/ok")
+    delivery = receiver.at("/ok")[0]
+    payload = delivery.verify(endpoint["secret"])
+    assert payload["type"] == "case.resolved"
+    data = payload["data"]
+    assert data["case"]["id"] == case_id
+    assert data["case"]["number"] == item["case"]["number"]
+    assert data["resolution"] == {
+        "code": "refunded",
+        "customer_message": "Devolvemos o seu dinheiro.",
+    }
+    assert data["case"]["customer"]["email"] == "ana@example.com"
+    assert data["case"]["customer"]["locale"] == "pt-BR"
+    assert data["case"]["feedback"] == [
+        {"id": item["id"], "source": "ios-app", "external_id": "resp-77"}
+    ]
+    token = data["followup"]["token"]
+    assert data["followup"]["url"] == f"https://feedback.example.com/f/{token}"
+
+    # The customer answers the follow-up: linked to the case, no new case; the token is spent.
+    answer = feedback_body(
+        source="ios-app",
+        metric="csat",
+        score=5,
+        comment="Obrigado!",
+        in_reply_to={"case_id": case_id, "token": token},
+    )
+    replied = await committed_client.post("/v1/feedback", json=answer)
+    assert replied.status_code == 201, replied.text
+    assert replied.json()["case"]["id"] == case_id
+    case = (await committed_client.get(f"/v1/cases/{case_id}")).json()
+    assert case["status"] == "resolved"
+    assert [f["kind"] for f in case["feedback"]] == ["followup", "opened"]
+    again = await committed_client.post(
+        "/v1/feedback", json={**answer, "external_id": "another", "comment": "again"}
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "followup_used"
+
+    # The customer view lists the notification and what became of it.
+    async def delivered() -> list[Any]:
+        view = (await committed_client.get("/v1/customers/cus_9")).json()
+        outcomes = [(n["case_id"], n["outcome"]) for n in view["notifications"]]
+        return outcomes if outcomes == [(case_id, "delivered")] else []
+
+    assert await eventually(delivered)
