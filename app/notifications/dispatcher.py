@@ -163,8 +163,9 @@ class Dispatcher:
         self.per_endpoint = settings.webhook_endpoint_concurrency
         self.capacity = settings.webhook_concurrency
         self.total_timeout = settings.webhook_timeout_seconds
-        # Long enough to wait for a slot at a busy endpoint and then time out there.
-        self.lease_seconds = 2 * self.total_timeout + 30
+        # Long enough to wait for a slot at a busy endpoint (we only claim for endpoints with a
+        # free slot, so at most one timeout), to time out there, and to record the outcome.
+        self.lease_seconds = 2 * self.total_timeout + 5
         self.resolver = Resolver(
             AddressPolicy.from_settings(
                 settings.webhook_allow_http, settings.webhook_allowed_networks
