@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.intake import case_number, normalize_customer_key
+from app.cases.intake import case_number, customer_lookup_keys
 from app.cases.models import Case
 from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerView
 from app.cases.service import case_summary
@@ -24,8 +24,8 @@ MAX_ITEMS = 500
 
 _IDENTITIES = text(
     "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
-    "WHERE customer_external_id = :key OR customer_email = :key OR customer_phone = :key "
-    "LIMIT 100"
+    "WHERE customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
+    "OR customer_phone = ANY(:keys) LIMIT 100"
 )
 _FEEDBACK = text(
     "SELECT f.id, f.source, f.channel, f.external_id, f.metric, f.score, f.category, "
@@ -80,9 +80,8 @@ def _customer(rows: list[Any], cases: list[Case]) -> CaseCustomer:
 
 
 async def customer_view(session: AsyncSession, key: str) -> CustomerView:
-    key = normalize_customer_key(key)
-    keys = {key}
-    for row in (await session.execute(_IDENTITIES, {"key": key})).all():
+    keys = set(customer_lookup_keys(key))
+    for row in (await session.execute(_IDENTITIES, {"keys": list(keys)})).all():
         keys.update(k for k in row if k is not None)
     rows = list(
         (await session.execute(_FEEDBACK, {"keys": list(keys), "limit": MAX_ITEMS})).mappings()

@@ -147,14 +147,16 @@ def normalize_phone(phone: str) -> str:
     return _PHONE_NOISE.sub("", phone)
 
 
-def normalize_customer_key(key: str) -> str:
-    """A customer key as stored: e-mails in lower case, phones as + and digits."""
+def customer_lookup_keys(key: str) -> list[str]:
+    """What a customer key given to a lookup may be stored as: itself (an external id is kept
+    as given), and the stored form of an e-mail (lower case) or a phone (+ and digits)."""
     key = key.strip()
+    keys = [key]
     if "@" in key:
-        return key.lower()
+        keys.append(key.lower())
     if _PHONE_LIKE.fullmatch(key):
-        return normalize_phone(key)
-    return key
+        keys.append(normalize_phone(key))
+    return list(dict.fromkeys(keys))
 
 
 def customer_identity(row: Mapping[str, Any]) -> tuple[str | None, list[str]]:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import service
 from app.cases.customers import customer_view
-from app.cases.intake import normalize_customer_key
+from app.cases.intake import customer_lookup_keys
 from app.cases.models import Case
 from app.cases.schemas import (
     CaseEventRead,
@@ -80,7 +80,7 @@ async def list_cases(
         assignee=assignee,
         priority=priority,
         breached=breached,
-        customer=normalize_customer_key(customer) if customer is not None else None,
+        customers=customer_lookup_keys(customer) if customer is not None else None,
         tag=tag,
         created_from=created_from,
         created_to=created_to,

@@ -35,7 +35,13 @@ from app.cases.schemas import (
 from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.etag import check_if_match
-from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
+from app.core.schemas import (
+    cursor_id,
+    cursor_time,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
 from app.notifications.outbox import enqueue_case_event
 from app.routing.models import Team
 from app.routing.schemas import CasePriority
@@ -172,9 +178,11 @@ class Change:
     actor: str
     now: datetime
     outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    changed: bool = False
 
     def event(self, type_: str, **data: Any) -> None:
         record(self.session, self.case, type_, self.actor, **data)
+        self.changed = True
 
     def publish(self, event_type: str, **extra: Any) -> None:
         self.outbox.append((event_type, extra))
@@ -267,7 +275,8 @@ async def update_case(
         tags = list(dict.fromkeys(changes["tags"]))
         change.event("tags_changed", **{"from": case.tags, "to": tags})
         case.tags = tags
-    await change.finish()
+    if change.changed:
+        await change.finish()
     return case
 
 
@@ -433,17 +442,15 @@ def _order_and_after(query: Select[Case], sort: CaseSort, cursor: str | None) ->
         columns = (Case.created_at, Case.id)
     descending = sort is CaseSort.NEWEST
     if cursor is not None:
-        values = decode_cursor(cursor, len(columns) + 1)
-        if values[0] != sort.value:
+        kind, *values = decode_cursor(cursor, len(columns) + 1)
+        if kind != sort.value:
             raise invalid_cursor()
-        try:
-            *leading, last_id = values[1:]
-            after: list[Any] = [
-                v if isinstance(v, int) else datetime.fromisoformat(v) for v in leading
-            ]
-            after.append(uuid.UUID(last_id))
-        except (TypeError, ValueError):
-            raise invalid_cursor() from None
+        after: list[Any] = [cursor_time(values[-2]), cursor_id(values[-1])]
+        if sort is CaseSort.PRIORITY:
+            rank = values[0]
+            if not isinstance(rank, int) or isinstance(rank, bool) or rank not in range(4):
+                raise invalid_cursor()
+            after.insert(0, rank)
         key = tuple_(*columns)
         query = query.where(key < tuple_(*after) if descending else key > tuple_(*after))
     return query.order_by(*(c.desc() if descending else c for c in columns))
@@ -457,7 +464,7 @@ async def list_cases(
     assignee: str | None,
     priority: str | None,
     breached: bool | None,
-    customer: str | None,
+    customers: list[str] | None,
     tag: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
@@ -480,8 +487,8 @@ async def list_cases(
     if breached is not None:
         flagged = Case.first_response_breached | Case.resolution_breached
         query = query.where(flagged if breached else ~flagged)
-    if customer is not None:
-        query = query.where(Case.customer_keys.contains([customer]))
+    if customers is not None:
+        query = query.where(Case.customer_keys.overlap(customers))
     if tag is not None:
         query = query.where(Case.tags.contains([tag]))
     if created_from is not None:
@@ -506,11 +513,9 @@ async def list_events(
     query = select(CaseEvent).where(CaseEvent.case_id == case_id)
     if cursor is not None:
         at, last = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(at), uuid.UUID(last))
-        except (TypeError, ValueError):
-            raise invalid_cursor() from None
-        query = query.where(tuple_(CaseEvent.at, CaseEvent.id) > tuple_(*after))
+        query = query.where(
+            tuple_(CaseEvent.at, CaseEvent.id) > tuple_(cursor_time(at), cursor_id(last))
+        )
     query = query.order_by(CaseEvent.at, CaseEvent.id).limit(limit + 1)
     events = list(await session.scalars(query))
     next_cursor = None

@@ -41,8 +41,17 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+_last_uuid7 = 0
+_RAND_B = (1 << 62) - 1
+
+
 def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (RFC 9562 version 7): index-friendly primary keys."""
+    """A time-ordered UUID (RFC 9562 version 7): index-friendly primary keys.
+
+    Monotonic within the process (RFC 9562 §6.2, method 3): ids made in the same millisecond
+    still sort in the order they were made, so items of one batch keep their order.
+    """
+    global _last_uuid7
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80
@@ -50,6 +59,13 @@ def uuid7() -> uuid.UUID:
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
+    if value <= _last_uuid7 and (_last_uuid7 >> 80) == (value >> 80):
+        # Same millisecond: one more than the last in its low random bits (rand_b), carrying
+        # into the high ones (rand_a) past the variant bits if they are all ones.
+        rand_b = (_last_uuid7 & _RAND_B) + 1
+        base = _last_uuid7 & ~_RAND_B
+        value = base | rand_b if rand_b <= _RAND_B else base + (1 << 64)
+    _last_uuid7 = value
     return uuid.UUID(int=value)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -42,3 +44,24 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
 
 def invalid_cursor() -> BadRequest:
     return BadRequest("The cursor is not valid; start again without it.", code="invalid_cursor")
+
+
+def cursor_time(value: Any) -> datetime:
+    """A time packed in a cursor; anything else makes the cursor invalid."""
+    if not isinstance(value, str):
+        raise invalid_cursor()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid_cursor() from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cursor_id(value: Any) -> uuid.UUID:
+    """An id packed in a cursor; anything else makes the cursor invalid."""
+    if not isinstance(value, str):
+        raise invalid_cursor()
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise invalid_cursor() from None

@@ -23,14 +23,14 @@ from app.cases.intake import (
     case_ctes,
     case_number,
     case_values,
-    normalize_customer_key,
+    customer_lookup_keys,
     normalize_phone,
 )
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import Database, session_raw, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
-from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
+from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
@@ -525,9 +525,9 @@ async def list_feedback(
             where(f"feedback.{column} = {{}}", value)
     if filters.customer is not None:
         where(
-            "(feedback.customer_external_id = {0} OR feedback.customer_email = {0} "
-            "OR feedback.customer_phone = {0})",
-            normalize_customer_key(filters.customer),
+            "(feedback.customer_external_id = ANY({0}) OR feedback.customer_email = ANY({0}) "
+            "OR feedback.customer_phone = ANY({0}))",
+            customer_lookup_keys(filters.customer),
         )
     if filters.submitted_from is not None:
         where("feedback.submitted_at >= {}", filters.submitted_from)
@@ -535,14 +535,11 @@ async def list_feedback(
         where("feedback.submitted_at < {}", filters.submitted_to)
     if cursor is not None:
         at, last_id = decode_cursor(cursor, 2)
-        try:
-            where(
-                "(feedback.submitted_at, feedback.id) < ({}, {})",
-                datetime.fromisoformat(at),
-                uuid.UUID(last_id),
-            )
-        except (TypeError, ValueError):
-            raise invalid_cursor() from None
+        where(
+            "(feedback.submitted_at, feedback.id) < ({}, {})",
+            cursor_time(at),
+            cursor_id(last_id),
+        )
     sql = _SELECT_FEEDBACK
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

@@ -103,9 +103,13 @@ class AddressPolicy:
         if parts.username or parts.password:
             raise AddressRefused("credentials in the URL are not allowed")
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = parts.port
         except ValueError:
-            raise AddressRefused("the port is not valid") from None
+            port = 0
+        if port == 0:
+            raise AddressRefused("the port is not valid")
+        if port is None:
+            port = 443 if parts.scheme == "https" else 80
         return parts.scheme, parts.hostname, port
 
 

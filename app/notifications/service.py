@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
 from app.core.errors import FieldError, NotFound, ValidationFailed
-from app.core.schemas import decode_cursor, encode_cursor, invalid_cursor
+from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.notifications.addresses import AddressRefused, Resolver
 from app.notifications.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
 from app.notifications.schemas import (
@@ -140,11 +140,10 @@ async def list_messages(
         query = query.where(OutboxMessage.status == status)
     if cursor is not None:
         at, last = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(at), uuid.UUID(last))
-        except (TypeError, ValueError):
-            raise invalid_cursor() from None
-        query = query.where(tuple_(OutboxMessage.created_at, OutboxMessage.id) < tuple_(*after))
+        query = query.where(
+            tuple_(OutboxMessage.created_at, OutboxMessage.id)
+            < tuple_(cursor_time(at), cursor_id(last))
+        )
     query = query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())
     messages = list(await session.scalars(query.limit(limit + 1)))
     next_cursor = None

@@ -1,0 +1,1386 @@
+"""Cases through HTTP: opening and joining, the lifecycle, If-Match, the timeline, the SLA
+clock, queues, the customer view, bad input and scopes (SPEC §4)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core.db import BoundDatabase
+from tests.builders import auth, feedback_body, make_api_key
+
+NUMBER = re.compile(r"^C-\d+$")
+PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+CASE_FIELDS = {
+    "id",
+    "number",
+    "status",
+    "priority",
+    "team",
+    "assignee",
+    "customer",
+    "feedback",
+    "tags",
+    "rule",
+    "first_response_due_at",
+    "resolution_due_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "first_response_breached",
+    "resolution_breached",
+    "breached",
+    "resolution",
+    "can_notify",
+    "version",
+    "created_at",
+    "updated_at",
+}
+NO_NOTICE = {"code": "fixed", "notify_customer": False}
+UNKNOWN_CASE = "/v1/cases/00000000-0000-7000-8000-000000000000"
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def team_body(key: str, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "key": key,
+        "name": key.title(),
+        "first_response_minutes": 60,
+        "resolution_minutes": 1440,
+    }
+    body.update(overrides)
+    return body
+
+
+async def make_team(admin: httpx.AsyncClient, key: str, **overrides: Any) -> None:
+    response = await admin.post("/v1/teams", json=team_body(key, **overrides))
+    assert response.status_code == 201, response.text
+
+
+def mentions(*words: str) -> dict[str, Any]:
+    return {"field": "comment", "op": "contains_any", "value": list(words)}
+
+
+async def make_rule(
+    admin: httpx.AsyncClient, team: str, conditions: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    body = {"name": f"to {team}", "priority": 100, "conditions": conditions, "team": team}
+    response = await admin.post("/v1/routing/rules", json={**body, **overrides})
+    assert response.status_code == 201, response.text
+    rule: dict[str, Any] = response.json()
+    return rule
+
+
+def person(external_id: str | None = None, **details: Any) -> dict[str, Any]:
+    """A customer block: only what is given."""
+    return {"external_id": external_id, **details} if external_id else details
+
+
+async def send(admin: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """Post feedback (feedback_body with overrides); answer the stored item."""
+    response = await admin.post("/v1/feedback", json=feedback_body(**overrides))
+    assert response.status_code == 201, response.text
+    item: dict[str, Any] = response.json()
+    return item
+
+
+async def read(admin: httpx.AsyncClient, case_id: str) -> dict[str, Any]:
+    response = await admin.get(f"/v1/cases/{case_id}")
+    assert response.status_code == 200, response.text
+    case: dict[str, Any] = response.json()
+    return case
+
+
+async def open_case(admin: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """Send negative feedback; answer the case it opened or joined, as GET shows it."""
+    item = await send(admin, **overrides)
+    assert item["case"] is not None, item
+    return await read(admin, item["case"]["id"])
+
+
+def if_match(case: dict[str, Any]) -> dict[str, str]:
+    return {"If-Match": f'"{case["version"]}"'}
+
+
+async def change(
+    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
+    """PATCH the case (action "") or POST one of its actions, with its current If-Match."""
+    url = f"/v1/cases/{case['id']}"
+    if not action:
+        return await admin.patch(url, json=body or {}, headers=if_match(case))
+    return await admin.post(f"{url}/{action}", json=body, headers=if_match(case))
+
+
+async def changed(
+    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await change(admin, case, action, body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def move_to(admin: httpx.AsyncClient, case: dict[str, Any], status: str) -> dict[str, Any]:
+    """Drive an open case to `status` along allowed moves."""
+    if status in ("in_progress", "waiting_on_customer"):
+        case = await changed(admin, case, "", {"status": "in_progress"})
+    if status == "waiting_on_customer":
+        case = await changed(admin, case, "", {"status": "waiting_on_customer"})
+    if status in ("resolved", "closed"):
+        case = await changed(admin, case, "resolve", NO_NOTICE)
+    if status == "closed":
+        case = await changed(admin, case, "close")
+    assert case["status"] == status
+    return case
+
+
+async def timeline(admin: httpx.AsyncClient, case_id: str, **params: Any) -> list[dict[str, Any]]:
+    response = await admin.get(f"/v1/cases/{case_id}/events", params=params)
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["items"]
+    return events
+
+
+async def queue(admin: httpx.AsyncClient, **params: Any) -> list[str]:
+    """The numbers of the cases a queue shows, in its order."""
+    response = await admin.get("/v1/cases", params=params)
+    assert response.status_code == 200, response.text
+    return [c["number"] for c in response.json()["items"]]
+
+
+async def set_column(
+    database: BoundDatabase, case: dict[str, Any], column: str, value: Any
+) -> None:
+    """Change a case's row behind the API's back, to build a queue worth sorting."""
+    async with database.raw() as conn:
+        await conn.execute(
+            f"UPDATE feedback_case SET {column} = $2 WHERE id = $1", uuid.UUID(case["id"]), value
+        )
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+@pytest.fixture
+async def support(admin: httpx.AsyncClient) -> None:
+    """A support team (the default): first response in 60 minutes, resolution in a day."""
+    await make_team(admin, "support")
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+async def test_negative_feedback_opens_a_case_as_the_rule_decides(
+    admin: httpx.AsyncClient,
+) -> None:
+    await make_team(admin, "support")
+    await make_team(admin, "billing", first_response_minutes=30, resolution_minutes=600)
+    rule = await make_rule(
+        admin,
+        "billing",
+        mentions("refund"),
+        case_priority="high",
+        add_tags=["refund", "money"],
+        assignee="agent-7",
+    )
+    item = await send(admin, comment="I want a refund, the box arrived broken")
+    assert item["case"]["team"] == "billing"
+    assert item["case"]["status"] == "open"
+    assert NUMBER.match(item["case"]["number"])
+
+    case = await read(admin, item["case"]["id"])
+    assert case["number"] == item["case"]["number"]
+    assert case["status"] == "open"
+    assert case["version"] == 1
+    assert case["team"] == "billing"
+    assert case["priority"] == "high"
+    assert case["assignee"] == "agent-7"
+    assert case["tags"] == ["refund", "money"]
+    assert case["rule"] == {"id": rule["id"], "version": 1}
+    created = at(case["created_at"])
+    assert at(case["first_response_due_at"]) == created + timedelta(minutes=30)
+    assert at(case["resolution_due_at"]) == created + timedelta(minutes=600)
+    assert [f["id"] for f in case["feedback"]] == [item["id"]]
+    assert case["feedback"][0]["kind"] == "opened"
+    assert case["customer"]["external_id"] == "cus_42"
+    assert case["customer"]["email"] == "ana@example.com"
+    assert case["can_notify"] is True
+
+
+async def test_a_rule_can_take_the_assignee_from_the_feedback(admin: httpx.AsyncClient) -> None:
+    await make_team(admin, "accounts")
+    await make_rule(
+        admin,
+        "accounts",
+        {"field": "attributes.plan", "op": "eq", "value": "enterprise"},
+        assignee={"from": "attributes.account_owner"},
+    )
+    case = await open_case(admin, attributes={"plan": "enterprise", "account_owner": "maria@shop"})
+    assert case["team"] == "accounts"
+    assert case["assignee"] == "maria@shop"
+
+
+async def test_without_a_matching_rule_the_default_team_opens_a_normal_case(
+    admin: httpx.AsyncClient,
+) -> None:
+    await make_team(admin, "support", first_response_minutes=15, resolution_minutes=120)
+    await make_team(admin, "billing")
+    await make_rule(admin, "billing", mentions("refund"), case_priority="urgent")
+    case = await open_case(admin, comment="The app crashes when I pay")
+    assert case["team"] == "support"
+    assert case["priority"] == "normal"
+    assert case["assignee"] is None
+    assert case["rule"] is None
+    assert case["tags"] == []
+    assert at(case["resolution_due_at"]) == at(case["created_at"]) + timedelta(minutes=120)
+
+
+async def test_with_no_team_at_all_a_support_team_takes_the_case(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await open_case(admin)
+    assert case["team"] == "support"
+    teams = (await admin.get("/v1/teams")).json()["items"]
+    assert [(t["key"], t["is_default"]) for t in teams] == [("support", True)]
+    minutes = teams[0]["resolution_minutes"]
+    assert at(case["resolution_due_at"]) == at(case["created_at"]) + timedelta(minutes=minutes)
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_case_shows_every_field_and_its_version_as_etag(
+    admin: httpx.AsyncClient,
+) -> None:
+    item = await send(admin)
+    response = await admin.get(f"/v1/cases/{item['case']['id']}")
+    assert response.status_code == 200
+    assert response.headers["etag"] == '"1"'
+    case = response.json()
+    assert set(case) == CASE_FIELDS
+    assert case["first_response_at"] is None
+    assert case["resolved_at"] is None
+    assert case["closed_at"] is None
+    assert case["resolution"] is None
+    assert (case["first_response_breached"], case["resolution_breached"]) == (False, False)
+    assert case["breached"] is False
+    assert case["created_at"] == case["updated_at"]
+    assert set(case["customer"]) == {
+        "external_id",
+        "email",
+        "phone",
+        "name",
+        "locale",
+        "contact_consent",
+    }
+
+
+@pytest.mark.usefixtures("support")
+async def test_case_numbers_are_short_and_unique(admin: httpx.AsyncClient) -> None:
+    numbers = [(await open_case(admin, customer=person(f"cus_{i}")))["number"] for i in range(5)]
+    assert all(NUMBER.match(n) for n in numbers)
+    assert len(set(numbers)) == 5
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"score": 6},
+        {"metric": "csat", "score": 2},
+        {"metric": "star", "score": 1},
+        {"metric": "ces", "score": 3},
+        {"metric": None, "score": None, "comment": "Terrible service, it never arrived"},
+    ],
+    ids=["nps-6", "csat-2", "star-1", "ces-3", "comment-only"],
+)
+@pytest.mark.usefixtures("support")
+async def test_every_kind_of_negative_feedback_opens_a_case(
+    admin: httpx.AsyncClient, overrides: dict[str, Any]
+) -> None:
+    item = await send(admin, **overrides)
+    assert item["sentiment"] == "negative"
+    assert item["case"] is not None
+    assert item["case"]["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"score": 10, "comment": "Great, thank you"},
+        {"score": 8, "comment": None},
+        {"metric": "csat", "score": 3, "comment": None},
+        {"metric": "ces", "score": 6, "comment": None},
+        {"metric": None, "score": None, "comment": "Arrived on Tuesday"},
+    ],
+    ids=["promoter", "passive", "csat-neutral", "ces-easy", "neutral-comment"],
+)
+@pytest.mark.usefixtures("support")
+async def test_positive_or_neutral_feedback_opens_no_case(
+    admin: httpx.AsyncClient, overrides: dict[str, Any]
+) -> None:
+    item = await send(admin, **overrides)
+    assert item["sentiment"] != "negative"
+    assert item["case"] is None
+    assert (await admin.get(f"/v1/feedback/{item['id']}")).json()["case"] is None
+    assert await queue(admin) == []
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_feedback_item_shows_its_case(admin: httpx.AsyncClient) -> None:
+    item = await send(admin)
+    stored = (await admin.get(f"/v1/feedback/{item['id']}")).json()
+    assert stored["case"] == item["case"]
+    assert set(stored["case"]) == {"id", "number", "team", "status"}
+    assert stored["case"]["team"] == "support"
+
+
+# -- joining ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_second_complaint_from_the_customer_joins_the_open_case(
+    admin: httpx.AsyncClient,
+) -> None:
+    first = await send(admin, comment="The delivery was late")
+    second = await send(admin, comment="And the box was broken", channel="email")
+    assert second["case"]["id"] == first["case"]["id"]
+    assert second["case"]["number"] == first["case"]["number"]
+
+    case = await read(admin, first["case"]["id"])
+    assert [(f["id"], f["kind"]) for f in case["feedback"]] == [
+        (second["id"], "joined"),
+        (first["id"], "opened"),
+    ]
+    assert case["version"] == 2
+    assert at(case["updated_at"]) > at(case["created_at"])
+    events = await timeline(admin, case["id"])
+    assert [e["type"] for e in events] == ["created", "feedback_added"]
+    assert events[1]["actor"] == "routing"
+    assert events[1]["data"]["feedback_id"] == second["id"]
+    assert await queue(admin) == [case["number"]]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (person("cus_7"), person("cus_7", email="other@example.com")),
+        (person(email="Ana@Example.com"), person(email="ana@EXAMPLE.COM")),
+        (person(phone="+351 912 345 678"), person(phone="+351-912-345-678")),
+        (person(phone="+1 (415) 555.0100"), person(phone="+14155550100")),
+    ],
+    ids=["external-id", "email-any-case", "phone-spaces-dashes", "phone-brackets-dots"],
+)
+@pytest.mark.usefixtures("support")
+async def test_the_customer_is_known_by_external_id_else_email_else_phone(
+    admin: httpx.AsyncClient, first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    opened = await send(admin, customer=first)
+    joined = await send(admin, customer=second, comment="Still waiting for an answer")
+    assert joined["case"]["id"] == opened["case"]["id"]
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_external_id_outranks_a_shared_email(admin: httpx.AsyncClient) -> None:
+    one = await send(admin, customer=person("cus_1", email="family@example.com"))
+    two = await send(admin, customer=person("cus_2", email="family@example.com"))
+    assert one["case"]["id"] != two["case"]["id"]
+
+
+async def test_a_complaint_to_another_team_opens_a_separate_case(
+    admin: httpx.AsyncClient,
+) -> None:
+    await make_team(admin, "support")
+    await make_team(admin, "billing")
+    await make_rule(admin, "billing", mentions("refund"))
+    late = await send(admin, comment="The delivery was late")
+    refund = await send(admin, comment="I want a refund")
+    assert (late["case"]["team"], refund["case"]["team"]) == ("support", "billing")
+    assert late["case"]["id"] != refund["case"]["id"]
+    again = await send(admin, comment="Still no refund")
+    assert again["case"]["id"] == refund["case"]["id"]
+
+
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+@pytest.mark.usefixtures("support")
+async def test_after_the_case_is_resolved_a_new_complaint_opens_a_new_case(
+    admin: httpx.AsyncClient, status: str
+) -> None:
+    case = await move_to(admin, await open_case(admin), status)
+    item = await send(admin, comment="It broke again")
+    assert item["case"]["id"] != case["id"]
+    assert item["case"]["status"] == "open"
+    assert (await read(admin, case["id"]))["feedback"] == case["feedback"]
+    assert [f["id"] for f in (await read(admin, item["case"]["id"]))["feedback"]] == [item["id"]]
+
+
+@pytest.mark.usefixtures("support")
+async def test_anonymous_feedback_opens_its_own_case_each_time(admin: httpx.AsyncClient) -> None:
+    first = await open_case(admin, customer=None)
+    second = await open_case(admin, customer=None)
+    assert first["id"] != second["id"]
+    for case in (first, second):
+        assert case["can_notify"] is False
+        assert case["customer"]["external_id"] is None
+        assert case["customer"]["email"] is None
+        assert case["customer"]["phone"] is None
+        assert len(case["feedback"]) == 1
+
+
+async def test_a_batch_of_complaints_from_one_customer_opens_one_case(
+    admin: httpx.AsyncClient,
+) -> None:
+    items = [feedback_body(comment=f"Broken again, attempt {i}") for i in range(4)]
+    response = await admin.post("/v1/feedback/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    ids = [r["id"] for r in response.json()["results"]]
+    [number] = await queue(admin)
+    case = (await admin.get("/v1/cases", params={"customer": "cus_42"})).json()["items"][0]
+    assert case["number"] == number
+    assert sorted(f["id"] for f in case["feedback"]) == sorted(ids)
+    assert [f["id"] for f in case["feedback"] if f["kind"] == "opened"] == [ids[0]]
+    assert case["version"] == 4
+
+
+async def test_a_batch_joins_its_case_in_the_order_it_was_sent(
+    admin: httpx.AsyncClient,
+) -> None:
+    items = [feedback_body(comment=f"Broken again, attempt {i}") for i in range(8)]
+    results = (await admin.post("/v1/feedback/batch", json={"items": items})).json()["results"]
+    ids = [r["id"] for r in results]
+    item = (await admin.get(f"/v1/feedback/{ids[0]}")).json()
+    case = await read(admin, item["case"]["id"])
+    assert [f["id"] for f in case["feedback"]] == ids[::-1]
+    assert case["feedback"][-1]["kind"] == "opened"
+    events = await timeline(admin, case["id"])
+    assert [e["type"] for e in events] == ["created"] + ["feedback_added"] * 7
+    assert [e["data"]["feedback_id"] for e in events] == ids
+
+
+async def test_a_join_merges_the_rules_tags_and_keeps_the_most_urgent_priority(
+    admin: httpx.AsyncClient,
+) -> None:
+    await make_team(admin, "support")
+    await make_rule(admin, "support", mentions("slow"), priority=1, add_tags=["speed"])
+    await make_rule(
+        admin,
+        "support",
+        mentions("refund"),
+        priority=2,
+        case_priority="high",
+        add_tags=["refund", "speed", "money"],
+    )
+    await make_rule(
+        admin, "support", mentions("typo"), priority=3, case_priority="low", add_tags=["copy"]
+    )
+    opened = await open_case(admin, comment="The app is slow")
+    assert (opened["priority"], opened["tags"]) == ("normal", ["speed"])
+
+    raised = await open_case(admin, comment="I want a refund")
+    assert raised["id"] == opened["id"]
+    assert raised["priority"] == "high"
+    assert raised["tags"] == ["speed", "refund", "money"]
+
+    kept = await open_case(admin, comment="There is a typo and it is broken")
+    assert kept["id"] == opened["id"]
+    assert kept["priority"] == "high"
+    assert kept["tags"] == ["speed", "refund", "money", "copy"]
+    assert kept["rule"] == opened["rule"]
+    assert kept["version"] == 3
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("support")
+async def test_taking_a_case_is_its_first_response(admin: httpx.AsyncClient) -> None:
+    case = await open_case(admin)
+    taken = await changed(admin, case, "", {"status": "in_progress"})
+    assert taken["status"] == "in_progress"
+    assert taken["first_response_at"] is not None
+    assert at(taken["first_response_at"]) >= at(case["created_at"])
+    assert taken["version"] == 2
+    waiting = await changed(admin, taken, "", {"status": "waiting_on_customer"})
+    back = await changed(admin, waiting, "", {"status": "in_progress"})
+    assert back["first_response_at"] == taken["first_response_at"]
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_case_goes_between_in_progress_and_waiting_on_the_customer(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await move_to(admin, await open_case(admin), "in_progress")
+    for status in ("waiting_on_customer", "in_progress", "waiting_on_customer"):
+        case = await changed(admin, case, "", {"status": status})
+        assert case["status"] == status
+    assert case["version"] == 5
+    moves = [
+        (e["data"]["from"], e["data"]["to"])
+        for e in await timeline(admin, case["id"])
+        if e["type"] == "status_changed"
+    ]
+    assert moves == [
+        ("open", "in_progress"),
+        ("in_progress", "waiting_on_customer"),
+        ("waiting_on_customer", "in_progress"),
+        ("in_progress", "waiting_on_customer"),
+    ]
+
+
+@pytest.mark.parametrize("status", ["open", "in_progress", "waiting_on_customer"])
+@pytest.mark.usefixtures("support")
+async def test_a_case_resolves_from_every_active_status(
+    admin: httpx.AsyncClient, status: str
+) -> None:
+    case = await move_to(admin, await open_case(admin), status)
+    resolved = await changed(
+        admin,
+        case,
+        "resolve",
+        {
+            "code": "refunded",
+            "summary": "Refund issued in the back office",
+            "customer_message": "We refunded your order.",
+        },
+    )
+    assert resolved["status"] == "resolved"
+    assert resolved["resolved_at"] is not None
+    assert resolved["first_response_at"] is not None
+    assert resolved["resolution"] == {
+        "code": "refunded",
+        "summary": "Refund issued in the back office",
+        "customer_message": "We refunded your order.",
+        "notify_customer": True,
+    }
+    assert resolved["version"] == case["version"] + 1
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_resolved_case_closes_and_a_closed_case_reopens_with_a_reason(
+    admin: httpx.AsyncClient,
+) -> None:
+    resolved = await move_to(admin, await open_case(admin), "resolved")
+    closed = await changed(admin, resolved, "close")
+    assert closed["status"] == "closed"
+    assert closed["closed_at"] is not None
+    assert closed["resolved_at"] == resolved["resolved_at"]
+    assert closed["resolution"] == resolved["resolution"]
+
+    reopened = await changed(admin, closed, "reopen", {"reason": "The customer wrote back"})
+    assert reopened["status"] == "open"
+    assert (reopened["resolved_at"], reopened["closed_at"], reopened["resolution"]) == (
+        None,
+        None,
+        None,
+    )
+    assert reopened["version"] == closed["version"] + 1
+    assert await queue(admin, status="open") == [reopened["number"]]
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_reopened_case_resolves_again_and_a_patch_can_close_it(
+    admin: httpx.AsyncClient,
+) -> None:
+    resolved = await move_to(admin, await open_case(admin), "resolved")
+    reopened = await changed(admin, resolved, "reopen", {"reason": "Not actually fixed"})
+    assert reopened["status"] == "open"
+    assert reopened["resolution"] is None
+    resolved_again = await changed(admin, reopened, "resolve", NO_NOTICE)
+    closed = await changed(admin, resolved_again, "", {"status": "closed"})
+    assert closed["status"] == "closed"
+    assert closed["closed_at"] is not None
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_case_cannot_reopen_while_the_customer_has_another_active_one(
+    admin: httpx.AsyncClient,
+) -> None:
+    old = await move_to(admin, await open_case(admin), "resolved")
+    new = await open_case(admin, comment="Broken again")
+    response = await change(admin, old, "reopen", {"reason": "The customer wrote back"})
+    assert response.status_code == 409
+    assert response.json()["code"] == "case_active_elsewhere"
+    assert new["number"] in response.json()["detail"]
+    await move_to(admin, new, "resolved")
+    assert (await changed(admin, old, "reopen", {"reason": "Back to the first one"}))[
+        "status"
+    ] == "open"
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "body"),
+    [
+        ("open", "", {"status": "waiting_on_customer"}),
+        ("open", "", {"status": "closed"}),
+        ("open", "close", None),
+        ("open", "reopen", {"reason": "again"}),
+        ("in_progress", "close", None),
+        ("in_progress", "reopen", {"reason": "again"}),
+        ("waiting_on_customer", "", {"status": "closed"}),
+        ("resolved", "", {"status": "in_progress"}),
+        ("resolved", "", {"status": "waiting_on_customer"}),
+        ("resolved", "resolve", NO_NOTICE),
+        ("closed", "", {"status": "in_progress"}),
+        ("closed", "resolve", NO_NOTICE),
+        ("closed", "close", None),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value else None,
+)
+@pytest.mark.usefixtures("support")
+async def test_a_move_that_is_not_allowed_is_a_409(
+    admin: httpx.AsyncClient, status: str, action: str, body: dict[str, Any] | None
+) -> None:
+    case = await move_to(admin, await open_case(admin), status)
+    response = await change(admin, case, action, body)
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "case_invalid_transition"
+    after = await read(admin, case["id"])
+    assert (after["status"], after["version"]) == (status, case["version"])
+
+
+@pytest.mark.parametrize(("status", "route"), [("resolved", "resolve"), ("open", "reopen")])
+@pytest.mark.usefixtures("support")
+async def test_patching_to_resolved_or_open_points_at_their_own_routes(
+    admin: httpx.AsyncClient, status: str, route: str
+) -> None:
+    case = await move_to(admin, await open_case(admin), "in_progress")
+    response = await change(admin, case, "", {"status": status})
+    assert response.status_code == 422
+    problem = response.json()
+    assert [e["field"] for e in problem["errors"]] == ["status"]
+    assert route in problem["detail"]
+    assert (await read(admin, case["id"]))["status"] == "in_progress"
+
+
+@pytest.mark.usefixtures("support")
+async def test_assignee_priority_and_tags_change_with_events(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await open_case(admin)
+    updated = await changed(
+        admin,
+        case,
+        "",
+        {"assignee": "agent-ana", "priority": "urgent", "tags": ["vip", "late", "vip"]},
+    )
+    assert updated["assignee"] == "agent-ana"
+    assert updated["priority"] == "urgent"
+    assert updated["tags"] == ["vip", "late"]
+    assert updated["status"] == "open"
+    assert updated["version"] == 2
+    assert await read(admin, case["id"]) == updated
+
+    unassigned = await changed(admin, updated, "", {"assignee": None})
+    assert unassigned["assignee"] is None
+
+    events = {e["type"]: e for e in await timeline(admin, case["id"])}
+    assert events["priority_changed"]["data"] == {"from": "normal", "to": "urgent"}
+    assert events["tags_changed"]["data"] == {"from": [], "to": ["vip", "late"]}
+    assigned = [e["data"] for e in await timeline(admin, case["id"]) if e["type"] == "assigned"]
+    assert assigned == [{"from": None, "to": "agent-ana"}, {"from": "agent-ana", "to": None}]
+    assert await queue(admin, priority="urgent") == [case["number"]]
+
+
+# -- If-Match -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("", {"status": "in_progress"}),
+        ("resolve", NO_NOTICE),
+        ("reopen", {"reason": "again"}),
+        ("close", None),
+    ],
+    ids=["patch", "resolve", "reopen", "close"],
+)
+@pytest.mark.usefixtures("support")
+async def test_every_change_needs_a_current_if_match(
+    admin: httpx.AsyncClient, action: str, body: dict[str, Any] | None
+) -> None:
+    case = await open_case(admin)
+    url = f"/v1/cases/{case['id']}" + (f"/{action}" if action else "")
+    method = "PATCH" if not action else "POST"
+
+    missing = await admin.request(method, url, json=body)
+    assert missing.status_code == 428
+    assert missing.json()["code"] == "if_match_required"
+    stale = await admin.request(method, url, json=body, headers={"If-Match": '"7"'})
+    assert stale.status_code == 412
+    assert stale.json()["code"] == "version_mismatch"
+    assert (await read(admin, case["id"]))["version"] == 1
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_change_answers_with_the_new_etag_and_the_old_one_goes_stale(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await open_case(admin)
+    first = await change(admin, case, "", {"status": "in_progress"})
+    assert first.status_code == 200
+    assert first.headers["etag"] == '"2"'
+    assert first.json()["version"] == 2
+    second_agent = await change(admin, case, "", {"assignee": "agent-bo"})
+    assert second_agent.status_code == 412
+    assert (await read(admin, case["id"]))["assignee"] is None
+    resolved = await admin.post(
+        f"/v1/cases/{case['id']}/resolve", json=NO_NOTICE, headers={"If-Match": 'W/"2"'}
+    )
+    assert resolved.status_code == 200
+    assert resolved.headers["etag"] == '"3"'
+    closed = await admin.post(f"/v1/cases/{case['id']}/close", headers={"If-Match": "*"})
+    assert closed.status_code == 200
+    assert closed.headers["etag"] == '"4"'
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_note_needs_no_if_match_but_a_stale_one_is_412(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await open_case(admin)
+    url = f"/v1/cases/{case['id']}/notes"
+    plain = await admin.post(url, json={"body": "Called the customer, no answer"})
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["type"] == "note_added"
+    assert plain.json()["data"] == {"body": "Called the customer, no answer"}
+    current = await admin.post(url, json={"body": "Left a voicemail"}, headers=if_match(case))
+    assert current.status_code == 201
+    stale = await admin.post(url, json={"body": "Too late"}, headers={"If-Match": '"9"'})
+    assert stale.status_code == 412
+    assert stale.json()["code"] == "version_mismatch"
+    notes = [
+        e["data"]["body"] for e in await timeline(admin, case["id"]) if e["type"] == "note_added"
+    ]
+    assert notes == ["Called the customer, no answer", "Left a voicemail"]
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_timeline_tells_every_change_oldest_first_and_who_made_it(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    item = await send(admin)
+    agent = auth(await make_api_key(database, "cases:read", "cases:write", name="agent-ana"))
+    url = f"/v1/cases/{item['case']['id']}"
+
+    async def act(method: str, path: str, version: int, body: Any = None) -> None:
+        headers = {**agent, "If-Match": f'"{version}"'}
+        response = await client.request(method, url + path, json=body, headers=headers)
+        assert response.status_code in (200, 201), response.text
+
+    await act("PATCH", "", 1, {"status": "in_progress"})
+    await act("POST", "/notes", 2, {"body": "Asked the courier"})
+    await act("PATCH", "", 2, {"status": "waiting_on_customer"})
+    await act("PATCH", "", 3, {"status": "in_progress"})
+    await act("POST", "/resolve", 4, {"code": "replaced", "notify_customer": False})
+    await act("POST", "/close", 5)
+    await act("POST", "/reopen", 6, {"reason": "The replacement broke too"})
+
+    response = await client.get(url + "/events", headers=agent)
+    assert response.status_code == 200
+    assert response.json()["next_cursor"] is None
+    events = response.json()["items"]
+    assert [(e["type"], e["actor"]) for e in events] == [
+        ("created", "routing"),
+        ("status_changed", "agent-ana"),
+        ("note_added", "agent-ana"),
+        ("status_changed", "agent-ana"),
+        ("status_changed", "agent-ana"),
+        ("status_changed", "agent-ana"),
+        ("resolved", "agent-ana"),
+        ("notification_skipped", "agent-ana"),
+        ("status_changed", "agent-ana"),
+        ("closed", "agent-ana"),
+        ("status_changed", "agent-ana"),
+        ("reopened", "agent-ana"),
+    ]
+    assert all(set(e) == {"id", "type", "actor", "at", "data"} for e in events)
+    assert [at(e["at"]) for e in events] == sorted(at(e["at"]) for e in events)
+    assert events[0]["data"]["feedback_id"] == item["id"]
+    assert events[0]["data"]["team"] == "support"
+    assert events[1]["data"] == {"from": "open", "to": "in_progress"}
+    assert events[2]["data"] == {"body": "Asked the courier"}
+    assert events[6]["data"] == {"code": "replaced", "notify_customer": False}
+    assert events[7]["data"]["reason"] == "agent_chose_not_to_notify"
+    assert events[8]["data"] == {"from": "resolved", "to": "closed"}
+    assert events[10]["data"] == {"from": "closed", "to": "open"}
+    assert events[11]["data"] == {"reason": "The replacement broke too"}
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_timeline_pages_with_a_cursor(admin: httpx.AsyncClient) -> None:
+    case = await open_case(admin)
+    for i in range(6):
+        note = await admin.post(f"/v1/cases/{case['id']}/notes", json={"body": f"note {i}"})
+        assert note.status_code == 201
+    everything = await timeline(admin, case["id"])
+    assert len(everything) == 7
+
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = (await admin.get(f"/v1/cases/{case['id']}/events", params=params)).json()
+        seen += page["items"]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == everything
+    bad = await admin.get(f"/v1/cases/{case['id']}/events", params={"cursor": "x"})
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_cursor"
+
+
+# -- the SLA clock --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("support")
+async def test_waiting_on_the_customer_stops_the_sla_clock(
+    admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    waiting = await move_to(admin, await open_case(admin), "waiting_on_customer")
+    async with database.raw() as conn:
+        await conn.execute(
+            "UPDATE feedback_case SET waiting_since = waiting_since - interval '2 hours' "
+            "WHERE id = $1",
+            uuid.UUID(waiting["id"]),
+        )
+    back = await changed(admin, waiting, "", {"status": "in_progress"})
+    for due in ("resolution_due_at", "first_response_due_at"):
+        pushed = at(back[due]) - at(waiting[due])
+        assert timedelta(hours=2) <= pushed < timedelta(hours=2, minutes=1), due
+
+
+@pytest.mark.usefixtures("support")
+async def test_resolving_straight_from_waiting_also_stops_the_clock(
+    admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    waiting = await move_to(admin, await open_case(admin), "waiting_on_customer")
+    async with database.raw() as conn:
+        await conn.execute(
+            "UPDATE feedback_case SET waiting_since = waiting_since - interval '3 hours' "
+            "WHERE id = $1",
+            uuid.UUID(waiting["id"]),
+        )
+    resolved = await changed(admin, waiting, "resolve", NO_NOTICE)
+    pushed = at(resolved["resolution_due_at"]) - at(waiting["resolution_due_at"])
+    assert timedelta(hours=3) <= pushed < timedelta(hours=3, minutes=1)
+
+
+# -- queues -------------------------------------------------------------------------------
+
+
+async def test_the_queue_filters_by_status_team_assignee_priority_and_tag(
+    admin: httpx.AsyncClient,
+) -> None:
+    await make_team(admin, "support")
+    await make_team(admin, "billing")
+    await make_rule(admin, "billing", mentions("refund"), add_tags=["refund"])
+    a = await open_case(admin, customer=person("cus_a"))
+    b = await move_to(admin, await open_case(admin, customer=person("cus_b")), "in_progress")
+    c = await move_to(
+        admin, await open_case(admin, customer=person("cus_c")), "waiting_on_customer"
+    )
+    d = await open_case(admin, customer=person("cus_d"), comment="I want a refund")
+    e = await move_to(admin, await open_case(admin, customer=person("cus_e")), "resolved")
+    b = await changed(admin, b, "", {"assignee": "agent-ana", "priority": "high"})
+    await changed(admin, d, "", {"assignee": "agent-ana"})
+
+    def numbers(*cases: dict[str, Any]) -> set[str]:
+        return {case["number"] for case in cases}
+
+    assert set(await queue(admin)) == numbers(a, b, c, d, e)
+    assert set(await queue(admin, status="open")) == numbers(a, d)
+    assert set(await queue(admin, status=["in_progress", "waiting_on_customer"])) == numbers(b, c)
+    assert set(await queue(admin, status="resolved")) == numbers(e)
+    assert set(await queue(admin, team="billing")) == numbers(d)
+    assert set(await queue(admin, team="support", status="open")) == numbers(a)
+    assert set(await queue(admin, assignee="agent-ana")) == numbers(b, d)
+    assert set(await queue(admin, priority="high")) == numbers(b)
+    assert set(await queue(admin, priority="normal", assignee="agent-ana")) == numbers(d)
+    assert set(await queue(admin, tag="refund")) == numbers(d)
+    assert await queue(admin, tag="nothing") == []
+    assert await queue(admin, team="nobody") == []
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_queue_filters_by_breached(
+    admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    late = await open_case(admin, customer=person("cus_late"))
+    also_late = await open_case(admin, customer=person("cus_also_late"))
+    on_time = await open_case(admin, customer=person("cus_on_time"))
+    await set_column(database, late, "first_response_breached", True)
+    await set_column(database, also_late, "resolution_breached", True)
+    assert set(await queue(admin, breached="true")) == {late["number"], also_late["number"]}
+    assert await queue(admin, breached="false") == [on_time["number"]]
+    assert (await read(admin, late["id"]))["breached"] is True
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_queue_filters_by_customer_external_id_email_or_phone(
+    admin: httpx.AsyncClient,
+) -> None:
+    ana = await open_case(
+        admin, customer=person("cus_ana", email="ana@example.com", phone="+351 912 345 678")
+    )
+    by_email = await open_case(admin, customer=person(email="bo@example.com"))
+    by_phone = await open_case(admin, customer=person(phone="+44 20 7946 0000"))
+    await open_case(admin, customer=None)
+
+    assert await queue(admin, customer="cus_ana") == [ana["number"]]
+    assert await queue(admin, customer="ANA@example.com") == [ana["number"]]
+    assert await queue(admin, customer="+351-912-345-678") == [ana["number"]]
+    assert await queue(admin, customer="Bo@Example.com") == [by_email["number"]]
+    assert await queue(admin, customer="+44 (20) 7946 0000") == [by_phone["number"]]
+    assert await queue(admin, customer="cus_nobody") == []
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_queue_filters_by_a_created_range(
+    admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    cases = {}
+    for month in (1, 2, 3):
+        case = await open_case(admin, customer=person(f"cus_{month}"))
+        await set_column(
+            database, case, "created_at", datetime.fromisoformat(f"2026-0{month}-01T00:00:00+00:00")
+        )
+        cases[month] = case["number"]
+    february = {"created_from": "2026-02-01T00:00:00Z", "created_to": "2026-03-01T00:00:00Z"}
+    assert await queue(admin, **february) == [cases[2]]
+    assert set(await queue(admin, created_from="2026-02-01T00:00:00Z")) == {cases[2], cases[3]}
+    assert await queue(admin, created_to="2026-02-01T00:00:00Z") == [cases[1]]
+
+
+@pytest.fixture
+async def five_cases(admin: httpx.AsyncClient, database: BoundDatabase) -> list[dict[str, Any]]:
+    """Five open cases, created a day apart in order; their resolution due times and
+    priorities out of that order, with ties."""
+    base = datetime.fromisoformat("2026-05-01T09:00:00+00:00")
+    plan = [(30, "normal"), (10, "low"), (30, "urgent"), (20, "normal"), (10, "urgent")]
+    cases = []
+    for i, (due_hours, priority) in enumerate(plan):
+        case = await open_case(admin, customer=person(f"cus_{i}"))
+        if priority != "normal":
+            case = await changed(admin, case, "", {"priority": priority})
+        await set_column(database, case, "created_at", base + timedelta(days=i))
+        await set_column(database, case, "resolution_due_at", base + timedelta(hours=due_hours))
+        cases.append(await read(admin, case["id"]))
+    return cases
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_queue_sorts_by_resolution_due_then_creation_or_priority(
+    admin: httpx.AsyncClient, five_cases: list[dict[str, Any]]
+) -> None:
+    def by(key: Any) -> list[str]:
+        return [c["number"] for c in sorted(five_cases, key=key)]
+
+    def due(c: dict[str, Any]) -> tuple[datetime, str]:
+        return at(c["resolution_due_at"]), c["id"]
+
+    def created(c: dict[str, Any]) -> datetime:
+        return at(c["created_at"])
+
+    def urgency(c: dict[str, Any]) -> tuple[int, datetime]:
+        return PRIORITY_ORDER[c["priority"]], at(c["created_at"])
+
+    numbers = [c["number"] for c in five_cases]
+    default = await queue(admin)
+    assert default == by(due)
+    assert default == await queue(admin, sort="resolution_due_at")
+    assert await queue(admin, sort="created_at") == numbers == by(created)
+    assert await queue(admin, sort="-created_at") == numbers[::-1]
+    assert await queue(admin, sort="priority") == by(urgency)
+    assert await queue(admin, sort="priority") == [
+        numbers[2],
+        numbers[4],
+        numbers[0],
+        numbers[3],
+        numbers[1],
+    ]
+
+
+@pytest.mark.parametrize("sort", ["resolution_due_at", "created_at", "-created_at", "priority"])
+@pytest.mark.usefixtures("support")
+async def test_the_queue_pages_through_every_case_once(
+    admin: httpx.AsyncClient, five_cases: list[dict[str, Any]], sort: str
+) -> None:
+    whole = await queue(admin, sort=sort)
+    seen: list[str] = []
+    params: dict[str, Any] = {"sort": sort, "limit": 2}
+    pages = 0
+    while True:
+        page = (await admin.get("/v1/cases", params=params)).json()
+        seen += [c["number"] for c in page["items"]]
+        pages += 1
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert pages == 3
+    assert seen == whole
+    assert len(set(seen)) == len(five_cases)
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_filtered_queue_pages_within_its_filter(
+    admin: httpx.AsyncClient, five_cases: list[dict[str, Any]]
+) -> None:
+    first = (await admin.get("/v1/cases", params={"priority": "urgent", "limit": 1})).json()
+    second = (
+        await admin.get(
+            "/v1/cases",
+            params={"priority": "urgent", "limit": 1, "cursor": first["next_cursor"]},
+        )
+    ).json()
+    assert second["next_cursor"] is None
+    urgent = {c["number"] for c in five_cases if c["priority"] == "urgent"}
+    assert {first["items"][0]["number"], second["items"][0]["number"]} == urgent
+
+
+@pytest.fixture
+async def lenient(app: FastAPI, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin client that gets the 500 answer of an unexpected error instead of the error."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=auth(admin_key)
+    ) as client:
+        yield client
+
+
+def retyped(cursor: str, position: int, value: Any) -> str:
+    """The cursor with one of its values replaced, as someone editing it by hand would."""
+    values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    values[position] = value
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_cursor_with_values_of_the_wrong_type_is_400(
+    lenient: httpx.AsyncClient, five_cases: list[dict[str, Any]]
+) -> None:
+    due = (await lenient.get("/v1/cases", params={"limit": 2})).json()["next_cursor"]
+    urgent = (await lenient.get("/v1/cases", params={"limit": 2, "sort": "priority"})).json()[
+        "next_cursor"
+    ]
+    for sort, cursor in [
+        ("resolution_due_at", retyped(due, 1, 5)),
+        ("priority", retyped(urgent, 1, "2026-05-01T09:00:00+00:00")),
+        ("priority", retyped(urgent, 1, True)),
+        ("priority", retyped(urgent, 1, 10**30)),
+    ]:
+        response = await lenient.get("/v1/cases", params={"sort": sort, "cursor": cursor})
+        assert response.status_code == 400, (sort, response.status_code)
+        assert response.json()["code"] == "invalid_cursor"
+
+
+@pytest.mark.usefixtures("support")
+async def test_bad_queue_requests_are_refused(
+    admin: httpx.AsyncClient, five_cases: list[dict[str, Any]]
+) -> None:
+    too_many = await admin.get("/v1/cases", params={"limit": 201})
+    assert too_many.status_code == 422
+    assert [e["field"] for e in too_many.json()["errors"]] == ["limit"]
+    assert (await admin.get("/v1/cases", params={"limit": 200})).status_code == 200
+
+    cursor = (await admin.get("/v1/cases", params={"limit": 2})).json()["next_cursor"]
+    for tampered in ("not-a-cursor", cursor[:-3], cursor + "AAAA", "WyJ4Il0"):
+        response = await admin.get("/v1/cases", params={"cursor": tampered})
+        assert response.status_code == 400, tampered
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "invalid_cursor"
+    other_sort = await admin.get("/v1/cases", params={"cursor": cursor, "sort": "created_at"})
+    assert other_sort.status_code == 400
+    assert other_sort.json()["code"] == "invalid_cursor"
+    priority_cursor = (
+        await admin.get("/v1/cases", params={"limit": 2, "sort": "priority"})
+    ).json()["next_cursor"]
+    assert (await admin.get("/v1/cases", params={"cursor": priority_cursor})).status_code == 400
+
+    for name, value, field in [
+        ("status", "done", "status[0]"),
+        ("sort", "urgency", "sort"),
+        ("priority", "asap", "priority"),
+        ("breached", "maybe", "breached"),
+        ("created_from", "yesterday", "created_from"),
+    ]:
+        response = await admin.get("/v1/cases", params={name: value})
+        assert response.status_code == 422, name
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+# -- the customer view ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["cus_42", "ana@example.com", "ANA@Example.COM", "+351 912 345 678", "+351-912-345-678"]
+)
+@pytest.mark.usefixtures("support")
+async def test_the_customer_view_finds_them_by_any_identity(
+    admin: httpx.AsyncClient, key: str
+) -> None:
+    who = person("cus_42", email="ana@example.com", phone="+351 912 345 678", name="Ana")
+    complaint = await send(admin, customer=who)
+    praise = await send(admin, customer=who, score=10, comment="Thanks, all sorted now")
+
+    response = await admin.get(f"/v1/customers/{quote(key, safe='')}")
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert set(view) == {"customer", "feedback", "cases", "notifications"}
+    assert view["customer"]["external_id"] == "cus_42"
+    assert view["customer"]["email"] == "ana@example.com"
+    assert view["customer"]["phone"] == "+351912345678"
+    assert view["customer"]["name"] == "Ana"
+    assert [f["id"] for f in view["feedback"]] == [praise["id"], complaint["id"]]
+    assert view["feedback"][1]["case_id"] == complaint["case"]["id"]
+    assert view["feedback"][0]["case_id"] is None
+    assert [c["id"] for c in view["cases"]] == [complaint["case"]["id"]]
+    assert view["notifications"] == []
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_customer_view_joins_channels_through_a_shared_identity(
+    admin: httpx.AsyncClient,
+) -> None:
+    app_item = await send(
+        admin, source="mobile-app", channel="app", customer=person("cus_42"), score=2
+    )
+    web_item = await send(
+        admin,
+        channel="web",
+        customer=person("cus_42", email="ana@example.com"),
+        score=10,
+        comment="Sorted, thanks",
+    )
+    stranger = await send(admin, customer=person("cus_99", email="zoe@example.com"))
+    response = await admin.get("/v1/customers/Ana@Example.com")
+    assert response.status_code == 200
+    view = response.json()
+    assert [(f["id"], f["channel"]) for f in view["feedback"]] == [
+        (web_item["id"], "web"),
+        (app_item["id"], "app"),
+    ]
+    assert [c["id"] for c in view["cases"]] == [app_item["case"]["id"]]
+    assert stranger["case"]["id"] != app_item["case"]["id"]
+
+
+@pytest.mark.usefixtures("support")
+async def test_the_customer_view_lists_cases_and_notifications_newest_first(
+    admin: httpx.AsyncClient,
+) -> None:
+    first = await open_case(admin)
+    resolved = await changed(
+        admin, first, "resolve", {"code": "refunded", "customer_message": "Refunded."}
+    )
+    second = await open_case(admin, comment="It happened again")
+    assert second["id"] != first["id"]
+
+    view = (await admin.get("/v1/customers/cus_42")).json()
+    assert [(c["id"], c["status"]) for c in view["cases"]] == [
+        (second["id"], "open"),
+        (first["id"], "resolved"),
+    ]
+    assert view["cases"][1]["resolved_at"] == resolved["resolved_at"]
+    assert [f["case_id"] for f in view["feedback"]] == [second["id"], first["id"]]
+    [told] = view["notifications"]
+    assert told["case_id"] == first["id"]
+    assert told["case_number"] == first["number"]
+    assert (told["outcome"], told["reason"]) == ("not_sent", "no_webhook_endpoint")
+
+
+@pytest.mark.parametrize("external_id", ["2024-0042", "Ana@Corp"])
+@pytest.mark.usefixtures("support")
+async def test_an_external_id_is_found_as_given(admin: httpx.AsyncClient, external_id: str) -> None:
+    case = await open_case(admin, customer=person(external_id))
+    assert await queue(admin, customer=external_id) == [case["number"]]
+    response = await admin.get(f"/v1/customers/{quote(external_id, safe='')}")
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()["cases"]] == [case["id"]]
+
+
+async def test_an_unknown_customer_is_404(admin: httpx.AsyncClient) -> None:
+    response = await admin.get("/v1/customers/nobody@example.com")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "customer_not_found"
+
+
+# -- bad input ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "", None),
+        ("PATCH", "", {"assignee": "x"}),
+        ("POST", "/resolve", NO_NOTICE),
+        ("POST", "/reopen", {"reason": "again"}),
+        ("POST", "/close", None),
+        ("POST", "/notes", {"body": "hello"}),
+        ("GET", "/events", None),
+    ],
+    ids=["get", "patch", "resolve", "reopen", "close", "note", "events"],
+)
+async def test_an_unknown_case_is_404(
+    admin: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = await admin.request(
+        method, UNKNOWN_CASE + path, json=body, headers={"If-Match": '"1"'}
+    )
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "case_not_found"
+
+
+async def test_a_case_id_that_is_not_a_uuid_is_422(admin: httpx.AsyncClient) -> None:
+    response = await admin.get("/v1/cases/C-1001")
+    assert response.status_code == 422
+
+
+@pytest.mark.usefixtures("support")
+async def test_resolving_with_notice_needs_the_customer_message(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await open_case(admin)
+    for body in ({"code": "refunded"}, {"code": "refunded", "notify_customer": True}):
+        response = await change(admin, case, "resolve", body)
+        assert response.status_code == 422
+        assert [e["field"] for e in response.json()["errors"]] == ["customer_message"]
+    assert (await read(admin, case["id"]))["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("", {"assignee": "a" * 201}, "assignee"),
+        ("", {"assignee": ""}, "assignee"),
+        ("", {"tags": [f"t{i}" for i in range(51)]}, "tags"),
+        ("", {"tags": [""]}, "tags[0]"),
+        ("", {"status": "done"}, "status"),
+        ("", {"priority": "asap"}, "priority"),
+        ("", {"team": "billing"}, "team"),
+        ("resolve", {"notify_customer": False}, "code"),
+        ("resolve", {"code": "fixed", "notify_customer": "no"}, "notify_customer"),
+        ("reopen", {}, "reason"),
+        ("reopen", {"reason": ""}, "reason"),
+        ("notes", {"body": ""}, "body"),
+        ("notes", {}, "body"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+@pytest.mark.usefixtures("support")
+async def test_bad_input_is_a_422_naming_the_field(
+    admin: httpx.AsyncClient, action: str, body: dict[str, Any], field: str
+) -> None:
+    case = await open_case(admin)
+    response = await change(admin, case, action, body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert field in [e["field"] for e in response.json()["errors"]]
+    assert await read(admin, case["id"]) == case
+
+
+@pytest.mark.usefixtures("support")
+async def test_fifty_tags_and_a_200_character_assignee_are_fine(
+    admin: httpx.AsyncClient,
+) -> None:
+    case = await open_case(admin)
+    tags = [f"t{i}" for i in range(50)]
+    updated = await changed(admin, case, "", {"tags": tags, "assignee": "a" * 200})
+    assert updated["tags"] == tags
+    assert updated["assignee"] == "a" * 200
+
+
+# -- scopes -------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("support")
+async def test_cases_read_may_read_but_not_change(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    case = await open_case(admin)
+    reader = auth(await make_api_key(database, "cases:read"))
+    url = f"/v1/cases/{case['id']}"
+    for path in ("/v1/cases", url, f"{url}/events", "/v1/customers/cus_42"):
+        assert (await client.get(path, headers=reader)).status_code == 200, path
+    write_headers = {**reader, "If-Match": '"1"'}
+    for method, path, body in [
+        ("PATCH", url, {"status": "in_progress"}),
+        ("POST", f"{url}/resolve", NO_NOTICE),
+        ("POST", f"{url}/notes", {"body": "hi"}),
+    ]:
+        response = await client.request(method, path, json=body, headers=write_headers)
+        assert response.status_code == 403, path
+        assert response.json()["code"] == "insufficient_scope"
+    assert (await read(admin, case["id"]))["version"] == 1
+
+
+@pytest.mark.usefixtures("support")
+async def test_cases_write_may_change_a_case(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    case = await open_case(admin)
+    writer = auth(await make_api_key(database, "cases:write"))
+    response = await client.patch(
+        f"/v1/cases/{case['id']}",
+        json={"status": "in_progress"},
+        headers={**writer, "If-Match": '"1"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "in_progress"
+    note = await client.post(
+        f"/v1/cases/{case['id']}/notes", json={"body": "on it"}, headers=writer
+    )
+    assert note.status_code == 201
+
+
+@pytest.mark.usefixtures("support")
+async def test_an_ingest_key_cannot_see_cases(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    case = await open_case(admin)
+    ingest = auth(await make_api_key(database, "feedback:write"))
+    for path in (
+        "/v1/cases",
+        f"/v1/cases/{case['id']}",
+        f"/v1/cases/{case['id']}/events",
+        "/v1/customers/cus_42",
+    ):
+        response = await client.get(path, headers=ingest)
+        assert response.status_code == 403, path
+        assert response.json()["code"] == "insufficient_scope"
+
+
+async def test_no_key_is_401(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v1/cases")).status_code == 401
+    assert (await client.get(UNKNOWN_CASE)).status_code == 401
+
+
+async def test_a_patch_that_changes_nothing_keeps_the_version(admin: httpx.AsyncClient) -> None:
+    case = await open_case(admin)
+    url = f"/v1/cases/{case['id']}"
+    for body in ({}, {"status": "open"}, {"assignee": case["assignee"]}):
+        response = await admin.patch(url, json=body, headers={"If-Match": '"1"'})
+        assert response.status_code == 200
+        assert response.headers["etag"] == '"1"'
+    assert (await admin.get(url)).json()["version"] == 1
