@@ -119,3 +119,59 @@ async def test_a_resolved_case_reaches_the_receiver_signed(
         return outcomes if outcomes == [(case_id, "delivered")] else []
 
     assert await eventually(delivered)
+
+
+async def test_a_negative_answer_reopens_and_the_link_then_says_it_was_used(
+    committed_client: httpx.AsyncClient, receiver: Receiver, dispatcher: None
+) -> None:
+    endpoint = await _endpoint(committed_client, receiver.url("/ok"), "*")
+    item = (await committed_client.post("/v1/feedback", json=feedback_body())).json()
+    case_id = item["case"]["id"]
+    await committed_client.post(
+        f"/v1/cases/{case_id}/resolve",
+        json={"code": "replaced", "customer_message": "A new one is on its way."},
+        headers={"If-Match": '"1"'},
+    )
+    await receiver.wait_for(1, "/ok")
+
+    def resolved() -> Any:
+        for delivery in receiver.at("/ok"):
+            payload = delivery.verify(endpoint["secret"])
+            if payload["type"] == "case.resolved":
+                return payload
+        return None
+
+    async def arrived() -> Any:
+        return resolved()
+
+    token = (await eventually(arrived))["data"]["followup"]["token"]
+    answer = feedback_body(
+        external_id="followup-1",
+        score=2,
+        comment="Still broken",
+        in_reply_to={"case_id": case_id, "token": token},
+    )
+    replied = await committed_client.post("/v1/feedback", json=answer)
+    assert replied.status_code == 201
+    case = (await committed_client.get(f"/v1/cases/{case_id}")).json()
+    assert case["status"] == "open"
+    events = (await committed_client.get(f"/v1/cases/{case_id}/events")).json()["items"]
+    reopened = [e for e in events if e["type"] == "reopened"]
+    assert [(e["actor"], e["data"]["reason"]) for e in reopened] == [
+        ("customer", "followup_negative")
+    ]
+    # The same answer again is a replay; a new one with the spent link is refused.
+    assert (await committed_client.post("/v1/feedback", json=answer)).status_code == 200
+    again = await committed_client.post(
+        "/v1/feedback", json={**answer, "external_id": "followup-2"}
+    )
+    assert again.status_code == 409
+    assert again.json()["code"] == "followup_used"
+
+    # The reopening reached the receiver too.
+    async def reopened_sent() -> bool:
+        return any(
+            d.verify(endpoint["secret"])["type"] == "case.reopened" for d in receiver.at("/ok")
+        )
+
+    assert await eventually(reopened_sent)

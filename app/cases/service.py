@@ -334,6 +334,7 @@ async def resolve_case(
     reached = await change.finish()
     if reason is None and not reached.get("case.resolved"):
         reason = "no_webhook_endpoint"
+        case.followup_token_hash = None  # nobody was given the token
     if reason is None:
         change.event(
             "notification_queued", event="case.resolved", endpoints=reached["case.resolved"]
@@ -388,6 +389,10 @@ async def reopen(change: Change, reason: str) -> None:
     case.closed_at = None
     case.resolution_code = case.resolution_summary = case.customer_message = None
     case.notify_customer = None
+    # An unanswered follow-up asked about the resolution now undone: its link stops working
+    # (the next resolution sends its own). An answered one stays, to say it was used.
+    if case.followup_used_at is None:
+        case.followup_token_hash = None
     change.event("reopened", reason=reason)
     change.publish("case.reopened", reason=reason)
 

@@ -38,8 +38,8 @@ _BLOCKED: tuple[Network, ...] = tuple(
         "203.0.113.0/24",
         "224.0.0.0/4",  # multicast
         "240.0.0.0/4",  # reserved, broadcast
-        "::/128",
-        "::1/128",
+        "::/96",  # IPv4-compatible (deprecated), including :: and ::1
+        "::ffff:0:0:0/96",  # IPv4-translated
         "fc00::/7",  # unique local, including AWS metadata at fd00:ec2::254
         "fe80::/10",
         "ff00::/8",

@@ -222,8 +222,9 @@ class Dispatcher:
         webhook_id = message_id(message.id.hex)
         url = httpx.URL(message.url).copy_with(host=str(address))
         default_port = 443 if scheme == "https" else 80
+        authority = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
         headers = {
-            "host": host if port == default_port else f"{host}:{port}",
+            "host": authority if port == default_port else f"{authority}:{port}",
             "content-type": "application/json",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
