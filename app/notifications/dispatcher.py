@@ -136,8 +136,9 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def next_attempt(outcome: Outcome, delays: list[float], now: datetime) -> datetime | None:
-    """When to try again after this failure; None when the schedule is spent."""
+def next_attempt(outcome: Outcome, delays: list[float]) -> datetime | None:
+    """When to try again after this failure (counted from the attempt's end, whenever it is
+    recorded); None when the schedule is spent."""
     tries = outcome.message.tries + 1
     if tries >= len(delays):
         return None
@@ -146,7 +147,8 @@ def next_attempt(outcome: Outcome, delays: list[float], now: datetime) -> dateti
         delay = max(delay, SLOW_FAILURE_FLOOR)
     if outcome.retry_after is not None:
         delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
-    return now + timedelta(seconds=delay)
+    ended = outcome.at + timedelta(milliseconds=outcome.duration_ms)
+    return ended + timedelta(seconds=delay)
 
 
 class Dispatcher:
@@ -304,7 +306,7 @@ class Dispatcher:
                 statuses.append("failed")
                 next_ats.append(None)
             else:
-                due = next_attempt(outcome, self.delays, now)
+                due = next_attempt(outcome, self.delays)
                 statuses.append("pending" if due is not None else "failed")
                 next_ats.append(due)
         async with self.database.raw() as conn, conn.transaction():
@@ -330,16 +332,18 @@ class Dispatcher:
         gone = list({o.message.endpoint_id for o in outcomes if o.gone})
         if failed:
             await conn.execute(
-                "UPDATE webhook_endpoint SET failing_since = coalesce(failing_since, $2) "
+                "UPDATE webhook_endpoint "
+                "SET failing_since = coalesce(failing_since, $2::timestamptz) "
                 "WHERE id = ANY($1::uuid[])",
                 failed,
                 now,
             )
             await conn.execute(
-                "UPDATE webhook_endpoint SET enabled = false, updated_at = $2, disabled_reason = "
-                "'no successful delivery for ' || $3::text || ' hours' "
+                # Typed: PostgreSQL reads the WHERE first and would take $2 for an interval.
+                "UPDATE webhook_endpoint SET enabled = false, updated_at = $2::timestamptz, "
+                "disabled_reason = 'no successful delivery for ' || $3::text || ' hours' "
                 "WHERE id = ANY($1::uuid[]) AND enabled "
-                "AND failing_since <= $2 - make_interval(secs => $4)",
+                "AND failing_since <= $2::timestamptz - make_interval(secs => $4::float8)",
                 failed,
                 now,
                 f"{self.settings.webhook_disable_after_hours:g}",
