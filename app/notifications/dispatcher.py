@@ -41,6 +41,7 @@ SLOW_FAILURE_FLOOR = 60.0
 MAX_RETRY_AFTER = 86_400.0
 JITTER = 0.2
 USER_AGENT = "Closeloop-Webhooks/0.1"
+SLOT_EXTENSION = "closeloop.slot"
 
 _CLAIM = """
 WITH due AS (
@@ -174,13 +175,14 @@ class Dispatcher:
             )
         )
         self.client = client or httpx.AsyncClient(
+            transport=ConnectionSlots(),
             timeout=httpx.Timeout(self.total_timeout, connect=5.0),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=self.capacity, max_keepalive_connections=128),
             headers={"user-agent": USER_AGENT},
         )
         self.inflight: dict[uuid.UUID, int] = defaultdict(int)
-        self.slots: dict[uuid.UUID, asyncio.Semaphore] = {}
+        # Each endpoint's free connection slots; taking one is the per-endpoint limit.
+        self.slots: dict[uuid.UUID, asyncio.Queue[int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self.wake = asyncio.Event()
@@ -239,7 +241,7 @@ class Dispatcher:
             "POST", url, content=message.body, headers=headers, extensions=extensions
         )
 
-    async def send(self, message: Claimed) -> Outcome:
+    async def send(self, message: Claimed, slot: int = 0) -> Outcome:
         started = time.perf_counter()
         at = utcnow()
         status_code: int | None = None
@@ -250,9 +252,9 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self.total_timeout):
                 scheme, host, port, address = await self.resolver.checked_address(message.url)
-                response = await self.client.send(
-                    self._request(message, host, port, address, scheme), stream=True
-                )
+                request = self._request(message, host, port, address, scheme)
+                request.extensions[SLOT_EXTENSION] = (message.endpoint_id, slot)
+                response = await self.client.send(request, stream=True)
                 try:
                     status_code = response.status_code
                     excerpt = await _excerpt(response)
@@ -280,11 +282,22 @@ class Dispatcher:
             slow=slow,
         )
 
+    def _free_slots(self, endpoint_id: uuid.UUID) -> asyncio.Queue[int]:
+        slots = self.slots.get(endpoint_id)
+        if slots is None:
+            slots = self.slots[endpoint_id] = asyncio.Queue()
+            for slot in range(self.per_endpoint):
+                slots.put_nowait(slot)
+        return slots
+
     async def _deliver(self, message: Claimed) -> None:
-        slot = self.slots.setdefault(message.endpoint_id, asyncio.Semaphore(self.per_endpoint))
+        free = self._free_slots(message.endpoint_id)
         try:
-            async with slot:
-                await self.outcomes.put(await self.send(message))
+            slot = await free.get()
+            try:
+                await self.outcomes.put(await self.send(message, slot))
+            finally:
+                free.put_nowait(slot)
         finally:
             self.inflight[message.endpoint_id] -= 1
             if not self.inflight[message.endpoint_id]:
@@ -422,6 +435,35 @@ class Dispatcher:
             self.stopping.set()
             await recorder
             await self.client.aclose()
+
+
+class ConnectionSlots(httpx.AsyncBaseTransport):
+    """The shared client's connections: one per (endpoint, slot), each its own tiny pool.
+
+    httpcore matches requests to connections by scanning its whole pool, and checking each
+    connection's socket, on every request and every answer; with one pool of dozens of
+    connections that scan took most of a delivery's time (measured: 280 against 760
+    deliveries/s at 16 in flight). A request says which slot it holds (extension
+    `closeloop.slot`), and each slot keeps one connection alive to its endpoint.
+    """
+
+    def __init__(self) -> None:
+        # One TLS context for all: making one per pool costs milliseconds.
+        self.ssl_context = httpx.create_ssl_context()
+        self.limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.pools: dict[Any, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        slot = request.extensions.get(SLOT_EXTENSION)
+        pool = self.pools.get(slot)
+        if pool is None:
+            pool = httpx.AsyncHTTPTransport(verify=self.ssl_context, limits=self.limits)
+            self.pools[slot] = pool
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self.pools.values():
+            await pool.aclose()
 
 
 async def _excerpt(response: httpx.Response) -> str:
