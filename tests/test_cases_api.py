@@ -1384,3 +1384,18 @@ async def test_a_patch_that_changes_nothing_keeps_the_version(admin: httpx.Async
         assert response.status_code == 200
         assert response.headers["etag"] == '"1"'
     assert (await admin.get(url)).json()["version"] == 1
+
+
+async def test_every_case_answer_keeps_the_documented_schema(admin: httpx.AsyncClient) -> None:
+    from app.cases.schemas import CaseRead
+
+    case = await open_case(admin, score=0, comment="still broken")
+    joined = await open_case(admin, score=1, comment="and again")
+    changed = (
+        await admin.patch(
+            f"/v1/cases/{case['id']}", json={"assignee": "ana"}, headers=if_match(joined)
+        )
+    ).json()
+    listed = (await admin.get("/v1/cases")).json()["items"]
+    for document in [case, joined, changed, *listed]:
+        assert CaseRead.model_validate(document).model_dump(mode="json") == document

@@ -28,7 +28,7 @@ from app.core.auth import CasesReader, CasesWriter
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.etag import etag
-from app.core.schemas import MAX_PAGE_SIZE, Page
+from app.core.schemas import MAX_PAGE_SIZE, Page, json_bytes
 from app.routing.schemas import CasePriority
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -41,9 +41,9 @@ _CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
 
 
 async def _answer(session: AsyncSession, case: Case) -> Response:
-    read = await service.read_case(session, case)
+    document = await service.read_case(session, case)
     return Response(
-        read.model_dump_json(), media_type="application/json", headers={"ETag": etag(read.version)}
+        json_bytes(document), media_type="application/json", headers={"ETag": etag(case.version)}
     )
 
 
@@ -71,7 +71,7 @@ async def list_cases(
     ] = CaseSort.RESOLUTION_DUE_AT,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: str | None = None,
-) -> Page[CaseRead]:
+) -> Response:
     """A queue of cases, a page at a time; pass `next_cursor` back as `cursor`."""
     items, next_cursor = await service.list_cases(
         session,
@@ -88,7 +88,9 @@ async def list_cases(
         limit=limit,
         cursor=cursor,
     )
-    return Page(items=items, next_cursor=next_cursor)
+    return Response(
+        json_bytes({"items": items, "next_cursor": next_cursor}), media_type="application/json"
+    )
 
 
 @router.get("/{case_id}", response_model=CaseRead, responses=problem_responses(401, 403, 404))

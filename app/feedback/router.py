@@ -13,7 +13,7 @@ from app.core.auth import FeedbackReader, FeedbackWriter
 from app.core.config import Settings
 from app.core.db import DatabaseDep
 from app.core.errors import FieldError, ValidationFailed, problem_responses
-from app.core.schemas import MAX_PAGE_SIZE, Page
+from app.core.schemas import MAX_PAGE_SIZE, Page, json_bytes
 from app.feedback import service
 from app.feedback.schemas import (
     BatchIn,
@@ -98,7 +98,7 @@ async def create_feedback(
         settings=_settings(request),
         routing=request.app.state.routing,
     )
-    document = service.to_json(result.feedback)
+    document = json_bytes(result.feedback)
     if result.created:
         return _json(document, status.HTTP_201_CREATED)
     return _json(document, status.HTTP_200_OK, **{"Idempotent-Replayed": "true"})
@@ -132,7 +132,7 @@ async def get_feedback(
     feedback_id: uuid.UUID, _: FeedbackReader, database: DatabaseDep
 ) -> Response:
     """Read one item, with what was derived from it."""
-    return _json(service.to_json(await service.get_feedback(database, feedback_id)), 200)
+    return _json(json_bytes(await service.get_feedback(database, feedback_id)), 200)
 
 
 @router.get("", response_model=Page[FeedbackRead], responses=problem_responses(400, 401, 403, 422))
@@ -164,4 +164,4 @@ async def list_feedback(
         submitted_to=submitted_to,
     )
     items, next_cursor = await service.list_feedback(database, filters, limit=limit, cursor=cursor)
-    return _json(service.to_json({"items": items, "next_cursor": next_cursor}), 200)
+    return _json(json_bytes({"items": items, "next_cursor": next_cursor}), 200)

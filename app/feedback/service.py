@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import orjson
 from pydantic import ValidationError
 
 from app.cases.followups import accept_followup, record_followup
@@ -297,10 +296,6 @@ def received_body(row: dict[str, Any]) -> bytes:
     data = feedback_document(row)
     del data["case"]
     return envelope("feedback.received", data, row["received_at"])
-
-
-def to_json(document: Any) -> bytes:
-    return orjson.dumps(document)
 
 
 @dataclass(frozen=True, slots=True)
