@@ -363,9 +363,13 @@ class Dispatcher:
                 self.settings.webhook_disable_after_hours * 3600,
             )
         if succeeded:
+            # Not on every batch: every worker writing the same endpoint rows would queue
+            # their commits behind each other. A minute's precision is plenty here.
             await conn.execute(
-                "UPDATE webhook_endpoint SET last_success_at = $2, failing_since = NULL "
-                "WHERE id = ANY($1::uuid[])",
+                "UPDATE webhook_endpoint SET last_success_at = $2::timestamptz, "
+                "failing_since = NULL WHERE id = ANY($1::uuid[]) AND (failing_since IS NOT NULL "
+                "OR last_success_at IS NULL "
+                "OR last_success_at < $2::timestamptz - interval '1 minute')",
                 succeeded,
                 now,
             )
