@@ -145,14 +145,19 @@ async def test_a_negative_answer_reopens_and_the_link_then_says_it_was_used(
         return resolved()
 
     token = (await eventually(arrived))["data"]["followup"]["token"]
+    # Sent from the link, without saying who: it is the case's customer all the same.
     answer = feedback_body(
         external_id="followup-1",
         score=2,
         comment="Still broken",
+        customer=None,
         in_reply_to={"case_id": case_id, "token": token},
     )
     replied = await committed_client.post("/v1/feedback", json=answer)
     assert replied.status_code == 201
+    assert replied.json()["customer"]["external_id"] == "cus_42"
+    history = (await committed_client.get("/v1/customers/cus_42")).json()["feedback"]
+    assert [(f["id"], f["kind"]) for f in history][0] == (replied.json()["id"], "followup")
     case = (await committed_client.get(f"/v1/cases/{case_id}")).json()
     assert case["status"] == "open"
     events = (await committed_client.get(f"/v1/cases/{case_id}/events")).json()["items"]

@@ -336,6 +336,10 @@ async def ingest_feedback(
     return await _replay(database, payload, principal, idempotency_key, row)
 
 
+_IDENTITY = ("customer_external_id", "customer_email", "customer_phone")
+_CUSTOMER = (*_IDENTITY, "customer_name", "customer_locale")
+
+
 def _insert_values(row: dict[str, Any]) -> list[Any]:
     values = [row[c] for c in _INSERT_COLUMNS]
     values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
@@ -355,6 +359,16 @@ async def _ingest_followup(
         case = await accept_followup(
             session, payload.in_reply_to.case_id, payload.in_reply_to.token
         )
+        if not any(row[column] for column in _IDENTITY):
+            # Sent from the follow-up link without saying who: it is the case's customer.
+            row.update({column: getattr(case, column) for column in _CUSTOMER})
+            await conn.execute(
+                "UPDATE feedback SET "
+                + ", ".join(f"{c} = ${i}" for i, c in enumerate(_CUSTOMER, start=2))
+                + " WHERE id = $1",
+                row["id"],
+                *(row[c] for c in _CUSTOMER),
+            )
         await record_followup(
             session, case, row["id"], sentiment=row["sentiment"], score=row["score"]
         )
