@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx
+
 from app.core.api_keys import ApiKeyCreate, create_api_key
 from app.core.db import Database
 
@@ -55,3 +57,25 @@ async def eventually(check: Callable[[], Awaitable[T]], within: float = 15) -> T
         while not (result := await check()):  # noqa: ASYNC110 - polling the database
             await asyncio.sleep(0.05)
     return result
+
+
+async def send_feedback(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """Post feedback (feedback_body with overrides); answer the stored item."""
+    response = await client.post("/v1/feedback", json=feedback_body(**overrides))
+    assert response.status_code == 201, response.text
+    item: dict[str, Any] = response.json()
+    return item
+
+
+async def read_case(client: httpx.AsyncClient, case_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/cases/{case_id}")
+    assert response.status_code == 200, response.text
+    case: dict[str, Any] = response.json()
+    return case
+
+
+async def open_case(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """Send negative feedback; answer the case it opened or joined, as GET shows it."""
+    item = await send_feedback(client, **overrides)
+    assert item["case"] is not None, item
+    return await read_case(client, item["case"]["id"])

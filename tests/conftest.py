@@ -7,6 +7,7 @@ real processes ask for `committing_database_url` instead and clean up after them
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,7 +23,9 @@ from app.core.db import BoundDatabase, Database
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import upgrade
 from app.main import create_app
+from app.notifications.dispatcher import Dispatcher
 from tests.builders import make_api_key
+from tests.receiver import Receiver, running_receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 # Durability is not under test here; speed is. (A crash of the test server loses a test run.)
@@ -132,3 +135,20 @@ async def committed_client(
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 (tests/receiver.py)."""
+    async with running_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def dispatcher(committed: Database, settings: Settings) -> AsyncIterator[None]:
+    """A webhook dispatcher running on the committed database for the length of the test."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(Dispatcher(committed, settings).run(stop))
+    yield
+    stop.set()
+    await asyncio.wait_for(task, 30)

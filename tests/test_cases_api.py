@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.db import BoundDatabase
-from tests.builders import auth, feedback_body, make_api_key
+from tests.builders import auth, feedback_body, make_api_key, open_case, read_case, send_feedback
 
 NUMBER = re.compile(r"^C-\d+$")
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -86,28 +86,6 @@ async def make_rule(
 def person(external_id: str | None = None, **details: Any) -> dict[str, Any]:
     """A customer block: only what is given."""
     return {"external_id": external_id, **details} if external_id else details
-
-
-async def send(admin: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    """Post feedback (feedback_body with overrides); answer the stored item."""
-    response = await admin.post("/v1/feedback", json=feedback_body(**overrides))
-    assert response.status_code == 201, response.text
-    item: dict[str, Any] = response.json()
-    return item
-
-
-async def read(admin: httpx.AsyncClient, case_id: str) -> dict[str, Any]:
-    response = await admin.get(f"/v1/cases/{case_id}")
-    assert response.status_code == 200, response.text
-    case: dict[str, Any] = response.json()
-    return case
-
-
-async def open_case(admin: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    """Send negative feedback; answer the case it opened or joined, as GET shows it."""
-    item = await send(admin, **overrides)
-    assert item["case"] is not None, item
-    return await read(admin, item["case"]["id"])
 
 
 def if_match(case: dict[str, Any]) -> dict[str, str]:
@@ -197,12 +175,12 @@ async def test_negative_feedback_opens_a_case_as_the_rule_decides(
         add_tags=["refund", "money"],
         assignee="agent-7",
     )
-    item = await send(admin, comment="I want a refund, the box arrived broken")
+    item = await send_feedback(admin, comment="I want a refund, the box arrived broken")
     assert item["case"]["team"] == "billing"
     assert item["case"]["status"] == "open"
     assert NUMBER.match(item["case"]["number"])
 
-    case = await read(admin, item["case"]["id"])
+    case = await read_case(admin, item["case"]["id"])
     assert case["number"] == item["case"]["number"]
     assert case["status"] == "open"
     assert case["version"] == 1
@@ -264,7 +242,7 @@ async def test_with_no_team_at_all_a_support_team_takes_the_case(
 async def test_a_case_shows_every_field_and_its_version_as_etag(
     admin: httpx.AsyncClient,
 ) -> None:
-    item = await send(admin)
+    item = await send_feedback(admin)
     response = await admin.get(f"/v1/cases/{item['case']['id']}")
     assert response.status_code == 200
     assert response.headers["etag"] == '"1"'
@@ -309,7 +287,7 @@ async def test_case_numbers_are_short_and_unique(admin: httpx.AsyncClient) -> No
 async def test_every_kind_of_negative_feedback_opens_a_case(
     admin: httpx.AsyncClient, overrides: dict[str, Any]
 ) -> None:
-    item = await send(admin, **overrides)
+    item = await send_feedback(admin, **overrides)
     assert item["sentiment"] == "negative"
     assert item["case"] is not None
     assert item["case"]["status"] == "open"
@@ -330,7 +308,7 @@ async def test_every_kind_of_negative_feedback_opens_a_case(
 async def test_positive_or_neutral_feedback_opens_no_case(
     admin: httpx.AsyncClient, overrides: dict[str, Any]
 ) -> None:
-    item = await send(admin, **overrides)
+    item = await send_feedback(admin, **overrides)
     assert item["sentiment"] != "negative"
     assert item["case"] is None
     assert (await admin.get(f"/v1/feedback/{item['id']}")).json()["case"] is None
@@ -339,7 +317,7 @@ async def test_positive_or_neutral_feedback_opens_no_case(
 
 @pytest.mark.usefixtures("support")
 async def test_a_feedback_item_shows_its_case(admin: httpx.AsyncClient) -> None:
-    item = await send(admin)
+    item = await send_feedback(admin)
     stored = (await admin.get(f"/v1/feedback/{item['id']}")).json()
     assert stored["case"] == item["case"]
     assert set(stored["case"]) == {"id", "number", "team", "status"}
@@ -353,12 +331,12 @@ async def test_a_feedback_item_shows_its_case(admin: httpx.AsyncClient) -> None:
 async def test_a_second_complaint_from_the_customer_joins_the_open_case(
     admin: httpx.AsyncClient,
 ) -> None:
-    first = await send(admin, comment="The delivery was late")
-    second = await send(admin, comment="And the box was broken", channel="email")
+    first = await send_feedback(admin, comment="The delivery was late")
+    second = await send_feedback(admin, comment="And the box was broken", channel="email")
     assert second["case"]["id"] == first["case"]["id"]
     assert second["case"]["number"] == first["case"]["number"]
 
-    case = await read(admin, first["case"]["id"])
+    case = await read_case(admin, first["case"]["id"])
     assert [(f["id"], f["kind"]) for f in case["feedback"]] == [
         (second["id"], "joined"),
         (first["id"], "opened"),
@@ -386,15 +364,15 @@ async def test_a_second_complaint_from_the_customer_joins_the_open_case(
 async def test_the_customer_is_known_by_external_id_else_email_else_phone(
     admin: httpx.AsyncClient, first: dict[str, Any], second: dict[str, Any]
 ) -> None:
-    opened = await send(admin, customer=first)
-    joined = await send(admin, customer=second, comment="Still waiting for an answer")
+    opened = await send_feedback(admin, customer=first)
+    joined = await send_feedback(admin, customer=second, comment="Still waiting for an answer")
     assert joined["case"]["id"] == opened["case"]["id"]
 
 
 @pytest.mark.usefixtures("support")
 async def test_the_external_id_outranks_a_shared_email(admin: httpx.AsyncClient) -> None:
-    one = await send(admin, customer=person("cus_1", email="family@example.com"))
-    two = await send(admin, customer=person("cus_2", email="family@example.com"))
+    one = await send_feedback(admin, customer=person("cus_1", email="family@example.com"))
+    two = await send_feedback(admin, customer=person("cus_2", email="family@example.com"))
     assert one["case"]["id"] != two["case"]["id"]
 
 
@@ -404,11 +382,11 @@ async def test_a_complaint_to_another_team_opens_a_separate_case(
     await make_team(admin, "support")
     await make_team(admin, "billing")
     await make_rule(admin, "billing", mentions("refund"))
-    late = await send(admin, comment="The delivery was late")
-    refund = await send(admin, comment="I want a refund")
+    late = await send_feedback(admin, comment="The delivery was late")
+    refund = await send_feedback(admin, comment="I want a refund")
     assert (late["case"]["team"], refund["case"]["team"]) == ("support", "billing")
     assert late["case"]["id"] != refund["case"]["id"]
-    again = await send(admin, comment="Still no refund")
+    again = await send_feedback(admin, comment="Still no refund")
     assert again["case"]["id"] == refund["case"]["id"]
 
 
@@ -418,11 +396,13 @@ async def test_after_the_case_is_resolved_a_new_complaint_opens_a_new_case(
     admin: httpx.AsyncClient, status: str
 ) -> None:
     case = await move_to(admin, await open_case(admin), status)
-    item = await send(admin, comment="It broke again")
+    item = await send_feedback(admin, comment="It broke again")
     assert item["case"]["id"] != case["id"]
     assert item["case"]["status"] == "open"
-    assert (await read(admin, case["id"]))["feedback"] == case["feedback"]
-    assert [f["id"] for f in (await read(admin, item["case"]["id"]))["feedback"]] == [item["id"]]
+    assert (await read_case(admin, case["id"]))["feedback"] == case["feedback"]
+    assert [f["id"] for f in (await read_case(admin, item["case"]["id"]))["feedback"]] == [
+        item["id"]
+    ]
 
 
 @pytest.mark.usefixtures("support")
@@ -460,7 +440,7 @@ async def test_a_batch_joins_its_case_in_the_order_it_was_sent(
     results = (await admin.post("/v1/feedback/batch", json={"items": items})).json()["results"]
     ids = [r["id"] for r in results]
     item = (await admin.get(f"/v1/feedback/{ids[0]}")).json()
-    case = await read(admin, item["case"]["id"])
+    case = await read_case(admin, item["case"]["id"])
     assert [f["id"] for f in case["feedback"]] == ids[::-1]
     assert case["feedback"][-1]["kind"] == "opened"
     events = await timeline(admin, case["id"])
@@ -646,7 +626,7 @@ async def test_a_move_that_is_not_allowed_is_a_409(
     assert response.status_code == 409, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "case_invalid_transition"
-    after = await read(admin, case["id"])
+    after = await read_case(admin, case["id"])
     assert (after["status"], after["version"]) == (status, case["version"])
 
 
@@ -661,7 +641,7 @@ async def test_patching_to_resolved_or_open_points_at_their_own_routes(
     problem = response.json()
     assert [e["field"] for e in problem["errors"]] == ["status"]
     assert route in problem["detail"]
-    assert (await read(admin, case["id"]))["status"] == "in_progress"
+    assert (await read_case(admin, case["id"]))["status"] == "in_progress"
 
 
 @pytest.mark.usefixtures("support")
@@ -680,7 +660,7 @@ async def test_assignee_priority_and_tags_change_with_events(
     assert updated["tags"] == ["vip", "late"]
     assert updated["status"] == "open"
     assert updated["version"] == 2
-    assert await read(admin, case["id"]) == updated
+    assert await read_case(admin, case["id"]) == updated
 
     unassigned = await changed(admin, updated, "", {"assignee": None})
     assert unassigned["assignee"] is None
@@ -720,7 +700,7 @@ async def test_every_change_needs_a_current_if_match(
     stale = await admin.request(method, url, json=body, headers={"If-Match": '"7"'})
     assert stale.status_code == 412
     assert stale.json()["code"] == "version_mismatch"
-    assert (await read(admin, case["id"]))["version"] == 1
+    assert (await read_case(admin, case["id"]))["version"] == 1
 
 
 @pytest.mark.usefixtures("support")
@@ -734,7 +714,7 @@ async def test_a_change_answers_with_the_new_etag_and_the_old_one_goes_stale(
     assert first.json()["version"] == 2
     second_agent = await change(admin, case, "", {"assignee": "agent-bo"})
     assert second_agent.status_code == 412
-    assert (await read(admin, case["id"]))["assignee"] is None
+    assert (await read_case(admin, case["id"]))["assignee"] is None
     resolved = await admin.post(
         f"/v1/cases/{case['id']}/resolve", json=NO_NOTICE, headers={"If-Match": 'W/"2"'}
     )
@@ -773,7 +753,7 @@ async def test_a_note_needs_no_if_match_but_a_stale_one_is_412(
 async def test_the_timeline_tells_every_change_oldest_first_and_who_made_it(
     client: httpx.AsyncClient, admin: httpx.AsyncClient, database: BoundDatabase
 ) -> None:
-    item = await send(admin)
+    item = await send_feedback(admin)
     agent = auth(await make_api_key(database, "cases:read", "cases:write", name="agent-ana"))
     url = f"/v1/cases/{item['case']['id']}"
 
@@ -933,7 +913,7 @@ async def test_the_queue_filters_by_breached(
     await set_column(database, also_late, "resolution_breached", True)
     assert set(await queue(admin, breached="true")) == {late["number"], also_late["number"]}
     assert await queue(admin, breached="false") == [on_time["number"]]
-    assert (await read(admin, late["id"]))["breached"] is True
+    assert (await read_case(admin, late["id"]))["breached"] is True
 
 
 @pytest.mark.usefixtures("support")
@@ -985,7 +965,7 @@ async def five_cases(admin: httpx.AsyncClient, database: BoundDatabase) -> list[
             case = await changed(admin, case, "", {"priority": priority})
         await set_column(database, case, "created_at", base + timedelta(days=i))
         await set_column(database, case, "resolution_due_at", base + timedelta(hours=due_hours))
-        cases.append(await read(admin, case["id"]))
+        cases.append(await read_case(admin, case["id"]))
     return cases
 
 
@@ -1140,8 +1120,8 @@ async def test_the_customer_view_finds_them_by_any_identity(
     admin: httpx.AsyncClient, key: str
 ) -> None:
     who = person("cus_42", email="ana@example.com", phone="+351 912 345 678", name="Ana")
-    complaint = await send(admin, customer=who)
-    praise = await send(admin, customer=who, score=10, comment="Thanks, all sorted now")
+    complaint = await send_feedback(admin, customer=who)
+    praise = await send_feedback(admin, customer=who, score=10, comment="Thanks, all sorted now")
 
     response = await admin.get(f"/v1/customers/{quote(key, safe='')}")
     assert response.status_code == 200, response.text
@@ -1162,17 +1142,17 @@ async def test_the_customer_view_finds_them_by_any_identity(
 async def test_the_customer_view_joins_channels_through_a_shared_identity(
     admin: httpx.AsyncClient,
 ) -> None:
-    app_item = await send(
+    app_item = await send_feedback(
         admin, source="mobile-app", channel="app", customer=person("cus_42"), score=2
     )
-    web_item = await send(
+    web_item = await send_feedback(
         admin,
         channel="web",
         customer=person("cus_42", email="ana@example.com"),
         score=10,
         comment="Sorted, thanks",
     )
-    stranger = await send(admin, customer=person("cus_99", email="zoe@example.com"))
+    stranger = await send_feedback(admin, customer=person("cus_99", email="zoe@example.com"))
     response = await admin.get("/v1/customers/Ana@Example.com")
     assert response.status_code == 200
     view = response.json()
@@ -1266,7 +1246,7 @@ async def test_resolving_with_notice_needs_the_customer_message(
         response = await change(admin, case, "resolve", body)
         assert response.status_code == 422
         assert [e["field"] for e in response.json()["errors"]] == ["customer_message"]
-    assert (await read(admin, case["id"]))["status"] == "open"
+    assert (await read_case(admin, case["id"]))["status"] == "open"
 
 
 @pytest.mark.parametrize(
@@ -1297,7 +1277,7 @@ async def test_bad_input_is_a_422_naming_the_field(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert field in [e["field"] for e in response.json()["errors"]]
-    assert await read(admin, case["id"]) == case
+    assert await read_case(admin, case["id"]) == case
 
 
 @pytest.mark.usefixtures("support")
@@ -1332,7 +1312,7 @@ async def test_cases_read_may_read_but_not_change(
         response = await client.request(method, path, json=body, headers=write_headers)
         assert response.status_code == 403, path
         assert response.json()["code"] == "insufficient_scope"
-    assert (await read(admin, case["id"]))["version"] == 1
+    assert (await read_case(admin, case["id"]))["version"] == 1
 
 
 @pytest.mark.usefixtures("support")

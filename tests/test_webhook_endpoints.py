@@ -28,8 +28,8 @@ from app.core.config import Settings
 from app.core.db import BoundDatabase, Database
 from app.main import create_app
 from app.notifications.dispatcher import Dispatcher
-from tests.builders import auth, feedback_body, make_api_key
-from tests.receiver import Receiver, running_receiver
+from tests.builders import auth, feedback_body, make_api_key, open_case, read_case, send_feedback
+from tests.receiver import Receiver
 
 ENDPOINTS = "/v1/webhooks/endpoints"
 # Reachable under this module's settings (the allowlist has 127.0.0.0/8); nothing is sent to it
@@ -115,27 +115,6 @@ async def register(
     assert response.status_code == 201, response.text
     endpoint: dict[str, Any] = response.json()
     return endpoint
-
-
-async def send(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    """Post feedback (feedback_body with overrides); answer the stored item."""
-    response = await client.post("/v1/feedback", json=feedback_body(**overrides))
-    assert response.status_code == 201, response.text
-    item: dict[str, Any] = response.json()
-    return item
-
-
-async def read_case(client: httpx.AsyncClient, case_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/cases/{case_id}")
-    assert response.status_code == 200, response.text
-    case: dict[str, Any] = response.json()
-    return case
-
-
-async def open_case(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    item = await send(client, **overrides)
-    assert item["case"] is not None, item
-    return await read_case(client, item["case"]["id"])
 
 
 async def act(
@@ -515,7 +494,7 @@ async def test_deleting_an_endpoint_deletes_its_messages(
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     endpoint = await register(admin, "feedback.received")
-    await send(admin, score=9, comment="Great")
+    await send_feedback(admin, score=9, comment="Great")
     assert len(await outbox.all()) == 1
     assert (await admin.delete(f"{ENDPOINTS}/{endpoint['id']}")).status_code == 204
     assert await outbox.all() == []
@@ -561,28 +540,13 @@ async def test_rotating_answers_a_new_secret_shown_only_then(admin: httpx.AsyncC
     assert "secret" not in (await admin.get(f"{ENDPOINTS}/{endpoint['id']}")).json()
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-async def dispatcher(committed: Database, settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(Dispatcher(committed, settings).run(stop))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, 30)
-
-
 @pytest.mark.usefixtures("dispatcher")
 async def test_after_rotation_the_old_and_new_secrets_both_sign_for_the_grace_period(
     committed_client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     endpoint = await register(committed_client, "feedback.received", url=receiver.url("/ok"))
     rotated = (await committed_client.post(f"{ENDPOINTS}/{endpoint['id']}/rotate-secret")).json()
-    item = await send(committed_client, score=10, comment="Lovely")
+    item = await send_feedback(committed_client, score=10, comment="Lovely")
 
     await receiver.wait_for(1, "/ok")
     delivery = receiver.at("/ok")[0]
@@ -605,7 +569,7 @@ async def test_without_a_grace_period_only_the_new_secret_signs(
         response = await no_grace.post(f"{ENDPOINTS}/{endpoint['id']}/rotate-secret")
     assert response.status_code == 200, response.text
     new_secret = response.json()["secret"]
-    await send(committed_client, score=10, comment="Lovely")
+    await send_feedback(committed_client, score=10, comment="Lovely")
 
     await receiver.wait_for(1, "/ok")
     delivery = receiver.at("/ok")[0]
@@ -637,7 +601,7 @@ async def test_a_delivery_to_an_ipv6_literal_has_a_bracketed_host_header(
     try:
         async with admin_client(settings, committed, **ipv6) as client:
             endpoint = await register(client, "feedback.received", url=url)
-            await send(client, score=10, comment="Great")
+            await send_feedback(client, score=10, comment="Great")
         await ipv6_receiver.wait_for(1, "/ok")
     finally:
         stop.set()
@@ -658,7 +622,7 @@ async def test_negative_feedback_queues_one_message_per_event_and_subscribed_end
     everything = await register(admin, "*")
     resolved = await register(admin, "case.resolved")
 
-    item = await send(admin)
+    item = await send_feedback(admin)
 
     messages = await outbox.all()
     assert delivered(
@@ -683,7 +647,7 @@ async def test_feedback_received_carries_the_feedback_as_stored_without_its_case
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     await register(admin, "feedback.received")
-    item = await send(admin, external_id="resp-1")
+    item = await send_feedback(admin, external_id="resp-1")
     [message] = await outbox.all()
     assert message.data == {k: v for k, v in item.items() if k != "case"}
     assert message.data["routing"]["team"] == item["case"]["team"]
@@ -697,7 +661,7 @@ async def test_positive_feedback_queues_feedback_received_only(
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     everything = await register(admin, "*")
-    item = await send(admin, score=10, comment="Great service")
+    item = await send_feedback(admin, score=10, comment="Great service")
     assert item["case"] is None
     messages = await outbox.all()
     assert delivered(messages, everything=everything) == [("everything", "feedback.received")]
@@ -706,7 +670,7 @@ async def test_positive_feedback_queues_feedback_received_only(
 
 async def test_case_opened_carries_the_case_block(admin: httpx.AsyncClient, outbox: Outbox) -> None:
     await register(admin, "case.opened")
-    item = await send(
+    item = await send_feedback(
         admin,
         source="ios-app",
         external_id="resp-9",
@@ -741,12 +705,12 @@ async def test_a_sources_filter_limits_the_messages_to_those_sources(
     ios = await register(admin, "feedback.received", "case.opened", sources=["ios-app"])
     anywhere = await register(admin, "feedback.received", "case.opened")
 
-    await send(admin, source="checkout-web", customer={"external_id": "cus_1"})
+    await send_feedback(admin, source="checkout-web", customer={"external_id": "cus_1"})
     assert delivered(await outbox.new(), ios=ios, anywhere=anywhere) == [
         ("anywhere", "case.opened"),
         ("anywhere", "feedback.received"),
     ]
-    await send(admin, source="ios-app", customer={"external_id": "cus_2"})
+    await send_feedback(admin, source="ios-app", customer={"external_id": "cus_2"})
     assert delivered(await outbox.new(), ios=ios, anywhere=anywhere) == [
         ("anywhere", "case.opened"),
         ("anywhere", "feedback.received"),
@@ -761,8 +725,8 @@ async def test_case_events_reach_an_endpoint_filtered_to_any_of_the_cases_source
     ios = await register(admin, "case.status_changed", sources=["ios-app"])
     web = await register(admin, "case.status_changed", sources=["checkout-web"])
     other = await register(admin, "case.status_changed", sources=["call-center"])
-    item = await send(admin, source="checkout-web")
-    await send(admin, source="ios-app")  # the same customer: it joins the case
+    item = await send_feedback(admin, source="checkout-web")
+    await send_feedback(admin, source="ios-app")  # the same customer: it joins the case
     case = await read_case(admin, item["case"]["id"])
     assert len(case["feedback"]) == 2
 
@@ -778,11 +742,11 @@ async def test_a_disabled_endpoint_gets_nothing_until_enabled(
 ) -> None:
     endpoint = await register(admin, "*")
     await admin.patch(f"{ENDPOINTS}/{endpoint['id']}", json={"enabled": False})
-    await send(admin, customer={"external_id": "cus_1"})
+    await send_feedback(admin, customer={"external_id": "cus_1"})
     assert await outbox.all() == []
 
     await admin.patch(f"{ENDPOINTS}/{endpoint['id']}", json={"enabled": True})
-    await send(admin, customer={"external_id": "cus_2"})
+    await send_feedback(admin, customer={"external_id": "cus_2"})
     assert delivered(await outbox.all(), endpoint=endpoint) == [
         ("endpoint", "case.opened"),
         ("endpoint", "feedback.received"),
@@ -793,8 +757,8 @@ async def test_joining_an_open_case_writes_no_second_case_opened(
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     endpoint = await register(admin, "feedback.received", "case.opened")
-    first = await send(admin, comment="Late again")
-    second = await send(admin, comment="Still late")
+    first = await send_feedback(admin, comment="Late again")
+    second = await send_feedback(admin, comment="Still late")
     assert second["case"]["id"] == first["case"]["id"]
     messages = await outbox.all()
     assert delivered(messages, endpoint=endpoint) == [
@@ -1247,8 +1211,8 @@ async def test_an_endpoints_messages_are_listed_newest_first_with_their_body(
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
     endpoint = await register(admin, "feedback.received")
-    first = await send(admin, score=9, comment="Good", external_id="m-1")
-    second = await send(admin, score=10, comment="Great", external_id="m-2")
+    first = await send_feedback(admin, score=9, comment="Good", external_id="m-1")
+    second = await send_feedback(admin, score=10, comment="Great", external_id="m-2")
     response = await admin.get(f"{ENDPOINTS}/{endpoint['id']}/messages")
     assert response.status_code == 200, response.text
     listed = response.json()["items"]
@@ -1285,7 +1249,7 @@ async def test_every_webhook_route_needs_the_admin_scope(
     admin: httpx.AsyncClient, app: FastAPI, database: BoundDatabase
 ) -> None:
     endpoint = await register(admin, "feedback.received")
-    await send(admin, score=10, comment="Great")
+    await send_feedback(admin, score=10, comment="Great")
     [message] = (await admin.get(f"{ENDPOINTS}/{endpoint['id']}/messages")).json()["items"]
     routes = webhook_routes(endpoint["id"], message["id"])
     for scopes in (["cases:write", "cases:read"], ["feedback:write", "feedback:read"]):

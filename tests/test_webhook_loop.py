@@ -3,18 +3,14 @@ follow-up answer lands on the case."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.core.config import Settings
-from app.core.db import Database
-from app.notifications.dispatcher import Dispatcher
 from tests.builders import eventually, feedback_body
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 
 
 @pytest.fixture
@@ -29,21 +25,6 @@ def settings(settings: Settings) -> Settings:
             "public_url": "https://feedback.example.com",
         }
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-async def dispatcher(committed: Database, settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(Dispatcher(committed, settings).run(stop))
-    yield
-    stop.set()
-    await asyncio.wait_for(task, 30)
 
 
 async def _endpoint(client: httpx.AsyncClient, url: str, *types: str) -> dict[str, Any]:
@@ -157,7 +138,7 @@ async def test_a_negative_answer_reopens_and_the_link_then_says_it_was_used(
     assert replied.status_code == 201
     assert replied.json()["customer"]["external_id"] == "cus_42"
     history = (await committed_client.get("/v1/customers/cus_42")).json()["feedback"]
-    assert [(f["id"], f["kind"]) for f in history][0] == (replied.json()["id"], "followup")
+    assert (history[0]["id"], history[0]["kind"]) == (replied.json()["id"], "followup")
     case = (await committed_client.get(f"/v1/cases/{case_id}")).json()
     assert case["status"] == "open"
     events = (await committed_client.get(f"/v1/cases/{case_id}/events")).json()["items"]
