@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -60,7 +59,9 @@ from bench.common import (
     asyncpg_dsn,
     checkpoint,
     clean_environment,
+    closeloop_server,
     cpu_use,
+    create_api_key,
     embedded_postgres,
     free_port,
     fresh_database,
@@ -336,11 +337,6 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 # -- the two servers ----------------------------------------------------------------------------
 
 
-def _closeloop_command() -> list[str]:
-    script = Path(sys.executable).parent / "closeloop"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
-
-
 def service_environment(database_url: str) -> dict[str, str]:
     return clean_environment(
         FEEDBACK_DATABASE_URL=database_url,
@@ -348,25 +344,6 @@ def service_environment(database_url: str) -> dict[str, str]:
         FEEDBACK_INGEST_RATE_LIMIT_PER_MINUTE="0",
         FEEDBACK_LOG_LEVEL="warning",
     )
-
-
-def create_api_key(env: dict[str, str]) -> str:
-    finished = subprocess.run(
-        [*_closeloop_command(), "create-api-key", "--name", "bench", "--scope", "feedback:write"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    lines = finished.stdout.strip().splitlines()
-    if finished.returncode != 0 or not lines:
-        raise BenchError(
-            f"closeloop create-api-key failed ({finished.returncode}):\n"
-            f"{finished.stderr.strip()[-4000:]}"
-        )
-    return lines[-1].strip()
 
 
 def check_answers(server: ServerProcess, key: str) -> None:
@@ -524,16 +501,9 @@ def run(stack: ExitStack, options: Options) -> int:
     _progress("migrating the service's database and creating an API key")
     upgrade(service_url)
     env = service_environment(service_url)
-    key = create_api_key(env)
+    key = create_api_key(env, ["feedback:write"])
 
-    port = free_port()
-    with server_process(
-        "service",
-        [*_closeloop_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        port=port,
-        env=env,
-        ready_path="/readyz",
-    ) as service:
+    with closeloop_server(env) as service:
         check_answers(service, key)
         service_result = measure(
             service, postgres, database_url=service_url, options=options, script=script, key=key
