@@ -279,23 +279,27 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
             "rule_version": row["routing_rule_version"],
             "team": row["routing_team"],
         },
-        "case": None
-        if row.get("case_id") is None
-        else {
-            "id": str(row["case_id"]),
-            "number": case_number(row["case_number"]),
-            "team": row["case_team"],
-            "status": row["case_status"],
-        },
+        "case": _case_summary(row),
     }
 
 
-def received_body(row: dict[str, Any]) -> bytes:
+def _case_summary(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any] | None:
+    """The case a row (with case_* columns) belongs to, as feedback shows it."""
+    if row.get("case_id") is None:
+        return None
+    return {
+        "id": str(row["case_id"]),
+        "number": case_number(row["case_number"]),
+        "team": row["case_team"],
+        "status": row["case_status"],
+    }
+
+
+def received_body(document: dict[str, Any], at: datetime) -> bytes:
     """The feedback.received message: the item as stored. (The case it opens or joins is
     told by case.opened, which carries the feedback ids.)"""
-    data = feedback_document(row)
-    del data["case"]
-    return envelope("feedback.received", data, row["received_at"])
+    data = {key: value for key, value in document.items() if key != "case"}
+    return envelope("feedback.received", data, at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +330,16 @@ async def ingest_feedback(
         return await _replay(database, payload, principal, idempotency_key, row)
     async with database.raw() as conn:
         cases = await _route(conn, routing, [row])
-        values = _insert_values(row)
+        # Built once: it is both the feedback.received message and, with its case, the answer.
+        document = feedback_document(row)
+        values = _insert_values(row, document)
         if row["id"] in cases:
             stored = await conn.fetchrow(_INSERT_ONE_WITH_CASE, *values, *cases[row["id"]])
             if stored is not None:
-                return Ingested(feedback_document({**row, **stored}), created=True)
+                document["case"] = _case_summary(stored)
+                return Ingested(document, created=True)
         elif await conn.fetchval(_INSERT_ONE_PLAIN, *values) is not None:
-            return Ingested(feedback_document(row), created=True)
+            return Ingested(document, created=True)
     return await _replay(database, payload, principal, idempotency_key, row)
 
 
@@ -340,10 +347,11 @@ _IDENTITY = ("customer_external_id", "customer_email", "customer_phone")
 _CUSTOMER = (*_IDENTITY, "customer_name", "customer_locale")
 
 
-def _insert_values(row: dict[str, Any]) -> list[Any]:
+def _insert_values(row: dict[str, Any], document: dict[str, Any]) -> list[Any]:
+    """The single-row statements' parameters: the columns, then the feedback.received body."""
     values = [row[c] for c in _INSERT_COLUMNS]
     values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
-    values.append(received_body(row))
+    values.append(received_body(document, row["received_at"]))
     return values
 
 
@@ -354,7 +362,8 @@ async def _ingest_followup(
     assert payload.in_reply_to is not None
     async with database.sessionmaker() as session:
         conn = await session_raw(session)
-        if await conn.fetchval(_INSERT_ONE_PLAIN, *_insert_values(row)) is None:
+        values = _insert_values(row, feedback_document(row))
+        if await conn.fetchval(_INSERT_ONE_PLAIN, *values) is None:
             return None
         case = await accept_followup(
             session, payload.in_reply_to.case_id, payload.in_reply_to.token
@@ -454,7 +463,7 @@ async def ingest_batch(
             cases = await _route(conn, routing, rows)
             document = json.dumps(rows, default=str, ensure_ascii=False)
             ids = [r["id"] for r in rows]
-            bodies = [received_body(r) for r in rows]
+            bodies = [received_body(feedback_document(r), r["received_at"]) for r in rows]
             inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document, ids, bodies, now)}
             by_id = {r["id"]: r for r in rows}
             opened = [
