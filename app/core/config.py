@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.crypto import parse_keys
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDBACK_", extra="ignore")
@@ -59,9 +61,19 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = Field(default=16, ge=1, le=1000)
     webhook_concurrency: int = Field(default=256, ge=1, le=10_000)
 
+    # Fernet key(s), comma-separated (the first encrypts, all decrypt): webhook and identity
+    # secrets are encrypted at rest when set. Set it in production.
+    secret_key: str | None = None
+
     log_level: str = "info"
     # One JSON line per request (method, path, status, duration; no personal data).
     access_log: bool = True
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        parse_keys(value)
+        return value or None
 
     @field_validator("webhook_retry_schedule")
     @classmethod
