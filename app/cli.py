@@ -127,7 +127,12 @@ def migrate(settings: Settings) -> None:
 
 
 async def _create_api_key(
-    url: str, name: str, scopes: list[str], sources: list[str] | None, origins: list[str] | None
+    url: str,
+    name: str,
+    scopes: list[str],
+    sources: list[str] | None,
+    origins: list[str] | None,
+    publishable: bool,
 ) -> str:
     from pydantic import ValidationError
 
@@ -136,7 +141,13 @@ async def _create_api_key(
 
     try:
         data = ApiKeyCreate.model_validate(
-            {"name": name, "scopes": scopes, "allowed_sources": sources, "allowed_origins": origins}
+            {
+                "name": name,
+                "scopes": scopes,
+                "allowed_sources": sources,
+                "allowed_origins": origins,
+                "publishable": publishable,
+            }
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -161,7 +172,12 @@ def create_key(settings: Settings, args: argparse.Namespace) -> None:
             upgrade(target.url)
         key = asyncio.run(
             _create_api_key(
-                target.url, args.name, args.scope, args.allowed_source, args.allowed_origin
+                target.url,
+                args.name,
+                args.scope,
+                args.allowed_source,
+                args.allowed_origin,
+                args.publishable,
             )
         )
     print(key)
@@ -203,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     key_cmd.add_argument("--allowed-source", action="append", help="repeat for several")
     key_cmd.add_argument("--allowed-origin", action="append", help="repeat for several")
+    key_cmd.add_argument(
+        "--publishable",
+        action="store_true",
+        help="a key for a web page or app in strangers' hands (feedback:write only)",
+    )
 
     export_cmd = commands.add_parser("export-openapi", help="write the OpenAPI document")
     export_cmd.add_argument("--output", default=str(DEFAULT_OPENAPI_PATH), help="a path, or -")

@@ -17,6 +17,7 @@ from app.cases import router as cases
 from app.core import api_keys
 from app.core.auth import KeyCache, RateLimiter
 from app.core.config import Settings, get_settings
+from app.core.crypto import secret_box
 from app.core.db import Database
 from app.core.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -28,6 +29,7 @@ from app.core.errors import (
 from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
 from app.feedback import router as feedback
+from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
@@ -122,10 +124,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.key_cache = KeyCache()
     app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_per_minute)
     app.state.routing = RoutingCache()
+    app.state.identities = IdentitySecrets(secret_box(settings.secret_key))
 
     install_error_handlers(app)
     # Ingest first: routes are matched in order, and it is the route that takes the load.
     app.include_router(feedback.router)
+    app.include_router(feedback.sources)
     app.include_router(health)
     app.include_router(api_keys.router)
     app.include_router(routing.teams)

@@ -2,7 +2,7 @@
 
 from app.cases.models import Case, CaseEvent, CaseFeedback
 from app.core.auth import ApiKey
-from app.feedback.models import Feedback
+from app.feedback.models import Feedback, SourceIdentitySecret
 from app.notifications.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
 from app.routing.models import RoutingGeneration, RoutingRule, RoutingRuleVersion, Team
 
@@ -17,6 +17,7 @@ __all__ = [
     "RoutingGeneration",
     "RoutingRule",
     "RoutingRuleVersion",
+    "SourceIdentitySecret",
     "Team",
     "WebhookEndpoint",
 ]

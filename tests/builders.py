@@ -79,3 +79,40 @@ async def open_case(client: httpx.AsyncClient, **overrides: Any) -> dict[str, An
     item = await send_feedback(client, **overrides)
     assert item["case"] is not None, item
     return await read_case(client, item["case"]["id"])
+
+
+async def register_endpoint(
+    client: httpx.AsyncClient, *event_types: str, url: str, **extra: Any
+) -> dict[str, Any]:
+    """An admin client registers a webhook endpoint for these event types."""
+    response = await client.post(
+        "/v1/webhooks/endpoints", json={"url": url, "event_types": list(event_types), **extra}
+    )
+    assert response.status_code == 201, response.text
+    endpoint: dict[str, Any] = response.json()
+    return endpoint
+
+
+async def change_case(
+    client: httpx.AsyncClient, case: dict[str, Any], action: str = "", body: Any = None
+) -> httpx.Response:
+    """PATCH the case (action "") or POST one of its actions, with its current If-Match."""
+    url = f"/v1/cases/{case['id']}"
+    headers = {"If-Match": f'"{case["version"]}"'}
+    if not action:
+        return await client.patch(url, json=body, headers=headers)
+    return await client.post(f"{url}/{action}", json=body, headers=headers)
+
+
+async def case_events(client: httpx.AsyncClient, case_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/cases/{case_id}/events")
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["items"]
+    return events
+
+
+def refused_fields(response: httpx.Response) -> list[str]:
+    """The fields a 422 problem names."""
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    return [e["field"] for e in response.json()["errors"]]

@@ -262,6 +262,7 @@ async def test_a_case_shows_every_field_and_its_version_as_etag(
         "name",
         "locale",
         "contact_consent",
+        "verified",
     }
 
 

@@ -119,13 +119,27 @@ async def test_personal_data_in_comments_is_masked(writer: httpx.AsyncClient) ->
 
 async def test_same_source_and_external_id_replays_the_first(writer: httpx.AsyncClient) -> None:
     first = await writer.post("/v1/feedback", json=feedback_body(external_id="resp-1"))
-    again = await writer.post("/v1/feedback", json=feedback_body(external_id="resp-1", score=9))
+    again = await writer.post("/v1/feedback", json=feedback_body(external_id="resp-1"))
     assert first.status_code == 201
     assert again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     listed = await writer.get("/v1/feedback", params={"source": "checkout-web"})
     assert len(listed.json()["items"]) == 1
+
+
+async def test_same_source_and_external_id_with_other_content_is_a_409(
+    writer: httpx.AsyncClient,
+) -> None:
+    first = await writer.post("/v1/feedback", json=feedback_body(external_id="resp-1"))
+    other = await writer.post("/v1/feedback", json=feedback_body(external_id="resp-1", score=9))
+    assert other.status_code == 409
+    assert other.headers["content-type"] == "application/problem+json"
+    assert other.json()["code"] == "conflict"
+    assert other.json()["existing_id"] == first.json()["id"]
+    assert first.json()["id"] in other.json()["detail"]
+    item = (await writer.get(f"/v1/feedback/{first.json()['id']}")).json()
+    assert item["score"] == 3
 
 
 async def test_idempotency_key_replays_and_refuses_another_body(

@@ -694,6 +694,7 @@ async def test_case_opened_carries_the_case_block(admin: httpx.AsyncClient, outb
         "name": "Ana",
         "locale": "pt-BR",
         "contact_consent": True,
+        "verified": True,
     }
     assert block["feedback"] == [{"id": item["id"], "source": "ios-app", "external_id": "resp-9"}]
     assert at(message.payload["timestamp"]) == at(case["created_at"])

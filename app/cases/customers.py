@@ -2,7 +2,9 @@
 
 A customer is known by their external id, e-mail or phone. The lookup takes one step along the
 identities it finds: asked for an e-mail, it also finds the app feedback that carried only the
-external id that the same customer gave beside that e-mail on the web.
+external id that the same customer gave beside that e-mail on the web. Only verified identities
+link: a claimed one (unsigned, from a publishable key) is listed, marked `verified: false`, but
+leads nowhere and gives the customer no contact details.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ MAX_ITEMS = 500
 
 _IDENTITIES = text(
     "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
-    "WHERE customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
-    "OR customer_phone = ANY(:keys) LIMIT 100"
+    "WHERE (customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
+    "OR customer_phone = ANY(:keys)) AND customer_verified LIMIT 100"
 )
 _FEEDBACK = text(
     "SELECT f.id, f.source, f.channel, f.external_id, f.metric, f.score, f.category, "
     "f.sentiment, f.comment, f.tags, f.submitted_at, f.customer_external_id, f.customer_email, "
     "f.customer_phone, f.customer_name, f.customer_locale, f.contact_consent, "
-    "cf.case_id, cf.kind, cf.added_at "
+    "f.customer_verified AS verified, cf.case_id, cf.kind, cf.added_at "
     "FROM feedback f LEFT JOIN case_feedback cf ON cf.feedback_id = f.id "
     "WHERE f.customer_external_id = ANY(:keys) OR f.customer_email = ANY(:keys) "
     "OR f.customer_phone = ANY(:keys) "
@@ -63,19 +65,34 @@ async def notifications(session: AsyncSession, case_ids: list[uuid.UUID]) -> lis
     ]
 
 
+# Each detail of the customer view, and the column that holds it in feedback and in cases.
+_DETAILS = {
+    "external_id": "customer_external_id",
+    "email": "customer_email",
+    "phone": "customer_phone",
+    "name": "customer_name",
+    "locale": "customer_locale",
+    "contact_consent": "contact_consent",
+}
+
+
 def _customer(rows: list[Any], cases: list[Case]) -> CaseCustomer:
-    """The newest value of each detail, from feedback (newest first), else from cases."""
-    details: dict[str, Any] = {}
-    for row in rows:
-        for name in ("external_id", "email", "phone", "name", "locale"):
-            if details.get(name) is None:
-                details[name] = row[f"customer_{name}"]
-        details.setdefault("contact_consent", row["contact_consent"])
-    for case in cases:
-        for name in ("external_id", "email", "phone", "name", "locale"):
-            if details.get(name) is None:
-                details[name] = getattr(case, f"customer_{name}")
-        details.setdefault("contact_consent", case.contact_consent)
+    """The newest value of each detail, from feedback (newest first), else from cases; from
+    verified ones only, unless nothing about the customer is verified."""
+    records = [
+        {**{n: row[c] for n, c in _DETAILS.items()}, "verified": row["verified"]} for row in rows
+    ]
+    records += [
+        {**{n: getattr(case, c) for n, c in _DETAILS.items()}, "verified": case.customer_verified}
+        for case in cases
+    ]
+    verified = any(record["verified"] for record in records)
+    details: dict[str, Any] = {"verified": verified}
+    for record in records:
+        if record["verified"] == verified:
+            for name in _DETAILS:
+                if details.get(name) is None:
+                    details[name] = record[name]
     return CaseCustomer.model_validate(details)
 
 

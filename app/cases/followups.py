@@ -35,15 +35,14 @@ def _invalid_token() -> ValidationFailed:
 
 
 async def accept_followup(session: AsyncSession, case_id: uuid.UUID, token: str) -> Case:
-    """The case this follow-up answers, locked; 422 for a wrong token, 409 for a used one."""
+    """The case this follow-up answers, locked; 422 for a wrong token. (A used one is the
+    caller's to refuse, after it has told a replay of the answer from a second answer.)"""
     case = await session.get(Case, case_id, with_for_update=True, populate_existing=True)
     expected = case.followup_token_hash if case is not None else None
     if case is None or expected is None:
         raise _invalid_token()
     if not hmac.compare_digest(expected, followup_hash(token)):
         raise _invalid_token()
-    if case.followup_used_at is not None:
-        raise Conflict("This follow-up link was already answered.", code="followup_used")
     return case
 
 

@@ -9,9 +9,14 @@ all of it or none.
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from app.core.db import uuid7
 from app.notifications.outbox import case_block, outbox_insert, utc_text
@@ -35,6 +40,7 @@ _PARAMS = (
     "customer_name",
     "customer_locale",
     "contact_consent",
+    "customer_verified",
     "can_notify",
     "tags",
     "rule_id",
@@ -47,6 +53,7 @@ _TYPES = {
     "priority_rank": "smallint",
     "customer_keys": "text[]",
     "contact_consent": "boolean",
+    "customer_verified": "boolean",
     "can_notify": "boolean",
     "tags": "text[]",
     "rule_id": "uuid",
@@ -64,13 +71,15 @@ c AS (
     INSERT INTO feedback_case (
         id, status, priority, priority_rank, team, opened_for_team, assignee,
         customer_key, customer_keys, customer_external_id, customer_email, customer_phone,
-        customer_name, customer_locale, contact_consent, can_notify, tags, rule_id, rule_version,
+        customer_name, customer_locale, contact_consent, customer_verified, can_notify, tags,
+        rule_id, rule_version,
         first_response_due_at, resolution_due_at, version, created_at, updated_at
     )
     SELECT {p["case_id"]}, 'open', {p["priority"]}, {p["priority_rank"]}, t.key, t.key,
         {p["assignee"]}, {p["customer_key"]}, {p["customer_keys"]}, {p["customer_external_id"]},
         {p["customer_email"]}, {p["customer_phone"]}, {p["customer_name"]},
-        {p["customer_locale"]}, {p["contact_consent"]}, {p["can_notify"]}, {p["tags"]},
+        {p["customer_locale"]}, {p["contact_consent"]}, {p["customer_verified"]},
+        {p["can_notify"]}, {p["tags"]},
         {p["rule_id"]}, {p["rule_version"]},
         {p["now"]} + make_interval(mins => t.first_response_minutes),
         {p["now"]} + make_interval(mins => t.resolution_minutes),
@@ -92,13 +101,14 @@ c AS (
         customer_keys = ARRAY(
             SELECT DISTINCT k FROM unnest(feedback_case.customer_keys || EXCLUDED.customer_keys) k
         ),
+        -- A joining item fills in what the case lacks, never overwrites a contact or the
+        -- consent: those change only by an explicit, recorded edit (PATCH /v1/cases/{{id}}).
         customer_external_id =
-            COALESCE(EXCLUDED.customer_external_id, feedback_case.customer_external_id),
-        customer_email = COALESCE(EXCLUDED.customer_email, feedback_case.customer_email),
-        customer_phone = COALESCE(EXCLUDED.customer_phone, feedback_case.customer_phone),
-        customer_name = COALESCE(EXCLUDED.customer_name, feedback_case.customer_name),
-        customer_locale = COALESCE(EXCLUDED.customer_locale, feedback_case.customer_locale),
-        contact_consent = EXCLUDED.contact_consent
+            COALESCE(feedback_case.customer_external_id, EXCLUDED.customer_external_id),
+        customer_email = COALESCE(feedback_case.customer_email, EXCLUDED.customer_email),
+        customer_phone = COALESCE(feedback_case.customer_phone, EXCLUDED.customer_phone),
+        customer_name = COALESCE(feedback_case.customer_name, EXCLUDED.customer_name),
+        customer_locale = COALESCE(feedback_case.customer_locale, EXCLUDED.customer_locale)
     RETURNING feedback_case.*, (xmax = 0) AS opened
 ),
 l AS (
@@ -171,8 +181,14 @@ def customer_identity(row: Mapping[str, Any]) -> tuple[str | None, list[str]]:
 
 def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
     """The case statement's parameters for a routed feedback row (stored column names) and
-    what routing decided for its case (`priority`, `assignee`, `tags`)."""
+    what routing decided for its case (`priority`, `assignee`, `tags`).
+
+    A claimed (unverified) identity gets no join key: its case is its own, nothing joins it and
+    it joins nothing, while its identities still find it in lookups.
+    """
     key, keys = customer_identity(row)
+    if not row["customer_verified"]:
+        key = None
     values = {
         "case_id": uuid7(),
         "event_id": uuid7(),
@@ -188,7 +204,8 @@ def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
         "customer_name": row["customer_name"],
         "customer_locale": row["customer_locale"],
         "contact_consent": row["contact_consent"],
-        "can_notify": key is not None,
+        "customer_verified": row["customer_verified"],
+        "can_notify": bool(keys),
         "tags": list(case["tags"]),
         "rule_id": row["routing_rule_id"],
         "rule_version": row["routing_rule_version"],
@@ -199,3 +216,41 @@ def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
 
 def case_number(number: int) -> str:
     return f"C-{number}"
+
+
+# What the event tells of the change (a comment's text is not copied: only that it changed).
+_UPDATED_FIELDS = ("metric", "score", "category", "sentiment")
+
+
+async def record_feedback_updated(
+    conn: asyncpg.Connection,
+    case_id: uuid.UUID,
+    feedback_id: uuid.UUID,
+    *,
+    actor: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """An item on the case was replaced (PUT): the timeline says what it says now. The case
+    itself stays as it is, open or not: an agent decides what the change means."""
+    changed = {
+        name: {"from": before[name], "to": after[name]}
+        for name in _UPDATED_FIELDS
+        if before[name] != after[name]
+    }
+    await conn.execute(
+        "INSERT INTO case_event (id, case_id, type, actor, at, data) "
+        "VALUES ($1, $2, 'feedback_updated', $3, $4, $5::jsonb)",
+        uuid7(),
+        case_id,
+        actor,
+        now,
+        json.dumps(
+            {
+                "feedback_id": str(feedback_id),
+                "changes": changed,
+                "comment_changed": before["comment"] != after["comment"],
+            }
+        ),
+    )

@@ -92,6 +92,9 @@ class Case(Base):
     customer_name: Mapped[str | None] = mapped_column(Text)
     customer_locale: Mapped[str | None] = mapped_column(Text)
     contact_consent: Mapped[bool] = mapped_column(Boolean)
+    # False when the case was opened by a claimed identity (a publishable key, unsigned): such a
+    # case has no customer_key, so nothing joins it and it joins nothing.
+    customer_verified: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     can_notify: Mapped[bool] = mapped_column(Boolean)
 
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text))

@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from app.core.schemas import LOCALE_PATTERN, email_address, phone_number
 from app.notifications.schemas import NotificationRead
 from app.routing.schemas import CasePriority
 
@@ -39,6 +40,22 @@ class CaseCustomer(BaseModel):
     name: str | None
     locale: str | None
     contact_consent: bool
+    verified: bool = Field(
+        description="False when the identity is only claimed (sent unsigned with a publishable "
+        "key): such a case joins no other and is joined by none."
+    )
+
+
+class CustomerContactUpdate(BaseModel):
+    """The case's contact details, as an agent corrects them; what is left out stays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[StrictStr, AfterValidator(email_address)] | None = None
+    phone: Annotated[StrictStr, AfterValidator(phone_number)] | None = None
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    locale: Annotated[StrictStr, Field(pattern=LOCALE_PATTERN)] | None = None
+    contact_consent: StrictBool | None = None
 
 
 class CaseFeedbackItem(BaseModel):
@@ -60,6 +77,9 @@ class CaseFeedbackItem(BaseModel):
     tags: list[str]
     submitted_at: datetime
     added_at: datetime | None = Field(description="When it was added to its case.")
+    verified: bool = Field(
+        default=True, description="False when it came with a claimed (unsigned) identity."
+    )
 
 
 class CaseRule(BaseModel):
@@ -112,6 +132,7 @@ class CaseSummary(BaseModel):
     breached: bool
     created_at: datetime
     resolved_at: datetime | None
+    verified: bool = Field(description="False when opened by a claimed (unsigned) identity.")
 
 
 class CaseUpdate(BaseModel):
@@ -125,6 +146,11 @@ class CaseUpdate(BaseModel):
     assignee: Assignee | None = Field(default=None, description="null unassigns.")
     priority: CasePriority | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
+    customer: CustomerContactUpdate | None = Field(
+        default=None,
+        description="Correct the contact details the customer is told through (null clears "
+        "one). The only way they change: feedback joining the case never overwrites them.",
+    )
 
 
 class ResolveIn(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Select, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.intake import PRIORITY_RANK, case_number
+from app.cases.intake import PRIORITY_RANK, case_number, normalize_phone
 from app.cases.models import Case, CaseEvent
 from app.cases.schemas import (
     CaseSort,
@@ -68,7 +68,8 @@ class CaseInvalidTransition(Conflict):
 
 _ITEMS = text(
     "SELECT cf.case_id, cf.kind, cf.added_at, f.id, f.source, f.channel, f.external_id, "
-    "f.metric, f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at "
+    "f.metric, f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at, "
+    "f.customer_verified AS verified "
     "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
     "WHERE cf.case_id = ANY(:ids) ORDER BY cf.added_at DESC, f.id DESC"
 )
@@ -106,6 +107,7 @@ def case_document(case: Case, items: list[dict[str, Any]]) -> dict[str, Any]:
             "name": case.customer_name,
             "locale": case.customer_locale,
             "contact_consent": case.contact_consent,
+            "verified": case.customer_verified,
         },
         "feedback": items,
         "tags": case.tags,
@@ -144,6 +146,7 @@ def case_summary(case: Case) -> CaseSummary:
         breached=case.first_response_breached or case.resolution_breached,
         created_at=case.created_at,
         resolved_at=case.resolved_at,
+        verified=case.customer_verified,
     )
 
 
@@ -273,9 +276,36 @@ async def update_case(
         tags = list(dict.fromkeys(changes["tags"]))
         change.event("tags_changed", **{"from": case.tags, "to": tags})
         case.tags = tags
+    if data.customer is not None:
+        change_contact(change, data.customer.model_dump(exclude_unset=True))
     if change.changed:
         await change.finish()
     return case
+
+
+def change_contact(change: Change, given: dict[str, Any]) -> None:
+    """An agent's correction of the contact details: the one way they change. The event says
+    who changed which fields, not what they held (a timeline outlives an erasure request)."""
+    case = change.case
+    if given.get("phone") is not None:
+        given["phone"] = normalize_phone(given["phone"])
+    if given.get("email") is not None:
+        given["email"] = given["email"].lower()
+    if given.get("contact_consent") is None:
+        given.pop("contact_consent", None)  # consent is yes or no, never unknown
+    columns = {
+        name: "contact_consent" if name == "contact_consent" else f"customer_{name}"
+        for name in given
+    }
+    changed = sorted(name for name in given if getattr(case, columns[name]) != given[name])
+    if not changed:
+        return
+    for name in changed:
+        setattr(case, columns[name], given[name])
+    new_keys = [given[name] for name in ("email", "phone") if given.get(name)]
+    case.customer_keys = list(dict.fromkeys([*case.customer_keys, *new_keys]))
+    case.can_notify = any((case.customer_external_id, case.customer_email, case.customer_phone))
+    change.event("customer_changed", fields=changed)
 
 
 def _skip_reason(case: Case, data: ResolveIn) -> str | None:

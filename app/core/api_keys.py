@@ -8,7 +8,17 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,8 +51,27 @@ class ApiKeyCreate(BaseModel):
     allowed_origins: list[Origin] | None = Field(
         default=None,
         max_length=100,
-        description="Browser origins allowed to ingest with it (CORS); for keys in web pages.",
+        description="Browser origins allowed to ingest with it (CORS); for keys in web pages. "
+        "A key with origins is publishable.",
     )
+    publishable: StrictBool = Field(
+        default=False,
+        description="For a key that lives where strangers can read it (a web page, a mobile "
+        "app): it may only send feedback, a replay answers it only the id, and the customer "
+        "identity it sends is unverified unless signed with the source's identity secret.",
+    )
+
+    @model_validator(mode="after")
+    def _publishable_keys_only_ingest(self) -> ApiKeyCreate:
+        if (self.publishable or self.allowed_origins) and set(self.scopes) != {
+            Scope.FEEDBACK_WRITE
+        }:
+            raise PydanticCustomError(
+                "publishable_scopes",
+                "a publishable key (one with allowed_origins, or publishable: true) may only "
+                "have the scope feedback:write",
+            )
+        return self
 
 
 class ApiKeyRead(BaseModel):
@@ -54,8 +83,14 @@ class ApiKeyRead(BaseModel):
     scopes: list[str]
     allowed_sources: list[str] | None
     allowed_origins: list[str] | None
+    publishable: bool = Field(description="It lives in strangers' hands: it may only ingest.")
     created_at: datetime
     revoked_at: datetime | None
+
+    @field_validator("publishable", mode="before")
+    @classmethod
+    def _with_origins(cls, value: bool, info: ValidationInfo) -> bool:
+        return bool(value or info.data.get("allowed_origins"))
 
 
 class ApiKeyCreated(ApiKeyRead):
@@ -71,6 +106,7 @@ async def create_api_key(session: AsyncSession, data: ApiKeyCreate) -> tuple[Api
         scopes=sorted({s.value for s in data.scopes}),
         allowed_sources=sorted(set(data.allowed_sources)) if data.allowed_sources else None,
         allowed_origins=sorted(set(data.allowed_origins)) if data.allowed_origins else None,
+        publishable=data.publishable or bool(data.allowed_origins),
     )
     session.add(row)
     await session.flush()

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Text
+from sqlalchemy import Boolean, DateTime, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,6 +49,8 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
     allowed_sources: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     allowed_origins: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    # A key meant for a web page or an app in strangers' hands (so are keys with origins).
+    publishable: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -70,6 +72,9 @@ class Principal:
     scopes: frozenset[str]
     allowed_sources: frozenset[str] | None
     allowed_origins: frozenset[str] | None
+    # In strangers' hands (SPEC §7 "Trust"): it may only ingest, reads back nothing, and the
+    # identity it sends is a claim unless signed.
+    publishable: bool = False
 
     def has(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
@@ -91,18 +96,22 @@ class KeyCache:
             return cached[1]
         async with database.raw() as conn:
             row = await conn.fetchrow(
-                "SELECT id, name, scopes, allowed_sources, allowed_origins FROM api_key "
-                "WHERE key_hash = $1 AND revoked_at IS NULL",
+                "SELECT id, name, scopes, allowed_sources, allowed_origins, publishable "
+                "FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
                 key_hash,
             )
         principal = None
         if row is not None:
+            publishable = row["publishable"] or bool(row["allowed_origins"])
+            scopes = frozenset(row["scopes"])
             principal = Principal(
                 key_id=row["id"],
                 name=row["name"],
-                scopes=frozenset(row["scopes"]),
+                # Keys are made so, but a publishable key never holds more, whatever its row says.
+                scopes=scopes & {Scope.FEEDBACK_WRITE} if publishable else scopes,
                 allowed_sources=_optional_set(row["allowed_sources"]),
                 allowed_origins=_optional_set(row["allowed_origins"]),
+                publishable=publishable,
             )
         if len(self.entries) > 10_000:
             self.entries.clear()

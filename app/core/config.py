@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Mask e-mail addresses, phone numbers and card numbers typed into comments before storing.
     redact_comments: bool = True
 
+    # After a source's identity secret is replaced, the old one still verifies this long.
+    identity_secret_grace_hours: float = Field(default=24, ge=0)
+
     # Requests per minute per (key, client address) for keys that can only ingest; 0 = off.
     ingest_rate_limit_per_minute: int = Field(default=600, ge=0)
 

@@ -8,6 +8,7 @@ names) reaches the client: an unexpected error is logged here and answered as a 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,9 @@ class Problem(BaseModel):
     instance: str | None = None
     code: str = Field(description="Stable error code, e.g. `case_invalid_transition`.")
     errors: list[FieldError] | None = None
+    existing_id: uuid.UUID | None = Field(
+        default=None, description="A `conflict`: the id of what the request conflicts with."
+    )
 
 
 class AppError(Exception):
@@ -56,6 +60,7 @@ class AppError(Exception):
         code: str | None = None,
         errors: Sequence[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        existing_id: uuid.UUID | None = None,
     ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
@@ -63,6 +68,7 @@ class AppError(Exception):
             self.code = code
         self.errors = list(errors) if errors is not None else None
         self.headers = headers
+        self.existing_id = existing_id
 
     def to_problem(self, instance: str | None = None) -> Problem:
         return Problem(
@@ -73,6 +79,7 @@ class AppError(Exception):
             instance=instance,
             code=self.code,
             errors=self.errors,
+            existing_id=self.existing_id,
         )
 
 
@@ -163,7 +170,7 @@ def validation_problem(exc: ValidationError) -> ValidationFailed:
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
-        problem.model_dump(exclude_none=True),
+        problem.model_dump(mode="json", exclude_none=True),
         status_code=problem.status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=headers,

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from app.core.errors import BadRequest
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 MAX_PAGE_SIZE = 200
+
+# A pragmatic address check: one @, no spaces, a dotted domain. (email-validator's full check
+# cost a tenth of an ingest request's time, and a mailer verifies deliverability anyway.)
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f.]+(\.[^@\s\x00-\x1f.]+)+$")
+
+
+def email_address(value: str) -> str:
+    if len(value) > 320 or not _EMAIL.match(value):
+        raise PydanticCustomError("email_invalid", "an e-mail address is name@domain.tld")
+    return value
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{4,30}$")
+
+
+def phone_number(value: str) -> str:
+    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 5:
+        raise PydanticCustomError(
+            "phone_invalid", "a phone number is digits, spaces and ()+.- (e.g. +351 912 345 678)"
+        )
+    return value
+
 
 T = TypeVar("T")
 

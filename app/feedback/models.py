@@ -52,6 +52,9 @@ class Feedback(Base):
     customer_name: Mapped[str | None] = mapped_column(Text)
     customer_locale: Mapped[str | None] = mapped_column(Text)
     contact_consent: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # False when a publishable key sent the identity without the source's signature: a claim,
+    # which joins no case and changes no contact.
+    customer_verified: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
     metric: Mapped[str | None] = mapped_column(Text)
     score: Mapped[int | None] = mapped_column(SmallInteger)
@@ -72,3 +75,20 @@ class Feedback(Base):
 
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SourceIdentitySecret(Base):
+    """A source's identity secret: a customer id signed with it (HMAC-SHA256) is verified.
+
+    Sealed at rest (app/core/crypto.py). After a rotation the previous secret still verifies
+    until it expires, so pages that sign with it keep working while they are updated.
+    """
+
+    __tablename__ = "source_identity_secret"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,32 +1,49 @@
-"""HTTP for feedback: ingest one, ingest a batch, read one, list."""
+"""HTTP for feedback: ingest one, ingest a batch, replace one, read one, list; and the
+sources' identity secrets."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from pydantic import ValidationError
 
-from app.core.auth import FeedbackReader, FeedbackWriter
+from app.core.auth import Admin, FeedbackReader, FeedbackWriter
 from app.core.config import Settings
-from app.core.db import DatabaseDep
-from app.core.errors import FieldError, ValidationFailed, problem_responses
-from app.core.schemas import MAX_PAGE_SIZE, Page, json_bytes
+from app.core.crypto import secret_box
+from app.core.db import DatabaseDep, SessionDep
+from app.core.errors import (
+    FieldError,
+    Forbidden,
+    ValidationFailed,
+    problem_responses,
+    validation_problem,
+)
+from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN, Page, json_bytes
 from app.feedback import service
+from app.feedback.identity import IdentitySecrets, rotate_identity_secret
 from app.feedback.schemas import (
     BatchIn,
     BatchOut,
     Category,
     Channel,
+    FeedbackContent,
     FeedbackCreate,
     FeedbackRead,
+    FeedbackReplayed,
+    IdentitySecretCreated,
     Metric,
     Sentiment,
 )
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+sources = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+SourcePath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
+ExternalIdPath = Annotated[str, Path(min_length=1, max_length=200)]
 
 # Read by hand rather than declared as a Header parameter: FastAPI's per-parameter validation
 # cost 4% of an ingest request. The OpenAPI document still describes it.
@@ -66,6 +83,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _identities(request: Request) -> IdentitySecrets:
+    identities: IdentitySecrets = request.app.state.identities
+    return identities
+
+
 def _json(document: bytes, status_code: int, **headers: str) -> Response:
     return Response(
         document, status_code=status_code, media_type="application/json", headers=headers or None
@@ -77,7 +99,12 @@ def _json(document: bytes, status_code: int, **headers: str) -> Response:
     status_code=status.HTTP_201_CREATED,
     response_model=FeedbackRead,
     responses={
-        200: {"model": FeedbackRead, "description": "A replay: the item sent earlier."},
+        200: {
+            "model": FeedbackRead | FeedbackReplayed,
+            "description": "A replay: the item sent earlier, or only its id to a key that may "
+            "not read it back (a publishable key, or one that neither stored it nor has "
+            "feedback:read).",
+        },
         **problem_responses(400, 401, 403, 409, 413, 415, 422, 429),
     },
     openapi_extra=_IDEMPOTENCY_KEY_DOC,
@@ -87,8 +114,11 @@ async def create_feedback(
 ) -> Response:
     """Send one piece of feedback: a score, a comment, or both.
 
-    Sending the same `(source, external_id)` or the same `Idempotency-Key` again answers 200 with
-    the first item and `Idempotent-Replayed: true`; the same key with another body is a 409.
+    Sending the same content again under the same `(source, external_id)` or `Idempotency-Key`
+    answers 200 with `Idempotent-Replayed: true` (and the item, to a trusted key that stored it
+    or may read feedback; else only its id). Other content under the same `(source,
+    external_id)` is a 409 `conflict` naming the existing item (change it with PUT); the same
+    Idempotency-Key with another body is a 409 `idempotency_key_reused`.
     """
     result = await service.ingest_feedback(
         request.app.state.database,
@@ -97,6 +127,7 @@ async def create_feedback(
         idempotency_key=_idempotency_key(request),
         settings=_settings(request),
         routing=request.app.state.routing,
+        identities=_identities(request),
     )
     document = json_bytes(result.feedback)
     if result.created:
@@ -113,31 +144,78 @@ async def create_feedback_batch(
     batch: BatchIn, request: Request, principal: FeedbackWriter, database: DatabaseDep
 ) -> Response:
     """Send up to 1,000 items at once. Each is answered on its own, in order: `created`,
-    `replayed` (its `(source, external_id)` was seen before) or `error` with its problem. Valid
-    items are stored even when others fail."""
+    `replayed` (its `(source, external_id)` was seen before, with the same content) or `error`
+    with its problem (a 409 `conflict` for other content under a `(source, external_id)` seen
+    before). Valid items are stored even when others fail."""
     results = await service.ingest_batch(
         database,
         batch.items,
         principal=principal,
         settings=_settings(request),
         routing=request.app.state.routing,
+        identities=_identities(request),
     )
     return _json(BatchOut(results=results).model_dump_json(exclude_none=True).encode(), 200)
+
+
+@router.put(
+    "/{source}/{external_id:path}",
+    response_model=FeedbackRead,
+    responses={
+        201: {"model": FeedbackRead, "description": "There was no such item: it is stored."},
+        **problem_responses(400, 401, 403, 404, 413, 415, 422, 429),
+    },
+)
+async def put_feedback(
+    source: SourcePath,
+    external_id: ExternalIdPath,
+    content: FeedbackContent,
+    request: Request,
+    principal: FeedbackWriter,
+    database: DatabaseDep,
+) -> Response:
+    """Store or replace the item `(source, external_id)`: its score, comment, tags,
+    attributes, touchpoint, journey stage and customer, with category, sentiment and routing
+    derived again. A change that makes it negative opens or joins a case; a change to an item
+    on a case shows on the case's timeline (`feedback_updated`) and leaves the case open.
+
+    Only for trusted keys (a publishable key is refused), and only the key that stored the item
+    or an admin may replace it: to any other key it does not exist (404).
+    """
+    if principal.publishable:
+        raise Forbidden(
+            "A publishable key may only add feedback; replace it from your server.",
+            code="publishable_key",
+        )
+    try:
+        payload = FeedbackCreate.model_validate(
+            {**content.model_dump(exclude_unset=True), "source": source, "external_id": external_id}
+        )
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+    result = await service.put_feedback(
+        database,
+        payload,
+        principal=principal,
+        settings=_settings(request),
+        routing=request.app.state.routing,
+    )
+    return _json(json_bytes(result.feedback), 201 if result.created else 200)
 
 
 @router.get(
     "/{feedback_id}", response_model=FeedbackRead, responses=problem_responses(401, 403, 404, 422)
 )
 async def get_feedback(
-    feedback_id: uuid.UUID, _: FeedbackReader, database: DatabaseDep
+    feedback_id: uuid.UUID, principal: FeedbackReader, database: DatabaseDep
 ) -> Response:
     """Read one item, with what was derived from it."""
-    return _json(json_bytes(await service.get_feedback(database, feedback_id)), 200)
+    return _json(json_bytes(await service.get_feedback(database, feedback_id, principal)), 200)
 
 
 @router.get("", response_model=Page[FeedbackRead], responses=problem_responses(400, 401, 403, 422))
 async def list_feedback(
-    _: FeedbackReader,
+    principal: FeedbackReader,
     database: DatabaseDep,
     source: str | None = None,
     channel: Channel | None = None,
@@ -152,7 +230,8 @@ async def list_feedback(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: str | None = None,
 ) -> Response:
-    """List feedback, newest submitted first, a page at a time."""
+    """List feedback, newest submitted first, a page at a time (of the sources the key may
+    read, when it is limited to some)."""
     filters = service.FeedbackFilter(
         source=source,
         channel=channel,
@@ -163,5 +242,39 @@ async def list_feedback(
         submitted_from=submitted_from,
         submitted_to=submitted_to,
     )
-    items, next_cursor = await service.list_feedback(database, filters, limit=limit, cursor=cursor)
+    items, next_cursor = await service.list_feedback(
+        database, filters, principal=principal, limit=limit, cursor=cursor
+    )
     return _json(json_bytes({"items": items, "next_cursor": next_cursor}), 200)
+
+
+@sources.post(
+    "/{source}/identity-secret",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IdentitySecretCreated,
+    responses=problem_responses(401, 403, 422),
+)
+async def create_identity_secret(
+    source: SourcePath, request: Request, session: SessionDep, principal: Admin
+) -> IdentitySecretCreated:
+    """Make the source's identity secret, or a new one (the previous one keeps verifying for
+    FEEDBACK_IDENTITY_SECRET_GRACE_HOURS). Shown this once; keep it on your servers.
+
+    Your server signs each customer it puts in a page: `customer.signature` = hex
+    HMAC-SHA256(secret, customer.external_id). Feedback sent with a publishable key carries a
+    verified identity only with it."""
+    settings = _settings(request)
+    row, secret = await rotate_identity_secret(
+        session,
+        source,
+        actor=principal.name,
+        box=secret_box(settings.secret_key),
+        grace=timedelta(hours=settings.identity_secret_grace_hours),
+    )
+    _identities(request).forget(source)
+    return IdentitySecretCreated(
+        source=row.source,
+        secret=secret,
+        created_at=row.created_at,
+        previous_expires_at=row.previous_secret_expires_at,
+    )

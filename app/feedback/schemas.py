@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.core.schemas import SLUG_PATTERN
+from app.core.schemas import LOCALE_PATTERN, SLUG_PATTERN, email_address, phone_number
 
 MAX_COMMENT_LENGTH = 10_000
 MAX_TAGS = 50
@@ -84,28 +84,6 @@ class Sentiment(StrEnum):
     POSITIVE = "positive"
 
 
-# A pragmatic address check: one @, no spaces, a dotted domain. (email-validator's full check
-# cost a tenth of an ingest request's time, and a mailer verifies deliverability anyway.)
-_EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f.]+(\.[^@\s\x00-\x1f.]+)+$")
-
-
-def _email(value: str) -> str:
-    if len(value) > 320 or not _EMAIL.match(value):
-        raise PydanticCustomError("email_invalid", "an e-mail address is name@domain.tld")
-    return value
-
-
-_PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{4,30}$")
-
-
-def _phone(value: str) -> str:
-    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < 5:
-        raise PydanticCustomError(
-            "phone_invalid", "a phone number is digits, spaces and ()+.- (e.g. +351 912 345 678)"
-        )
-    return value
-
-
 def _source(value: str) -> str:
     if len(value) > 64 or not re.match(SLUG_PATTERN, value):
         raise PydanticCustomError(
@@ -118,6 +96,7 @@ def _source(value: str) -> str:
 SourceSlug = Annotated[StrictStr, AfterValidator(_source)]
 ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Tag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+ExternalId = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
 def _flat_value(value: Any) -> str | int | float | bool:
@@ -139,14 +118,18 @@ class Customer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: ShortText | None = Field(default=None, description="Your id for the customer.")
-    email: Annotated[StrictStr, AfterValidator(_email)] | None = None
-    phone: Annotated[StrictStr, AfterValidator(_phone)] | None = None
+    email: Annotated[StrictStr, AfterValidator(email_address)] | None = None
+    phone: Annotated[StrictStr, AfterValidator(phone_number)] | None = None
     name: ShortText | None = None
-    locale: (
-        Annotated[StrictStr, Field(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None
-    ) = None
+    locale: Annotated[StrictStr, Field(pattern=LOCALE_PATTERN)] | None = None
     contact_consent: StrictBool = Field(
         default=True, description="May the customer be told the outcome? No means no notification."
+    )
+    signature: Annotated[StrictStr, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
+        default=None,
+        description="Hex HMAC-SHA256 of `external_id` under the source's identity secret "
+        "(`POST /v1/sources/{source}/identity-secret`). Feedback sent with a publishable key "
+        "carries a verified identity only with it.",
     )
 
 
@@ -159,37 +142,13 @@ class InReplyTo(BaseModel):
     token: Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
-class FeedbackCreate(BaseModel):
-    """One piece of feedback: a score, a comment, or both."""
+class FeedbackContent(BaseModel):
+    """What a piece of feedback says: the body of `PUT /v1/feedback/{source}/{external_id}`, and
+    with its source and id the body of `POST /v1/feedback`."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {
-                "source": "checkout-web",
-                "channel": "web",
-                "external_id": "resp-8812",
-                "customer": {
-                    "external_id": "cus_42",
-                    "email": "ana@example.com",
-                    "locale": "pt-BR",
-                },
-                "metric": "nps",
-                "score": 3,
-                "comment": "Entrega atrasada e ninguém respondeu",
-                "tags": ["delivery"],
-                "touchpoint": "order-tracking",
-                "journey_stage": "delivery",
-                "attributes": {"plan": "pro", "order_id": "A-1009"},
-            }
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
 
-    source: SourceSlug = Field(description="Where it came from, as a slug: `checkout-web`.")
     channel: Channel
-    external_id: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = Field(
-        default=None, description="Your id for this item; `(source, external_id)` is unique."
-    )
     customer: Customer | None = None
     metric: Metric | None = None
     score: StrictInt | None = Field(
@@ -210,11 +169,6 @@ class FeedbackCreate(BaseModel):
     )
     submitted_at: datetime | None = Field(
         default=None, description="When the customer gave it (RFC 3339); default: now."
-    )
-    in_reply_to: InReplyTo | None = Field(
-        default=None,
-        description="The answer to a resolved case's follow-up question: it is added to that "
-        "case (a negative answer reopens it) instead of opening a new one. The token works once.",
     )
 
     @field_validator("score")
@@ -257,6 +211,43 @@ class FeedbackCreate(BaseModel):
         return value
 
 
+class FeedbackCreate(FeedbackContent):
+    """One piece of feedback: a score, a comment, or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "source": "checkout-web",
+                "channel": "web",
+                "external_id": "resp-8812",
+                "customer": {
+                    "external_id": "cus_42",
+                    "email": "ana@example.com",
+                    "locale": "pt-BR",
+                },
+                "metric": "nps",
+                "score": 3,
+                "comment": "Entrega atrasada e ninguém respondeu",
+                "tags": ["delivery"],
+                "touchpoint": "order-tracking",
+                "journey_stage": "delivery",
+                "attributes": {"plan": "pro", "order_id": "A-1009"},
+            }
+        },
+    )
+
+    source: SourceSlug = Field(description="Where it came from, as a slug: `checkout-web`.")
+    external_id: ExternalId | None = Field(
+        default=None, description="Your id for this item; `(source, external_id)` is unique."
+    )
+    in_reply_to: InReplyTo | None = Field(
+        default=None,
+        description="The answer to a resolved case's follow-up question: it is added to that "
+        "case (a negative answer reopens it) instead of opening a new one. The token works once.",
+    )
+
+
 class CustomerRead(BaseModel):
     external_id: str | None
     email: str | None
@@ -264,6 +255,10 @@ class CustomerRead(BaseModel):
     name: str | None
     locale: str | None
     contact_consent: bool
+    verified: bool = Field(
+        description="False when a publishable key sent the identity unsigned: a claim, which "
+        "joins no existing case and changes no contact."
+    )
 
 
 class RoutingRead(BaseModel):
@@ -300,6 +295,24 @@ class FeedbackRead(BaseModel):
         description="Which rule sent it to which team; null unless the feedback is negative."
     )
     case: CaseSummary | None = Field(description="The case it opened or joined, if any.")
+
+
+class FeedbackReplayed(BaseModel):
+    """A replay seen by a key that may not read the item back: only its id."""
+
+    id: uuid.UUID
+    status: Literal["replayed"]
+
+
+class IdentitySecretCreated(BaseModel):
+    source: str
+    secret: str = Field(
+        description="Sign `customer.external_id` with it (hex HMAC-SHA256). Shown this once."
+    )
+    created_at: datetime
+    previous_expires_at: datetime | None = Field(
+        description="Until when the secret it replaced still verifies; null for a first one."
+    )
 
 
 class BatchIn(BaseModel):

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic import ValidationError
 
 from app.cases.followups import accept_followup, record_followup
@@ -24,13 +25,15 @@ from app.cases.intake import (
     case_values,
     customer_lookup_keys,
     normalize_phone,
+    record_feedback_updated,
 )
-from app.core.auth import Principal
+from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database, session_raw, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
+from app.feedback.identity import IdentitySecrets
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
 from app.notifications.outbox import envelope, outbox_insert
@@ -51,6 +54,7 @@ _INSERT_COLUMNS = (
     "customer_name",
     "customer_locale",
     "contact_consent",
+    "customer_verified",
     "metric",
     "score",
     "comment",
@@ -70,6 +74,7 @@ _COLUMN_TYPES = {
     "id": "uuid",
     "api_key_id": "uuid",
     "contact_consent": "boolean",
+    "customer_verified": "boolean",
     "score": "smallint",
     "routing_rule_id": "uuid",
     "routing_rule_version": "integer",
@@ -81,7 +86,8 @@ _COLUMN_TYPES = {
 _COLUMN_LIST = ", ".join(_INSERT_COLUMNS)
 _READ_COLUMNS = (
     "id, source, channel, external_id, customer_external_id, customer_email, customer_phone, "
-    "customer_name, customer_locale, contact_consent, metric, score, comment, tags, touchpoint, "
+    "customer_name, customer_locale, contact_consent, customer_verified, metric, score, comment, "
+    "tags, touchpoint, "
     "journey_stage, attributes, category, sentiment, submitted_at, received_at, "
     "routing_rule_id, routing_rule_version, routing_team, api_key_id, idempotency_key, request_hash"
 )
@@ -124,7 +130,8 @@ _INSERT_ONE_WITH_CASE = (
 _OPEN_CASE = (
     "WITH "
     + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")
-    + " SELECT 1"
+    + " SELECT c.id AS case_id, c.number AS case_number, c.team AS case_team, "
+    "c.status AS case_status FROM c"
 )
 # A batch: every item in one statement, with the feedback.received messages of those stored.
 _INSERT_MANY = (
@@ -145,6 +152,43 @@ _INSERT_MANY = (
     + ") SELECT id FROM f"
 )
 _ATTRIBUTES = _INSERT_COLUMNS.index("attributes")
+_SELECT_FOR_UPDATE = (
+    f"{_SELECT_FEEDBACK} WHERE feedback.source = $1 AND feedback.external_id = $2 "
+    "FOR UPDATE OF feedback"
+)
+# What PUT replaces: the item's content and what follows from it. Its id, source, external id,
+# API key and received time stay.
+_REPLACED = (
+    "channel",
+    "customer_external_id",
+    "customer_email",
+    "customer_phone",
+    "customer_name",
+    "customer_locale",
+    "contact_consent",
+    "customer_verified",
+    "metric",
+    "score",
+    "comment",
+    "tags",
+    "touchpoint",
+    "journey_stage",
+    "attributes",
+    "category",
+    "sentiment",
+    "routing_rule_id",
+    "routing_rule_version",
+    "routing_team",
+    "submitted_at",
+    "request_hash",
+)
+_UPDATE_FEEDBACK = (
+    "UPDATE feedback SET "
+    + ", ".join(
+        f"{c} = ${i}::{_COLUMN_TYPES.get(c, 'text')}" for i, c in enumerate(_REPLACED, start=2)
+    )
+    + " WHERE id = $1"
+)
 _SELECT_EXISTING = (
     f"{_SELECT_FEEDBACK} WHERE (feedback.api_key_id = $1 AND feedback.idempotency_key = $2) "
     "OR (feedback.source = $3 AND feedback.external_id = $4) "
@@ -152,11 +196,15 @@ _SELECT_EXISTING = (
 )
 
 
-def request_hash(payload: FeedbackCreate) -> str:
-    canonical = json.dumps(
-        payload.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+def content_hash(payload: FeedbackCreate) -> str:
+    """SHA-256 of what an item says, to tell a replay (same content) from a conflict.
+
+    pydantic writes fields in a fixed order; attributes are a map, so their keys are sorted.
+    """
+    canonical = payload.model_dump_json(exclude={"attributes"}).encode() + orjson.dumps(
+        payload.attributes, option=orjson.OPT_SORT_KEYS
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _check_source(principal: Principal, source: str) -> None:
@@ -191,6 +239,7 @@ def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[s
         "customer_name": customer.name if customer else None,
         "customer_locale": customer.locale if customer else None,
         "contact_consent": customer.contact_consent if customer else True,
+        "customer_verified": True,
         "metric": payload.metric.value if payload.metric else None,
         "score": payload.score,
         "comment": comment,
@@ -260,6 +309,7 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
             "name": row["customer_name"],
             "locale": row["customer_locale"],
             "contact_consent": row["contact_consent"],
+            "verified": row["customer_verified"],
         },
         "metric": row["metric"],
         "score": row["score"],
@@ -304,8 +354,24 @@ def received_body(document: dict[str, Any], at: datetime) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
+    """What an ingest answers: the item (or, to a key that may not read it, only its id)."""
+
     feedback: dict[str, Any]
     created: bool
+
+
+def _new_row(
+    payload: FeedbackCreate,
+    principal: Principal,
+    idempotency_key: str | None,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    row = derive(payload, settings, now)
+    row["api_key_id"] = principal.key_id
+    row["idempotency_key"] = idempotency_key
+    row["request_hash"] = content_hash(payload)
+    return row
 
 
 async def ingest_feedback(
@@ -316,19 +382,17 @@ async def ingest_feedback(
     idempotency_key: str | None,
     settings: Settings,
     routing: RoutingCache,
+    identities: IdentitySecrets,
 ) -> Ingested:
     """Store one item, routed when negative; a repeat of an earlier one answers that one."""
     _check_source(principal, payload.source)
-    row = derive(payload, settings, utcnow())
-    row["api_key_id"] = principal.key_id
-    row["idempotency_key"] = idempotency_key
-    row["request_hash"] = request_hash(payload) if idempotency_key is not None else None
+    row = _new_row(payload, principal, idempotency_key, settings, utcnow())
     if payload.in_reply_to is not None:
-        stored_followup = await _ingest_followup(database, payload, row)
-        if stored_followup is not None:
-            return Ingested(stored_followup, created=True)
-        return await _replay(database, payload, principal, idempotency_key, row)
+        return await _ingest_followup(database, payload, row, principal, identities)
     async with database.raw() as conn:
+        row["customer_verified"] = await identities.verified(
+            conn, principal, payload.source, payload.customer
+        )
         cases = await _route(conn, routing, [row])
         # Built once: it is both the feedback.received message and, with its case, the answer.
         document = feedback_document(row)
@@ -340,11 +404,11 @@ async def ingest_feedback(
                 return Ingested(document, created=True)
         elif await conn.fetchval(_INSERT_ONE_PLAIN, *values) is not None:
             return Ingested(document, created=True)
-    return await _replay(database, payload, principal, idempotency_key, row)
+        return await _replay(conn, payload, principal, idempotency_key, row)
 
 
 _IDENTITY = ("customer_external_id", "customer_email", "customer_phone")
-_CUSTOMER = (*_IDENTITY, "customer_name", "customer_locale")
+_CUSTOMER = (*_IDENTITY, "customer_name", "customer_locale", "customer_verified")
 
 
 def _insert_values(row: dict[str, Any], document: dict[str, Any]) -> list[Any]:
@@ -356,28 +420,35 @@ def _insert_values(row: dict[str, Any], document: dict[str, Any]) -> list[Any]:
 
 
 async def _ingest_followup(
-    database: Database, payload: FeedbackCreate, row: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Store a follow-up answer on its case, in one transaction; None when it is a repeat."""
+    database: Database,
+    payload: FeedbackCreate,
+    row: dict[str, Any],
+    principal: Principal,
+    identities: IdentitySecrets,
+) -> Ingested:
+    """Store a follow-up answer on its case: the item, its link, the case's event and messages
+    commit together or not at all, so a wrong or used token leaves nothing behind."""
     assert payload.in_reply_to is not None
     async with database.sessionmaker() as session:
-        conn = await session_raw(session)
-        values = _insert_values(row, feedback_document(row))
-        if await conn.fetchval(_INSERT_ONE_PLAIN, *values) is None:
-            return None
         case = await accept_followup(
             session, payload.in_reply_to.case_id, payload.in_reply_to.token
         )
-        if not any(row[column] for column in _IDENTITY):
-            # Sent from the follow-up link without saying who: it is the case's customer.
-            row.update({column: getattr(case, column) for column in _CUSTOMER})
-            await conn.execute(
-                "UPDATE feedback SET "
-                + ", ".join(f"{c} = ${i}" for i, c in enumerate(_CUSTOMER, start=2))
-                + " WHERE id = $1",
-                row["id"],
-                *(row[c] for c in _CUSTOMER),
+        conn = await session_raw(session)
+        if any(row[column] for column in _IDENTITY):
+            row["customer_verified"] = await identities.verified(
+                conn, principal, payload.source, payload.customer
             )
+        else:
+            # Sent from the follow-up link without saying who: the token says it is the case's
+            # customer.
+            row.update({column: getattr(case, column) for column in _CUSTOMER})
+        values = _insert_values(row, feedback_document(row))
+        if await conn.fetchval(_INSERT_ONE_PLAIN, *values) is None:
+            replayed = await _replay(conn, payload, principal, row["idempotency_key"], row)
+            await session.rollback()
+            return replayed
+        if case.followup_used_at is not None:
+            raise Conflict("This follow-up link was already answered.", code="followup_used")
         await record_followup(
             session, case, row["id"], sentiment=row["sentiment"], score=row["score"]
         )
@@ -388,38 +459,64 @@ async def _ingest_followup(
             "case_status": case.status,
         }
         await session.commit()
-    return feedback_document({**row, **summary})
+    return Ingested(feedback_document({**row, **summary}), created=True)
+
+
+def replay_visible(principal: Principal, stored: asyncpg.Record | dict[str, Any]) -> bool:
+    """Whether a replay may show the stored item: never to a publishable key (SPEC §7); to a
+    trusted key that stored it or may read feedback."""
+    if principal.publishable:
+        return False
+    return stored["api_key_id"] == principal.key_id or principal.has(Scope.FEEDBACK_READ)
+
+
+def _conflict(stored: asyncpg.Record | dict[str, Any]) -> Conflict:
+    return Conflict(
+        f"Feedback `{stored['source']}`/`{stored['external_id']}` exists (id {stored['id']}) "
+        "with other content. To change it, PUT /v1/feedback/{source}/{external_id}.",
+        existing_id=stored["id"],
+    )
 
 
 async def _replay(
-    database: Database,
+    conn: asyncpg.Connection,
     payload: FeedbackCreate,
     principal: Principal,
     idempotency_key: str | None,
     row: dict[str, Any],
 ) -> Ingested:
-    """The item stored before under the same (source, external_id) or Idempotency-Key."""
-    async with database.raw() as conn:
-        stored = await conn.fetchrow(
-            _SELECT_EXISTING, principal.key_id, idempotency_key, payload.source, payload.external_id
-        )
+    """The item stored before under the same (source, external_id) or Idempotency-Key: the
+    same content is a replay, other content a conflict."""
+    stored = await conn.fetchrow(
+        _SELECT_EXISTING, principal.key_id, idempotency_key, payload.source, payload.external_id
+    )
     if stored is None:  # the conflicting row vanished (erased) between the two statements
         raise Conflict("The feedback conflicts with another request; retry.")
-    if (
-        idempotency_key is not None
-        and stored["idempotency_key"] == idempotency_key
-        and stored["api_key_id"] == principal.key_id
-        and stored["request_hash"] != row["request_hash"]
-    ):
+    # A row stored before content hashes were kept (null) is taken as the same content.
+    different = stored["request_hash"] not in (None, row["request_hash"])
+    if different and idempotency_key is not None and stored["idempotency_key"] == idempotency_key:
         raise Conflict(
             "This Idempotency-Key was already used with a different body.",
             code="idempotency_key_reused",
         )
+    if different:
+        raise _conflict(stored)
+    if not replay_visible(principal, stored):
+        return Ingested({"id": str(stored["id"]), "status": "replayed"}, created=False)
     return Ingested(feedback_document(stored), created=False)
 
 
 def _item_problem(error: AppError) -> BatchItemResult:
-    return BatchItemResult(status="error", problem=error.to_problem().model_dump(exclude_none=True))
+    return BatchItemResult(
+        status="error", problem=error.to_problem().model_dump(mode="json", exclude_none=True)
+    )
+
+
+@dataclass
+class _BatchItem:
+    index: int
+    payload: FeedbackCreate
+    row: dict[str, Any]
 
 
 async def ingest_batch(
@@ -429,13 +526,13 @@ async def ingest_batch(
     principal: Principal,
     settings: Settings,
     routing: RoutingCache,
+    identities: IdentitySecrets,
 ) -> list[BatchItemResult]:
     """Store each valid item of a batch in one statement; answer every item on its own."""
     results: list[BatchItemResult | None] = [None] * len(items)
-    rows: list[dict[str, Any]] = []
-    positions: list[int] = []
-    first_of_key: dict[tuple[str, str], int] = {}
-    repeats: dict[int, int] = {}
+    accepted: list[_BatchItem] = []
+    first_of_key: dict[tuple[str, str], _BatchItem] = {}
+    repeats: list[_BatchItem] = []
     now = utcnow()
     for index, item in enumerate(items):
         try:
@@ -447,68 +544,180 @@ async def ingest_batch(
         except AppError as exc:
             results[index] = _item_problem(exc)
             continue
+        entry = _BatchItem(index, payload, _new_row(payload, principal, None, settings, now))
         if payload.external_id is not None:
             key = (payload.source, payload.external_id)
             if key in first_of_key:
-                repeats[index] = first_of_key[key]
+                repeats.append(entry)
                 continue
-            first_of_key[key] = index
-        row = derive(payload, settings, now)
-        row.update(api_key_id=principal.key_id, idempotency_key=None, request_hash=None)
-        rows.append(row)
-        positions.append(index)
+            first_of_key[key] = entry
+        accepted.append(entry)
 
-    if rows:
+    if accepted:
         async with database.raw() as conn, conn.transaction():
-            cases = await _route(conn, routing, rows)
-            document = json.dumps(rows, default=str, ensure_ascii=False)
-            ids = [r["id"] for r in rows]
-            bodies = [received_body(feedback_document(r), r["received_at"]) for r in rows]
-            inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document, ids, bodies, now)}
-            by_id = {r["id"]: r for r in rows}
-            opened = [
-                [fid, by_id[fid]["source"], by_id[fid]["external_id"], *values]
-                for fid, values in cases.items()
-                if fid in inserted
-            ]
-            if opened:
-                await conn.executemany(_OPEN_CASE, opened)
-            missing = [
-                (i, r) for i, r in zip(positions, rows, strict=True) if r["id"] not in inserted
-            ]
-            existing: dict[tuple[str, str], uuid.UUID] = {}
-            if missing:
-                found = await conn.fetch(
-                    "SELECT id, source, external_id FROM feedback "
-                    "WHERE (source, external_id) IN "
-                    "(SELECT * FROM unnest($1::text[], $2::text[]))",
-                    [r["source"] for _, r in missing],
-                    [r["external_id"] for _, r in missing],
-                )
-                existing = {(f["source"], f["external_id"]): f["id"] for f in found}
-        for index, row in zip(positions, rows, strict=True):
-            if row["id"] in inserted:
-                results[index] = BatchItemResult(status="created", id=row["id"])
-            else:
-                results[index] = BatchItemResult(
-                    status="replayed", id=existing.get((row["source"], row["external_id"]))
-                )
-    for index, first in repeats.items():
-        earlier = results[first]
+            valid = []
+            for entry in accepted:
+                try:
+                    entry.row["customer_verified"] = await identities.verified(
+                        conn, principal, entry.payload.source, entry.payload.customer
+                    )
+                except AppError as exc:
+                    results[entry.index] = _item_problem(exc)
+                    continue
+                valid.append(entry)
+            accepted = valid
+            rows = [entry.row for entry in accepted]
+            await _store_batch(conn, routing, rows, now)
+        for entry in accepted:
+            results[entry.index] = _batch_result(entry.row)
+    for entry in repeats:
+        assert entry.payload.external_id is not None
+        first = first_of_key[(entry.payload.source, entry.payload.external_id)]
+        earlier = results[first.index]
         assert earlier is not None
-        if earlier.status == "error":
-            results[index] = earlier
+        if earlier.status != "error":
+            # As if sent after the first: the item is now what the first one stored or found.
+            stored = {**entry.row, "id": earlier.id, "request_hash": first.row["request_hash"]}
+            results[entry.index] = _batch_result({**entry.row, "_existing": stored})
+        elif first.row.get("_existing") is not None:
+            # The first conflicted with the stored item: this one is judged against it too.
+            results[entry.index] = _batch_result({**entry.row, "_existing": first.row["_existing"]})
         else:
-            results[index] = BatchItemResult(status="replayed", id=earlier.id)
+            results[entry.index] = earlier
     return [r for r in results if r is not None]
 
 
-async def get_feedback(database: Database, feedback_id: uuid.UUID) -> dict[str, Any]:
-    async with database.raw() as conn:
-        row = await conn.fetchrow(f"{_SELECT_FEEDBACK} WHERE feedback.id = $1", feedback_id)
+async def _store_batch(
+    conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    """Insert the rows in one statement and open or join their cases; mark each row with what
+    became of it (`_stored`: inserted, else the row already there, as `_existing`)."""
+    if not rows:
+        return
+    cases = await _route(conn, routing, rows)
+    document = json.dumps(rows, default=str, ensure_ascii=False)
+    ids = [r["id"] for r in rows]
+    bodies = [received_body(feedback_document(r), r["received_at"]) for r in rows]
+    inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document, ids, bodies, now)}
+    by_id = {r["id"]: r for r in rows}
+    opened = [
+        [fid, by_id[fid]["source"], by_id[fid]["external_id"], *values]
+        for fid, values in cases.items()
+        if fid in inserted
+    ]
+    if opened:
+        await conn.executemany(_OPEN_CASE, opened)
+    missing = [r for r in rows if r["id"] not in inserted]
+    existing: dict[tuple[str, str], asyncpg.Record] = {}
+    if missing:
+        found = await conn.fetch(
+            "SELECT id, source, external_id, request_hash FROM feedback "
+            "WHERE (source, external_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [r["source"] for r in missing],
+            [r["external_id"] for r in missing],
+        )
+        existing = {(f["source"], f["external_id"]): f for f in found}
+    for row in rows:
+        row["_stored"] = row["id"] in inserted
+        if not row["_stored"]:
+            row["_existing"] = existing.get((row["source"], row["external_id"]))
+
+
+def _batch_result(row: dict[str, Any]) -> BatchItemResult:
+    if row.get("_stored"):
+        return BatchItemResult(status="created", id=row["id"])
+    stored = row["_existing"]
+    if stored is None:  # erased between the two statements
+        return _item_problem(Conflict("The feedback conflicts with another request; retry."))
+    if stored["request_hash"] not in (None, row["request_hash"]):
+        return _item_problem(_conflict(stored))
+    return BatchItemResult(status="replayed", id=stored["id"])
+
+
+async def put_feedback(
+    database: Database,
+    payload: FeedbackCreate,
+    *,
+    principal: Principal,
+    settings: Settings,
+    routing: RoutingCache,
+) -> Ingested:
+    """Create the item, or replace what it says and re-derive, re-route and re-case it.
+
+    Only the key that stored it or an admin may replace it; to any other key it does not exist.
+    A change that makes it negative opens or joins a case; a change to an item on a case is on
+    the case's timeline (`feedback_updated`), and leaves the case as it is.
+    """
+    _check_source(principal, payload.source)
+    now = utcnow()
+    row = _new_row(payload, principal, None, settings, now)
+    async with database.raw() as conn, conn.transaction():
+        stored = await conn.fetchrow(_SELECT_FOR_UPDATE, payload.source, payload.external_id)
+        if stored is None:
+            await _store_batch(conn, routing, [row], now)
+            if row["_stored"]:
+                return Ingested(await _read(conn, row["id"]), created=True)
+            # Stored by another request meanwhile: replace that one.
+            stored = await conn.fetchrow(_SELECT_FOR_UPDATE, payload.source, payload.external_id)
+            assert stored is not None
+        if stored["api_key_id"] != principal.key_id and not principal.has(Scope.ADMIN):
+            raise _not_found()
+        if stored["request_hash"] == row["request_hash"]:
+            return Ingested(feedback_document(stored), created=False)
+        row.update(
+            id=stored["id"],
+            submitted_at=payload.submitted_at or stored["submitted_at"],
+            received_at=stored["received_at"],
+        )
+        cases = await _route(conn, routing, [row])
+        await conn.execute(
+            _UPDATE_FEEDBACK,
+            row["id"],
+            *(
+                json.dumps(row[c], ensure_ascii=False) if c == "attributes" else row[c]
+                for c in _REPLACED
+            ),
+        )
+        if stored["case_id"] is not None:
+            await record_feedback_updated(
+                conn,
+                stored["case_id"],
+                row["id"],
+                actor=principal.name,
+                before=dict(stored),
+                after=row,
+                now=now,
+            )
+        elif row["id"] in cases:
+            await conn.fetchrow(
+                _OPEN_CASE, row["id"], row["source"], row["external_id"], *cases[row["id"]]
+            )
+        return Ingested(await _read(conn, row["id"]), created=False)
+
+
+def _not_found() -> NotFound:
+    return NotFound("No feedback has this id.", code="feedback_not_found")
+
+
+async def _read(conn: asyncpg.Connection, feedback_id: uuid.UUID) -> dict[str, Any]:
+    row = await conn.fetchrow(f"{_SELECT_FEEDBACK} WHERE feedback.id = $1", feedback_id)
     if row is None:
-        raise NotFound("No feedback has this id.", code="feedback_not_found")
+        raise _not_found()
     return feedback_document(row)
+
+
+async def get_feedback(
+    database: Database, feedback_id: uuid.UUID, principal: Principal
+) -> dict[str, Any]:
+    """One item; one of a source the key may not read is not there for it."""
+    async with database.raw() as conn:
+        document = await _read(conn, feedback_id)
+    if (
+        principal.allowed_sources is not None
+        and document["source"] not in principal.allowed_sources
+    ):
+        raise _not_found()
+    return document
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,9 +733,15 @@ class FeedbackFilter:
 
 
 async def list_feedback(
-    database: Database, filters: FeedbackFilter, *, limit: int, cursor: str | None
+    database: Database,
+    filters: FeedbackFilter,
+    *,
+    principal: Principal,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest submitted first; the cursor is the (submitted_at, id) of the last item."""
+    """Newest submitted first, of the sources the key may read; the cursor is the
+    (submitted_at, id) of the last item."""
     clauses: list[str] = []
     params: list[Any] = []
 
@@ -541,6 +756,8 @@ async def list_feedback(
         value = getattr(filters, column)
         if value is not None:
             where(f"feedback.{column} = {{}}", value)
+    if principal.allowed_sources is not None:
+        where("feedback.source = ANY({})", sorted(principal.allowed_sources))
     if filters.customer is not None:
         where(
             "(feedback.customer_external_id = ANY({0}) OR feedback.customer_email = ANY({0}) "

@@ -82,7 +82,8 @@ def case_block(case: str, feedback: str) -> str:
         'customer', jsonb_build_object(
             'external_id', {c}.customer_external_id, 'email', {c}.customer_email,
             'phone', {c}.customer_phone, 'name', {c}.customer_name,
-            'locale', {c}.customer_locale, 'contact_consent', {c}.contact_consent),
+            'locale', {c}.customer_locale, 'contact_consent', {c}.contact_consent,
+            'verified', {c}.customer_verified),
         'feedback', {feedback},
         'created_at', {utc_text(f"{c}.created_at")},
         'updated_at', {utc_text(f"{c}.updated_at")})"""
