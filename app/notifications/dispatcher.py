@@ -7,6 +7,12 @@ a slow or dead endpoint holds only its own slots. Results are written back in ba
 a short transaction, and only by the holder of the lease. A dispatcher that dies leaves its
 messages leased; they fall due again when the lease ends. Any number of dispatchers may run
 side by side.
+
+Whatever goes wrong while sending (an answer that breaks the HTTP parser, a header nobody can
+read, a bug) becomes the attempt's error and is retried on the
+schedule: a message is never sent again without an attempt on record. Recording retries a
+failed batch for a moment, then writes the outcomes one by one, so one that the database
+refuses holds up no other.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import contextlib
 import email.utils
 import logging
 import random
+import re
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -42,6 +49,10 @@ MAX_RETRY_AFTER = 86_400.0
 JITTER = 0.2
 USER_AGENT = "Closeloop-Webhooks/0.1"
 SLOT_EXTENSION = "closeloop.slot"
+ERROR_CHARS = 500
+# A batch of outcomes that could not be recorded is tried again after each of these (seconds).
+RECORD_RETRY_DELAYS = (0.1, 0.5, 2.0)
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 _CLAIM = """
 WITH due AS (
@@ -117,7 +128,9 @@ class Outcome:
 
     @property
     def success(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        # A 2xx whose answer then broke off is a failure: sending again is the safe side.
+        code = self.status_code
+        return self.error is None and code is not None and 200 <= code < 300
 
     @property
     def gone(self) -> bool:
@@ -125,16 +138,22 @@ class Outcome:
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds or as an HTTP date; None when absent or not understood."""
+    """Retry-After as seconds (at most a day) or as an HTTP date; None when absent or not
+    understood. An HTTP date is in GMT (RFC 9110 §5.6.7): one without a zone is read as UTC."""
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - now).total_seconds())
+    value = value.strip()
+    if _DELAY_SECONDS.fullmatch(value):
+        seconds = float(value)  # inf when too long for a float
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def next_attempt(outcome: Outcome, delays: list[float]) -> datetime | None:
@@ -147,7 +166,7 @@ def next_attempt(outcome: Outcome, delays: list[float]) -> datetime | None:
     if outcome.slow:
         delay = max(delay, SLOW_FAILURE_FLOOR)
     if outcome.retry_after is not None:
-        delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
+        delay = max(delay, outcome.retry_after)
     ended = outcome.at + timedelta(milliseconds=outcome.duration_ms)
     return ended + timedelta(seconds=delay)
 
@@ -270,7 +289,13 @@ class Dispatcher:
             error = f"timed out after {self.total_timeout:g} s"
             slow = True
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+            error = _describe(exc)
+        except Exception as exc:
+            # A bug, or a fault nobody foresaw: it is this attempt's error like any other, so
+            # the message is retried on the schedule rather than sent again, unrecorded, when
+            # its lease runs out.
+            logger.exception("sending webhook message %s failed unexpectedly", message.id)
+            error = _describe(exc)
         return Outcome(
             message=message,
             at=at,
@@ -401,11 +426,48 @@ class Dispatcher:
                 except asyncio.QueueEmpty:
                     await asyncio.sleep(RECORD_EVERY / 4)
             if batch:
+                await self._record_surely(batch)
+
+    async def _record_surely(self, batch: list[Outcome]) -> None:
+        """Record a batch, trying again for a moment if it fails (the database may be
+        restarting); then one outcome at a time, so one the database refuses holds up no
+        other, and that one as a bare attempt saying so. Only an outcome the database refuses
+        even then is lost: its lease runs out and the message is sent again."""
+        for delay in (*RECORD_RETRY_DELAYS, None):
+            try:
+                await self.record(batch)
+                return
+            except Exception:
+                if delay is None:
+                    logger.exception(
+                        "recording %d delivery outcomes failed; recording them one by one",
+                        len(batch),
+                    )
+                    break
+                logger.warning(
+                    "recording %d delivery outcomes failed; trying again in %g s",
+                    len(batch),
+                    delay,
+                    exc_info=True,
+                )
+                await asyncio.sleep(delay)
+        for outcome in batch:
+            try:
+                await self.record([outcome])
+            except Exception as exc:
+                logger.warning(
+                    "recording the outcome of webhook message %s failed; recording it without "
+                    "its excerpt and error",
+                    outcome.message.id,
+                    exc_info=True,
+                )
                 try:
-                    await self.record(batch)
+                    await self.record([_bare(outcome, exc)])
                 except Exception:
-                    # Not recorded: the leases run out and the messages are sent again.
-                    logger.exception("recording %d delivery outcomes failed", len(batch))
+                    logger.exception(
+                        "the outcome of an attempt to send webhook message %s was lost",
+                        outcome.message.id,
+                    )
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -476,4 +538,20 @@ async def _excerpt(response: httpx.Response) -> str:
         data += chunk
         if len(data) >= EXCERPT_BYTES:
             break
-    return data[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # PostgreSQL text takes any character but NUL.
+    return data[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def _describe(exc: Exception) -> str:
+    """An exception as an attempt's error: short, and text PostgreSQL takes (no NUL, no lone
+    surrogate)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = text[:ERROR_CHARS].replace("\x00", "\ufffd")
+    return text.encode("utf-8", errors="replace").decode()
+
+
+def _bare(outcome: Outcome, exc: Exception) -> Outcome:
+    """The outcome without the texts the database may have refused (the excerpt, the error):
+    a success stays one, a failure says why its error is missing."""
+    note = f"the attempt's error could not be recorded ({type(exc).__name__})"
+    return replace(outcome, excerpt=None, error=None if outcome.success else note)
