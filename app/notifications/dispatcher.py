@@ -9,7 +9,7 @@ messages leased; they fall due again when the lease ends. Any number of dispatch
 side by side.
 
 Whatever goes wrong while sending (an answer that breaks the HTTP parser, a header nobody can
-read, a bug) becomes the attempt's error and is retried on the
+read, a secret that cannot be opened, a bug) becomes the attempt's error and is retried on the
 schedule: a message is never sent again without an attempt on record. Recording retries a
 failed batch for a moment, then writes the outcomes one by one, so one that the database
 refuses holds up no other.
@@ -34,6 +34,7 @@ import asyncpg
 import httpx
 
 from app.core.config import Settings
+from app.core.crypto import SecretKeyError, secret_box
 from app.core.db import Database, utcnow
 from app.notifications.addresses import AddressPolicy, AddressRefused, Resolver
 from app.notifications.signing import message_id, signature_header
@@ -52,6 +53,8 @@ SLOT_EXTENSION = "closeloop.slot"
 ERROR_CHARS = 500
 # A batch of outcomes that could not be recorded is tried again after each of these (seconds).
 RECORD_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# How often previous secrets whose grace period has ended are deleted.
+SECRET_SWEEP_SECONDS = 60.0
 _DELAY_SECONDS = re.compile(r"[0-9]+")
 
 _CLAIM = """
@@ -73,6 +76,16 @@ FROM due, webhook_endpoint e
 WHERE m.id = due.id AND e.id = m.endpoint_id
 RETURNING m.id, m.endpoint_id, m.body, m.tries, e.url, e.secret, e.previous_secret,
     e.previous_secret_expires_at
+"""
+
+# SKIP LOCKED: an endpoint being changed, or written by another dispatcher's recording, is
+# left for the next sweep instead of waited for.
+_FORGET_EXPIRED_SECRETS = """
+UPDATE webhook_endpoint SET previous_secret = NULL, previous_secret_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM webhook_endpoint WHERE previous_secret_expires_at <= $1
+    FOR UPDATE SKIP LOCKED
+)
 """
 
 _RECORD = """
@@ -111,7 +124,9 @@ class Claimed:
     body: bytes
     tries: int
     url: str
-    secrets: list[str]
+    # As stored (sealed when FEEDBACK_SECRET_KEY is set); the previous one while it is valid.
+    secret: str
+    previous_secret: str | None
     lease_token: uuid.UUID
 
 
@@ -199,6 +214,9 @@ class Dispatcher:
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
         )
+        self.box = secret_box(settings.secret_key)
+        # Per endpoint: its secrets as stored, and opened.
+        self.opened: dict[uuid.UUID, tuple[tuple[str, str | None], list[str]]] = {}
         self.inflight: dict[uuid.UUID, int] = defaultdict(int)
         # Each endpoint's free connection slots; taking one is the per-endpoint limit.
         self.slots: dict[uuid.UUID, asyncio.Queue[int]] = {}
@@ -219,10 +237,8 @@ class Dispatcher:
         now = utcnow()
         claimed = []
         for row in rows:
-            secrets = [row["secret"]]
             expires = row["previous_secret_expires_at"]
-            if row["previous_secret"] and expires is not None and expires > now:
-                secrets.append(row["previous_secret"])
+            in_grace = expires is not None and expires > now
             claimed.append(
                 Claimed(
                     id=row["id"],
@@ -230,11 +246,28 @@ class Dispatcher:
                     body=row["body"],
                     tries=row["tries"],
                     url=row["url"],
-                    secrets=secrets,
+                    secret=row["secret"],
+                    previous_secret=row["previous_secret"] if in_grace else None,
                     lease_token=token,
                 )
             )
         return claimed
+
+    def _signing_secrets(self, message: Claimed) -> list[str]:
+        """The endpoint's secrets in clear, opened once per stored value: a Fernet decrypt
+        per message would cost more than the rest of the signing."""
+        stored = (message.secret, message.previous_secret)
+        cached = self.opened.get(message.endpoint_id)
+        if cached is None or cached[0] != stored:
+            opened = [self.box.open(s) for s in stored if s]
+            cached = self.opened[message.endpoint_id] = (stored, opened)
+        return cached[1]
+
+    async def forget_expired_secrets(self, now: datetime) -> int:
+        """Delete the previous secrets whose grace period ended by `now`; answer how many."""
+        async with self.database.raw() as conn:
+            result = await conn.execute(_FORGET_EXPIRED_SECRETS, now)
+        return int(result.rsplit(" ", 1)[-1])
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -252,7 +285,7 @@ class Dispatcher:
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(
-                message.secrets, webhook_id, timestamp, message.body
+                self._signing_secrets(message), webhook_id, timestamp, message.body
             ),
         }
         extensions = {"sni_hostname": host} if scheme == "https" else {}
@@ -288,7 +321,7 @@ class Dispatcher:
         except (TimeoutError, httpx.TimeoutException):
             error = f"timed out after {self.total_timeout:g} s"
             slow = True
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, SecretKeyError) as exc:
             error = _describe(exc)
         except Exception as exc:
             # A bug, or a fault nobody foresaw: it is this attempt's error like any other, so
@@ -474,8 +507,15 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send until `stop` is set; then finish what is in flight and record it."""
         recorder = asyncio.create_task(self._recorder())
+        next_sweep = time.monotonic()
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SECRET_SWEEP_SECONDS
+                    try:
+                        await self.forget_expired_secrets(utcnow())
+                    except Exception:
+                        logger.exception("deleting expired webhook secrets failed")
                 free = self.capacity - sum(self.inflight.values())
                 claimed: list[Claimed] = []
                 if free > 0:
