@@ -6,8 +6,9 @@ What runs. A fresh database in the embedded PostgreSQL (.closeloop-bench/, defau
 settings), migrated. Receivers (bench/receiver.py, one process) listen on 127.0.0.1: three
 healthy endpoints that answer 200 at once and, in the run "with dead", a fourth that accepts
 the connection and never answers. Each run registers its endpoints (`feedback.received`, a new
-secret each), starts `--workers` `closeloop worker` processes (SLA monitor and dispatcher, the
-default timeout of 15 s and concurrency of 16 per endpoint and 256 per process) and waits until
+secret each, stored encrypted: the workers have FEEDBACK_SECRET_KEY, as production should),
+starts `--workers` `closeloop worker` processes (SLA monitor and dispatcher, the default
+timeout of 15 s and concurrency of 16 per endpoint and 256 per process) and waits until
 every one of them polls for due messages; their start-up time is reported apart. Then one
 INSERT ... SELECT FROM generate_series writes the messages, all due at one instant T0 a moment
 later, and ANALYZE gives the planner the statistics a living table has.
@@ -49,6 +50,9 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.fernet import Fernet
+
+from app.core.crypto import secret_box
 from app.core.embedded import EmbeddedPostgres
 from app.notifications.signing import new_secret
 from bench.common import (
@@ -80,6 +84,8 @@ LEAD_SECONDS = 2.0  # between writing the messages and T0, when they fall due
 # a lease (2 × 15 s + 5 s), after which an outcome that was not recorded is sent again.
 RECORDED_WITHIN = 45.0
 PACKAGES = ("httpx", "httpcore", "h11", "asyncpg", "uvloop", "standardwebhooks")
+# The workers' FEEDBACK_SECRET_KEY, with which the endpoints' secrets are stored.
+SECRET_KEY = Fernet.generate_key().decode()
 
 # A feedback.received envelope as ingest writes it (about 800 bytes); each message gets its id.
 ENVELOPE = (
@@ -128,6 +134,7 @@ GROUP BY 1, 2 ORDER BY 1, 2
 def worker_environment(database_url: str) -> dict[str, str]:
     return clean_environment(
         FEEDBACK_DATABASE_URL=database_url,
+        FEEDBACK_SECRET_KEY=SECRET_KEY,
         FEEDBACK_WEBHOOK_ALLOW_HTTP="true",
         FEEDBACK_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
         FEEDBACK_LOG_LEVEL="warning",
@@ -168,7 +175,8 @@ def measure_run(
     with receivers(healthy=HEALTHY, dead=dead, expect=healthy_messages) as rx, ExitStack() as stack:
         secrets = [new_secret() for _ in range(HEALTHY + dead)]
         urls = [rx.url(n) for n in range(HEALTHY + dead)]
-        ids_by_url = {r["url"]: r["id"] for r in run_sql(url, [(ENDPOINTS_SQL, (urls, secrets))])}
+        sealed = [secret_box(SECRET_KEY).seal(s) for s in secrets]
+        ids_by_url = {r["url"]: r["id"] for r in run_sql(url, [(ENDPOINTS_SQL, (urls, sealed))])}
         endpoint_ids = [ids_by_url[u] for u in urls]
         healthy_ids = endpoint_ids[:HEALTHY]
 

@@ -1,7 +1,8 @@
 """A real HTTP receiver on 127.0.0.1 for webhook tests: it records what arrives and answers as
 told, per path: `/ok`, `/fail` (500), `/gone` (410), `/redirect` (302), `/hang` (never
 answers), `/reset` (drops the connection), `/slow` (answers 200 after a delay), `/busy` (429
-with Retry-After), `/big` (200 with a 10 KiB body).
+with Retry-After), `/big` (200 with a 10 KiB body), `/raw/<name>` (the bytes RAW_ANSWERS holds
+under that name, no HTTP parser's idea of an answer, then the connection closes).
 
 A small asyncio HTTP/1.1 server, keep-alive included, so the tests depend on nothing but the
 standard library, and the dispatcher talks to a real socket.
@@ -16,6 +17,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+
+# What broken servers send back: each is written as it is, then the connection is closed.
+RAW_ANSWERS = {
+    "not-http": b"hello, is it me you are looking for?\r\n\r\n",
+    "bad-status-line": b"HTTP/1.1 2xx OK\r\ncontent-length: 0\r\n\r\n",
+    "header-without-colon": b"HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 0\r\n\r\n",
+    "bad-content-length": b"HTTP/1.1 200 OK\r\ncontent-length: lots\r\n\r\nok",
+    "huge-header": (
+        b"HTTP/1.1 200 OK\r\nx-padding: " + b"a" * 200_000 + b"\r\ncontent-length: 0\r\n\r\n"
+    ),
+    "bad-chunk": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nok\r\n",
+    "cut-short": b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this",
+    "binary-retry-after": (
+        b"HTTP/1.1 503 X\r\nretry-after: \xff\xfe\x80 soon\r\ncontent-length: 0\r\n\r\n"
+    ),
+    "nul-in-body": b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nok\x00\xff\xfe\xed!",
+}
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,10 @@ class Receiver:
             await asyncio.Event().wait()
         if path == "/reset":
             writer.transport.abort()
+            return False
+        if path.startswith("/raw/"):
+            writer.write(RAW_ANSWERS[path.removeprefix("/raw/")])
+            await writer.drain()
             return False
         if path == "/slow":
             await asyncio.sleep(self.slow_seconds)

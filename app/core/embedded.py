@@ -6,16 +6,25 @@ later ones (a `create-api-key` beside a running `serve`) reuse it, and the last 
 stops it. Holders are recorded by process id in a file under a lock, so a holder that died without
 letting go (kill -9) is simply forgotten, and its server is reused or restarted cleanly.
 
-The server listens on a unix socket only, never on a TCP port.
+Only the service reaches it: the server listens on a unix socket only, never on a TCP port, in
+a directory only the server's user may enter (mode 0700), and takes password connections only
+(SCRAM-SHA-256). The password is made on first use and kept in the data folder, outside pgdata,
+readable by the invoking user alone (`pg.password`, mode 0600); the URL carries it. A data
+folder from an earlier version, which trusted every local connection, is brought to this on
+its next start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import importlib.util
 import logging
 import os
+import pwd
+import secrets
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +41,13 @@ SERVICE_USER = "embedded_postgres"
 # A unix socket path must fit in sockaddr_un (108 bytes on Linux), name included.
 _SOCKET_NAME = ".s.PGSQL.5432"
 _MAX_SOCKET_PATH = 100
+PASSWORD_FILE = "pg.password"  # noqa: S105 - a file name
+# The whole of pg_hba.conf: a data folder whose file says anything else is brought to this.
+HBA = (
+    "# Written by Closeloop: connections on the unix socket only (the server listens on no TCP\n"
+    "# port), each with the password kept in pg.password beside pgdata.\n"
+    "local all all scram-sha-256\n"
+)
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -55,6 +71,58 @@ def _open_up(path: Path) -> None:
             directory.chmod(mode | 0o011)
 
 
+def _service_user() -> pwd.struct_passwd:
+    """The user the server runs as when we are root, created on first need."""
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(  # noqa: S603
+            ["/usr/sbin/useradd", "--system", "--no-create-home", SERVICE_USER],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(SERVICE_USER)
+
+
+def private_directory(path: Path, owner: tuple[int, int]) -> None:
+    """Make `path` a directory only `owner` (uid, gid) may enter: created with mode 0700, or
+    found as a real directory of that owner (or ours, to hand over) and narrowed to 0700.
+
+    A symlink, a file, or another user's directory at that path is refused, never used: in a
+    shared directory such as /tmp, anyone may have put it there first.
+    """
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise EmbeddedPostgresError(
+            f"{path} is not a directory (a symlink or a file): remove it, it is not ours"
+        )
+    if info.st_uid != owner[0]:
+        if info.st_uid != os.geteuid():
+            raise EmbeddedPostgresError(
+                f"{path} belongs to another user (uid {info.st_uid}): remove it, or use "
+                "another FEEDBACK_DATA_DIR"
+            )
+        os.chown(path, *owner, follow_symlinks=False)
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+
+
+def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
+    """Write a file only its owner may read (0600), whole or not at all."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    if owner is not None:
+        os.chown(temporary, *owner)
+    os.replace(temporary, path)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -70,8 +138,10 @@ class EmbeddedPostgres:
         self.root = root.expanduser().resolve()
         self.pgdata = self.root / "pgdata"
         self.log_file = self.root / "postgres.log"
+        self.password_file = self.root / PASSWORD_FILE
         self.server_options = server_options or {}
         self._as_root = os.geteuid() == 0
+        self._password: str | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -80,18 +150,43 @@ class EmbeddedPostgres:
         own = self.root / "run"
         if len(str(own / _SOCKET_NAME)) <= _MAX_SOCKET_PATH:
             return own
+        # Too long a path for a socket: one in the temporary directory, the same for every
+        # command on this data folder (private_directory refuses one someone else made).
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"closeloop-pg-{digest}"
 
+    @property
+    def server_owner(self) -> tuple[int, int]:
+        """The uid and gid the server runs as: ours, or the service user's when we are root."""
+        if not self._as_root:
+            return os.geteuid(), os.getegid()
+        entry = _service_user()
+        return entry.pw_uid, entry.pw_gid
+
     def url(self, database: str = DATABASE_NAME) -> str:
-        return f"postgresql+asyncpg://{SUPERUSER}@/{database}?host={self.socket_dir}"
+        host = f"?host={self.socket_dir}"
+        return f"postgresql+asyncpg://{SUPERUSER}:{self.password()}@/{database}{host}"
+
+    def password(self) -> str:
+        """The superuser's password, made on first use (under the lock, by `acquire`)."""
+        if self._password is None:
+            try:
+                self._password = self.password_file.read_text().strip()
+            except FileNotFoundError:
+                # URL-safe characters: the password goes into the URL as it is.
+                password = secrets.token_urlsafe(32)
+                write_private(self.password_file, password + "\n")
+                self._password = password
+        return self._password
 
     def acquire(self) -> str:
         """Make sure the server runs and this process is recorded as a holder; return its URL."""
         with self._locked():
+            self.password()
             self._ensure_initialised()
             if not self.is_running():
                 self._start()
+            self._require_password()
             self._ensure_database(DATABASE_NAME)
             holders = self._live_holders()
             holders.add(os.getpid())
@@ -152,11 +247,19 @@ class EmbeddedPostgres:
         self._holders_file.write_text("".join(f"{p}\n" for p in sorted(holders)))
 
     def _run(
-        self, command: list[str], *, check: bool = True, timeout: float = 60
+        self,
+        command: list[str],
+        *,
+        check: bool = True,
+        timeout: float = 60,
+        stdin_text: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, Any] = {}
         if self._as_root:
             kwargs["user"] = SERVICE_USER
+        if stdin_text is None:
+            kwargs["stdin"] = subprocess.DEVNULL
         argv = [str(_binaries() / command[0]), *command[1:]]
         result = subprocess.run(  # noqa: S603 - fixed binaries, arguments built here
             argv,
@@ -164,7 +267,8 @@ class EmbeddedPostgres:
             text=True,
             timeout=timeout,
             check=False,
-            stdin=subprocess.DEVNULL,
+            input=stdin_text,
+            env=None if env is None else {**os.environ, **env},
             **kwargs,
         )
         if check and result.returncode != 0:
@@ -173,21 +277,14 @@ class EmbeddedPostgres:
             )
         return result
 
-    def _prepare_permissions(self) -> None:
-        """As root, let the service user reach the binaries and own the data and socket dirs."""
+    def _prepare_directories(self) -> None:
+        """The data and socket directories, the server's own; as root, let the service user
+        reach the binaries too."""
+        owner = self.server_owner
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        private_directory(self.socket_dir, owner)
         if not self._as_root:
             return
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(SERVICE_USER)
-        except KeyError:
-            subprocess.run(  # noqa: S603
-                ["/usr/sbin/useradd", "--system", "--no-create-home", SERVICE_USER],
-                check=True,
-                capture_output=True,
-            )
-            entry = pwd.getpwnam(SERVICE_USER)
         install = _binaries().parent
         _open_up(install)
         for directory, _, files in os.walk(install):
@@ -198,37 +295,64 @@ class EmbeddedPostgres:
                     file.stat().st_mode | 0o044 | (0o011 if file.stat().st_mode & 0o100 else 0)
                 )
         for path in (self.pgdata, self.socket_dir):
-            path.mkdir(parents=True, exist_ok=True)
             _open_up(path)
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+        os.chown(self.pgdata, *owner)
         self.log_file.touch()
-        os.chown(self.log_file, entry.pw_uid, entry.pw_gid)
+        os.chown(self.log_file, *owner)
 
     def _ensure_initialised(self) -> None:
-        self.pgdata.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
-        self._prepare_permissions()
+        self._prepare_directories()
         if (self.pgdata / "PG_VERSION").exists():
             return
         logger.info("initialising embedded PostgreSQL in %s", self.pgdata)
-        self._run(
-            [
-                "initdb",
-                "-D",
-                str(self.pgdata),
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "-U",
-                SUPERUSER,
-            ],
-            timeout=120,
+        # initdb reads the password from a file: one in the socket directory, which only the
+        # server's user may enter, for as long as initdb runs.
+        password_file = self.socket_dir / "initdb-password"
+        write_private(password_file, self.password() + "\n", self.server_owner)
+        try:
+            self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=scram-sha-256",
+                    f"--pwfile={password_file}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "-U",
+                    SUPERUSER,
+                ],
+                timeout=120,
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
+        write_private(self.pgdata / "pg_hba.conf", HBA, self.server_owner)
+
+    def _require_password(self) -> None:
+        """Bring a running server to password connections only, if it is not yet there.
+
+        A data folder initialised by an earlier version trusted every local connection: the
+        password is set through the socket while that still works, then pg_hba.conf is
+        replaced and the server reloads it, in place. Each step may be run again, so a crash
+        half-way is finished on the next start.
+        """
+        hba = self.pgdata / "pg_hba.conf"
+        if hba.read_text() == HBA:
+            return
+        logger.info("embedded PostgreSQL: requiring a password (a data folder of an older version)")
+        self._psql(
+            "postgres",
+            "SET password_encryption = 'scram-sha-256'; "
+            f"ALTER ROLE {SUPERUSER} PASSWORD '{self.password()}'",
         )
+        write_private(hba, HBA, self.server_owner)
+        self._psql("postgres", "SELECT pg_reload_conf()")
 
     def _start(self) -> None:
         options = {
             "listen_addresses": "''",
             "unix_socket_directories": f"'{self.socket_dir}'",
+            "unix_socket_permissions": "0700",
             "max_connections": "300",
             **self.server_options,
         }
@@ -264,9 +388,13 @@ class EmbeddedPostgres:
             self._run(["pg_ctl", "stop", "-D", str(self.pgdata), "-m", "immediate", "-w"])
 
     def _psql(self, database: str, sql: str) -> str:
+        # The SQL on stdin and the password in the environment: neither shows in `ps`.
         result = self._run(
             [
                 "psql",
+                "-X",
+                "-w",
+                "-q",
                 "-h",
                 str(self.socket_dir),
                 "-U",
@@ -275,9 +403,12 @@ class EmbeddedPostgres:
                 database,
                 "-v",
                 "ON_ERROR_STOP=1",
-                "-tAc",
-                sql,
-            ]
+                "-tA",
+                "-f",
+                "-",
+            ],
+            stdin_text=sql,
+            env={"PGPASSWORD": self.password()},
         )
         return result.stdout.strip()
 

@@ -7,6 +7,12 @@ a slow or dead endpoint holds only its own slots. Results are written back in ba
 a short transaction, and only by the holder of the lease. A dispatcher that dies leaves its
 messages leased; they fall due again when the lease ends. Any number of dispatchers may run
 side by side.
+
+Whatever goes wrong while sending (an answer that breaks the HTTP parser, a header nobody can
+read, a secret that cannot be opened, a bug) becomes the attempt's error and is retried on the
+schedule: a message is never sent again without an attempt on record. Recording retries a
+failed batch for a moment, then writes the outcomes one by one, so one that the database
+refuses holds up no other.
 """
 
 from __future__ import annotations
@@ -16,17 +22,19 @@ import contextlib
 import email.utils
 import logging
 import random
+import re
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 
 from app.core.config import Settings
+from app.core.crypto import SecretKeyError, secret_box
 from app.core.db import Database, utcnow
 from app.notifications.addresses import AddressPolicy, AddressRefused, Resolver
 from app.notifications.signing import message_id, signature_header
@@ -42,6 +50,12 @@ MAX_RETRY_AFTER = 86_400.0
 JITTER = 0.2
 USER_AGENT = "Closeloop-Webhooks/0.1"
 SLOT_EXTENSION = "closeloop.slot"
+ERROR_CHARS = 500
+# A batch of outcomes that could not be recorded is tried again after each of these (seconds).
+RECORD_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# How often previous secrets whose grace period has ended are deleted.
+SECRET_SWEEP_SECONDS = 60.0
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 _CLAIM = """
 WITH due AS (
@@ -62,6 +76,16 @@ FROM due, webhook_endpoint e
 WHERE m.id = due.id AND e.id = m.endpoint_id
 RETURNING m.id, m.endpoint_id, m.body, m.tries, e.url, e.secret, e.previous_secret,
     e.previous_secret_expires_at
+"""
+
+# SKIP LOCKED: an endpoint being changed, or written by another dispatcher's recording, is
+# left for the next sweep instead of waited for.
+_FORGET_EXPIRED_SECRETS = """
+UPDATE webhook_endpoint SET previous_secret = NULL, previous_secret_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM webhook_endpoint WHERE previous_secret_expires_at <= $1
+    FOR UPDATE SKIP LOCKED
+)
 """
 
 _RECORD = """
@@ -100,7 +124,9 @@ class Claimed:
     body: bytes
     tries: int
     url: str
-    secrets: list[str]
+    # As stored (sealed when FEEDBACK_SECRET_KEY is set); the previous one while it is valid.
+    secret: str
+    previous_secret: str | None
     lease_token: uuid.UUID
 
 
@@ -117,7 +143,9 @@ class Outcome:
 
     @property
     def success(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        # A 2xx whose answer then broke off is a failure: sending again is the safe side.
+        code = self.status_code
+        return self.error is None and code is not None and 200 <= code < 300
 
     @property
     def gone(self) -> bool:
@@ -125,16 +153,22 @@ class Outcome:
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds or as an HTTP date; None when absent or not understood."""
+    """Retry-After as seconds (at most a day) or as an HTTP date; None when absent or not
+    understood. An HTTP date is in GMT (RFC 9110 §5.6.7): one without a zone is read as UTC."""
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - now).total_seconds())
+    value = value.strip()
+    if _DELAY_SECONDS.fullmatch(value):
+        seconds = float(value)  # inf when too long for a float
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def next_attempt(outcome: Outcome, delays: list[float]) -> datetime | None:
@@ -147,7 +181,7 @@ def next_attempt(outcome: Outcome, delays: list[float]) -> datetime | None:
     if outcome.slow:
         delay = max(delay, SLOW_FAILURE_FLOOR)
     if outcome.retry_after is not None:
-        delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
+        delay = max(delay, outcome.retry_after)
     ended = outcome.at + timedelta(milliseconds=outcome.duration_ms)
     return ended + timedelta(seconds=delay)
 
@@ -180,6 +214,9 @@ class Dispatcher:
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
         )
+        self.box = secret_box(settings.secret_key)
+        # Per endpoint: its secrets as stored, and opened.
+        self.opened: dict[uuid.UUID, tuple[tuple[str, str | None], list[str]]] = {}
         self.inflight: dict[uuid.UUID, int] = defaultdict(int)
         # Each endpoint's free connection slots; taking one is the per-endpoint limit.
         self.slots: dict[uuid.UUID, asyncio.Queue[int]] = {}
@@ -200,10 +237,8 @@ class Dispatcher:
         now = utcnow()
         claimed = []
         for row in rows:
-            secrets = [row["secret"]]
             expires = row["previous_secret_expires_at"]
-            if row["previous_secret"] and expires is not None and expires > now:
-                secrets.append(row["previous_secret"])
+            in_grace = expires is not None and expires > now
             claimed.append(
                 Claimed(
                     id=row["id"],
@@ -211,11 +246,28 @@ class Dispatcher:
                     body=row["body"],
                     tries=row["tries"],
                     url=row["url"],
-                    secrets=secrets,
+                    secret=row["secret"],
+                    previous_secret=row["previous_secret"] if in_grace else None,
                     lease_token=token,
                 )
             )
         return claimed
+
+    def _signing_secrets(self, message: Claimed) -> list[str]:
+        """The endpoint's secrets in clear, opened once per stored value: a Fernet decrypt
+        per message would cost more than the rest of the signing."""
+        stored = (message.secret, message.previous_secret)
+        cached = self.opened.get(message.endpoint_id)
+        if cached is None or cached[0] != stored:
+            opened = [self.box.open(s) for s in stored if s]
+            cached = self.opened[message.endpoint_id] = (stored, opened)
+        return cached[1]
+
+    async def forget_expired_secrets(self, now: datetime) -> int:
+        """Delete the previous secrets whose grace period ended by `now`; answer how many."""
+        async with self.database.raw() as conn:
+            result = await conn.execute(_FORGET_EXPIRED_SECRETS, now)
+        return int(result.rsplit(" ", 1)[-1])
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -233,7 +285,7 @@ class Dispatcher:
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(
-                message.secrets, webhook_id, timestamp, message.body
+                self._signing_secrets(message), webhook_id, timestamp, message.body
             ),
         }
         extensions = {"sni_hostname": host} if scheme == "https" else {}
@@ -269,8 +321,14 @@ class Dispatcher:
         except (TimeoutError, httpx.TimeoutException):
             error = f"timed out after {self.total_timeout:g} s"
             slow = True
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        except (httpx.HTTPError, SecretKeyError) as exc:
+            error = _describe(exc)
+        except Exception as exc:
+            # A bug, or a fault nobody foresaw: it is this attempt's error like any other, so
+            # the message is retried on the schedule rather than sent again, unrecorded, when
+            # its lease runs out.
+            logger.exception("sending webhook message %s failed unexpectedly", message.id)
+            error = _describe(exc)
         return Outcome(
             message=message,
             at=at,
@@ -401,19 +459,63 @@ class Dispatcher:
                 except asyncio.QueueEmpty:
                     await asyncio.sleep(RECORD_EVERY / 4)
             if batch:
+                await self._record_surely(batch)
+
+    async def _record_surely(self, batch: list[Outcome]) -> None:
+        """Record a batch, trying again for a moment if it fails (the database may be
+        restarting); then one outcome at a time, so one the database refuses holds up no
+        other, and that one as a bare attempt saying so. Only an outcome the database refuses
+        even then is lost: its lease runs out and the message is sent again."""
+        for delay in (*RECORD_RETRY_DELAYS, None):
+            try:
+                await self.record(batch)
+                return
+            except Exception:
+                if delay is None:
+                    logger.exception(
+                        "recording %d delivery outcomes failed; recording them one by one",
+                        len(batch),
+                    )
+                    break
+                logger.warning(
+                    "recording %d delivery outcomes failed; trying again in %g s",
+                    len(batch),
+                    delay,
+                    exc_info=True,
+                )
+                await asyncio.sleep(delay)
+        for outcome in batch:
+            try:
+                await self.record([outcome])
+            except Exception as exc:
+                logger.warning(
+                    "recording the outcome of webhook message %s failed; recording it without "
+                    "its excerpt and error",
+                    outcome.message.id,
+                    exc_info=True,
+                )
                 try:
-                    await self.record(batch)
+                    await self.record([_bare(outcome, exc)])
                 except Exception:
-                    # Not recorded: the leases run out and the messages are sent again.
-                    logger.exception("recording %d delivery outcomes failed", len(batch))
+                    logger.exception(
+                        "the outcome of an attempt to send webhook message %s was lost",
+                        outcome.message.id,
+                    )
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send until `stop` is set; then finish what is in flight and record it."""
         recorder = asyncio.create_task(self._recorder())
+        next_sweep = time.monotonic()
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SECRET_SWEEP_SECONDS
+                    try:
+                        await self.forget_expired_secrets(utcnow())
+                    except Exception:
+                        logger.exception("deleting expired webhook secrets failed")
                 free = self.capacity - sum(self.inflight.values())
                 claimed: list[Claimed] = []
                 if free > 0:
@@ -476,4 +578,20 @@ async def _excerpt(response: httpx.Response) -> str:
         data += chunk
         if len(data) >= EXCERPT_BYTES:
             break
-    return data[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # PostgreSQL text takes any character but NUL.
+    return data[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def _describe(exc: Exception) -> str:
+    """An exception as an attempt's error: short, and text PostgreSQL takes (no NUL, no lone
+    surrogate)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = text[:ERROR_CHARS].replace("\x00", "\ufffd")
+    return text.encode("utf-8", errors="replace").decode()
+
+
+def _bare(outcome: Outcome, exc: Exception) -> Outcome:
+    """The outcome without the texts the database may have refused (the excerpt, the error):
+    a success stays one, a failure says why its error is missing."""
+    note = f"the attempt's error could not be recorded ({type(exc).__name__})"
+    return replace(outcome, excerpt=None, error=None if outcome.success else note)

@@ -33,8 +33,9 @@ class WebhookEndpoint(Base):
     description: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
-    # Kept in clear: signing needs it. After a rotation the previous secret signs too, until
-    # it expires.
+    # Signing needs them in clear, so they are encrypted, not hashed: sealed with
+    # FEEDBACK_SECRET_KEY when it is set (app/core/crypto.py), else kept as they are. After a
+    # rotation the previous secret signs too, until it expires; then the dispatcher deletes it.
     secret: Mapped[str] = mapped_column(Text)
     previous_secret: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

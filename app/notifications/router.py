@@ -9,11 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.core.auth import Admin
+from app.core.crypto import SecretBox, secret_box
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.schemas import MAX_PAGE_SIZE, Page
 from app.notifications import service
 from app.notifications.addresses import AddressPolicy, Resolver
+from app.notifications.models import WebhookEndpoint
 from app.notifications.schemas import (
     EndpointCreate,
     EndpointRead,
@@ -35,6 +37,14 @@ def _resolver(request: Request) -> Resolver:
     )
 
 
+def _box(request: Request) -> SecretBox:
+    return secret_box(request.app.state.settings.secret_key)
+
+
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
+    return EndpointWithSecret(**EndpointRead.model_validate(endpoint).model_dump(), secret=secret)
+
+
 @router.post(
     "/endpoints",
     status_code=status.HTTP_201_CREATED,
@@ -46,8 +56,10 @@ async def create_endpoint(
 ) -> EndpointWithSecret:
     """Register an endpoint. Its signing secret is in `secret`, shown now and at rotation only.
     The URL must be https and reach a public address (checked now and at every delivery)."""
-    endpoint = await service.create_endpoint(session, data, _resolver(request))
-    return EndpointWithSecret.model_validate(endpoint)
+    endpoint, secret = await service.create_endpoint(
+        session, data, _resolver(request), _box(request)
+    )
+    return _with_secret(endpoint, secret)
 
 
 @router.get("/endpoints", response_model=Page[EndpointRead], responses=problem_responses(401, 403))
@@ -76,7 +88,9 @@ async def update_endpoint(
     endpoint_id: uuid.UUID, data: EndpointUpdate, request: Request, session: SessionDep, _: Admin
 ) -> EndpointRead:
     """Change an endpoint, or disable and enable it (`enabled`, `disabled_reason`)."""
-    endpoint = await service.update_endpoint(session, endpoint_id, data, _resolver(request))
+    endpoint = await service.update_endpoint(
+        session, endpoint_id, data, _resolver(request), _box(request)
+    )
     return EndpointRead.model_validate(endpoint)
 
 
@@ -100,8 +114,8 @@ async def rotate_endpoint_secret(
     """A new signing secret. The old one keeps signing beside it for the grace period
     (FEEDBACK_WEBHOOK_SECRET_GRACE_HOURS), so receivers can switch without losing messages."""
     grace = timedelta(hours=request.app.state.settings.webhook_secret_grace_hours)
-    endpoint = await service.rotate_secret(session, endpoint_id, grace)
-    return EndpointWithSecret.model_validate(endpoint)
+    endpoint, secret = await service.rotate_secret(session, endpoint_id, grace, _box(request))
+    return _with_secret(endpoint, secret)
 
 
 @router.post(

@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.crypto import SEALED_PREFIX, SecretBox
 from app.core.db import utcnow
 from app.core.errors import FieldError, NotFound, ValidationFailed
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
@@ -35,21 +36,29 @@ async def check_url(resolver: Resolver, url: str) -> None:
         ) from None
 
 
+def _sealed(box: SecretBox, stored: str) -> str:
+    """A stored secret as it is to be stored now: one kept in clear from before the key was
+    set is sealed, a sealed one stays as it is."""
+    return stored if stored.startswith(SEALED_PREFIX) else box.seal(stored)
+
+
 async def create_endpoint(
-    session: AsyncSession, data: EndpointCreate, resolver: Resolver
-) -> WebhookEndpoint:
+    session: AsyncSession, data: EndpointCreate, resolver: Resolver, box: SecretBox
+) -> tuple[WebhookEndpoint, str]:
+    """The new endpoint, and its secret in clear (stored sealed when a key is set)."""
     await check_url(resolver, data.url)
+    secret = new_secret()
     endpoint = WebhookEndpoint(
         url=data.url,
         event_types=data.event_types,
         sources=data.sources,
         description=data.description,
         enabled=True,
-        secret=new_secret(),
+        secret=box.seal(secret),
     )
     session.add(endpoint)
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 async def get_endpoint(
@@ -70,9 +79,16 @@ async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint_id: uuid.UUID, data: EndpointUpdate, resolver: Resolver
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    data: EndpointUpdate,
+    resolver: Resolver,
+    box: SecretBox,
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, endpoint_id, for_update=True)
+    endpoint.secret = _sealed(box, endpoint.secret)
+    if endpoint.previous_secret is not None:
+        endpoint.previous_secret = _sealed(box, endpoint.previous_secret)
     changes = data.model_dump(exclude_unset=True)
     if changes.get("url") is not None:
         await check_url(resolver, changes["url"])
@@ -96,16 +112,19 @@ async def delete_endpoint(session: AsyncSession, endpoint_id: uuid.UUID) -> None
 
 
 async def rotate_secret(
-    session: AsyncSession, endpoint_id: uuid.UUID, grace: timedelta
-) -> WebhookEndpoint:
+    session: AsyncSession, endpoint_id: uuid.UUID, grace: timedelta, box: SecretBox
+) -> tuple[WebhookEndpoint, str]:
+    """The endpoint with a new secret, and that secret in clear; the old one signs beside it
+    until `grace` has passed (then the dispatcher deletes it)."""
     endpoint = await get_endpoint(session, endpoint_id, for_update=True)
     now = utcnow()
-    endpoint.previous_secret = endpoint.secret
+    secret = new_secret()
+    endpoint.previous_secret = _sealed(box, endpoint.secret)
     endpoint.previous_secret_expires_at = now + grace
-    endpoint.secret = new_secret()
+    endpoint.secret = box.seal(secret)
     endpoint.updated_at = now
     await session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 def message_read(message: OutboxMessage) -> MessageRead:
