@@ -15,7 +15,7 @@ from starlette.types import Scope
 
 from app.cases import router as cases
 from app.core import api_keys
-from app.core.auth import KeyCache, RateLimiter
+from app.core.auth import KeyCache
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import (
@@ -27,6 +27,7 @@ from app.core.errors import (
 )
 from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
+from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
 from app.notifications import router as webhooks
 from app.routing import router as routing
@@ -94,19 +95,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             return
         assert settings.database_url, "FEEDBACK_DATABASE_URL is not set"
         app.state.database = await Database.connect(
-            settings.database_url, pool_size=settings.db_pool_size
+            settings.database_url, **settings.database_options()
         )
         stop = asyncio.Event()
-        background = asyncio.create_task(
-            run_background(
-                app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+        background = [
+            asyncio.create_task(
+                run_background(
+                    app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+                )
             )
-        )
+        ]
+        limiter: RateLimiter = app.state.rate_limiter
+        if limiter.enabled:
+            background.append(asyncio.create_task(limiter.run(app.state.database, stop)))
         try:
             yield
         finally:
             stop.set()
-            await background
+            await asyncio.gather(*background)
             await app.state.database.close()
 
     app = FastAPI(
@@ -120,7 +126,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.key_cache = KeyCache()
-    app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_per_minute)
+    app.state.rate_limiter = RateLimiter(
+        ingest_per_minute=settings.ingest_rate_limit_per_minute,
+        per_minute=settings.rate_limit_per_minute,
+        trusted_proxies=settings.trusted_proxy_networks,
+    )
     app.state.routing = RoutingCache()
 
     install_error_handlers(app)

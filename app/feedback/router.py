@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.core.auth import FeedbackReader, FeedbackWriter
+from app.core.auth import FeedbackBatchWriter, FeedbackReader, FeedbackWriter, count_items
 from app.core.config import Settings
 from app.core.db import DatabaseDep
 from app.core.errors import FieldError, ValidationFailed, problem_responses
@@ -110,11 +110,14 @@ async def create_feedback(
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
 )
 async def create_feedback_batch(
-    batch: BatchIn, request: Request, principal: FeedbackWriter, database: DatabaseDep
+    batch: BatchIn, request: Request, principal: FeedbackBatchWriter, database: DatabaseDep
 ) -> Response:
     """Send up to 1,000 items at once. Each is answered on its own, in order: `created`,
     `replayed` (its `(source, external_id)` was seen before) or `error` with its problem. Valid
-    items are stored even when others fail."""
+    items are stored even when others fail. For a key that can only ingest, every item counts
+    against the rate limit."""
+    if principal.ingest_only:
+        count_items(request, principal, len(batch.items))
     results = await service.ingest_batch(
         database,
         batch.items,
