@@ -27,7 +27,7 @@ from app.cases.intake import (
 )
 from app.core.auth import Principal
 from app.core.config import Settings
-from app.core.db import Database, session_raw, utcnow, uuid7
+from app.core.db import Database, session_sql, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
@@ -361,9 +361,8 @@ async def _ingest_followup(
     """Store a follow-up answer on its case, in one transaction; None when it is a repeat."""
     assert payload.in_reply_to is not None
     async with database.sessionmaker() as session:
-        conn = await session_raw(session)
         values = _insert_values(row, feedback_document(row))
-        if await conn.fetchval(_INSERT_ONE_PLAIN, *values) is None:
+        if (await session_sql(session, _INSERT_ONE_PLAIN, *values)).scalar() is None:
             return None
         case = await accept_followup(
             session, payload.in_reply_to.case_id, payload.in_reply_to.token
@@ -371,7 +370,8 @@ async def _ingest_followup(
         if not any(row[column] for column in _IDENTITY):
             # Sent from the follow-up link without saying who: it is the case's customer.
             row.update({column: getattr(case, column) for column in _CUSTOMER})
-            await conn.execute(
+            await session_sql(
+                session,
                 "UPDATE feedback SET "
                 + ", ".join(f"{c} = ${i}" for i, c in enumerate(_CUSTOMER, start=2))
                 + " WHERE id = $1",
