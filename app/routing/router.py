@@ -227,7 +227,9 @@ async def run_backtest(
 ) -> BacktestOut:
     """Run a proposed rule table over the negative feedback submitted in [from, to), beside the
     rules in force: cases per team under each, how many items would change team, and up to 20
-    of them. Changes nothing."""
+    of them. Changes nothing. Items are taken oldest first, for at most
+    `FEEDBACK_BACKTEST_MAX_ROWS` items and `FEEDBACK_BACKTEST_MAX_SECONDS`: an answer with
+    `complete: false` covers [from, stopped_at) only."""
     errors: list[FieldError] = []
     known_teams = {t.key for t in (await service.list_teams(session))}
     for i, rule in enumerate(data.rules):
@@ -253,8 +255,15 @@ async def run_backtest(
             ),
             current.default_team,
         )
+        settings = request.app.state.settings
         result = await backtest(
-            conn, current=current, proposed=proposed, start=data.from_, end=data.to
+            conn,
+            current=current,
+            proposed=proposed,
+            start=data.from_,
+            end=data.to,
+            max_rows=settings.backtest_max_rows,
+            max_seconds=settings.backtest_max_seconds,
         )
     return BacktestOut(
         negative_feedback=result.negative_feedback,
@@ -262,4 +271,7 @@ async def run_backtest(
         proposed=result.proposed,
         moved=result.moved,
         examples=[MovedItem.model_validate(e) for e in result.examples],
+        complete=result.stopped_by is None,
+        stopped_by=result.stopped_by,
+        stopped_at=result.stopped_at,
     )
