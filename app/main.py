@@ -13,6 +13,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.types import Scope
 
+# Every table on the metadata: the ORM resolves a foreign key (case_feedback → feedback) by the
+# table's name when it first flushes, and no route imports the feedback model itself.
+import app.models  # noqa: F401
 from app.cases import router as cases
 from app.core import api_keys
 from app.core.auth import KeyCache
