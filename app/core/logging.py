@@ -42,12 +42,17 @@ def logged_path(scope: Mapping[str, Any]) -> str:
 
 
 def _route_literals(scope: Mapping[str, Any]) -> set[str]:
+    """Every fixed segment of the app's routes, from its OpenAPI document (built once; the
+    routes themselves sit inside included routers)."""
     app = scope.get("app")
-    literals: set[str] = set()
-    for route in getattr(app, "routes", ()):
-        path = getattr(route, "path", "")
-        literals.update(part for part in path.split("/") if "{" not in part)
-    return literals
+    openapi = getattr(app, "openapi", None)
+    paths: list[str] = list(openapi().get("paths", {})) if callable(openapi) else []
+    paths += [
+        path
+        for route in getattr(app, "routes", ())
+        if isinstance(path := getattr(route, "path", None), str)
+    ]
+    return {part for path in paths for part in path.split("/") if "{" not in part}
 
 
 class JsonFormatter(logging.Formatter):
