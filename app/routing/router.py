@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -248,14 +249,15 @@ async def run_backtest(
     cache: RoutingCache = request.app.state.routing
     async with database.raw() as conn:
         current = await cache.current(conn)
-        proposed = build_table(
-            (
-                {**rule.model_dump(mode="json", by_alias=True), "id": None, "version": 0}
-                for _, rule in ordered
-            ),
-            current.default_team,
-        )
-        settings = request.app.state.settings
+    proposed_rules = [
+        {**rule.model_dump(mode="json", by_alias=True), "id": None, "version": 0}
+        for _, rule in ordered
+    ]
+    # Compiling thousands of rules takes a second of CPU: in a thread, the event loop still
+    # gets its turns (the interpreter switches threads every few milliseconds).
+    proposed = await asyncio.to_thread(build_table, proposed_rules, current.default_team)
+    settings = request.app.state.settings
+    async with database.raw() as conn:
         result = await backtest(
             conn,
             current=current,
