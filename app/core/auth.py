@@ -197,10 +197,11 @@ def count_items(request: Request, principal: Principal, items: int) -> None:
         wait = limiter.take((principal.key_id, ""), items, limit)
     if wait is None:
         return
+    per = "items a minute from one address" if principal.ingest_only else "requests a minute"
     if items > limit:
-        detail = f"This key may send {limit} items a minute; send these {items} in smaller batches."
+        detail = f"This key may send {limit} {per}: send these {items} in smaller batches."
     else:
-        detail = f"This key may send {limit} a minute; retry after the time in `Retry-After`."
+        detail = f"This key may send {limit} {per}; retry after `Retry-After` seconds."
     raise TooManyRequests(detail, headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
