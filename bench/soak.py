@@ -167,7 +167,7 @@ async def _admin_write(client: httpx.AsyncClient, shared: _Shared) -> httpx.Resp
 
 
 async def _hang_up(client: httpx.AsyncClient, shared: _Shared) -> httpx.Response | None:
-    params = {"status": ["open", "resolved"], "limit": 200}
+    params: dict[str, Any] = {"status": ["open", "resolved"], "limit": 200}
     try:
         return await client.get("/v1/cases", params=params, timeout=0.005)
     except httpx.TimeoutException:

@@ -45,10 +45,17 @@ async def test_two_processes_share_one_rate_limit(
                 await ready(http, a)
                 await ready(http, b)
 
+                sent = 0
+
                 async def post(served: Any, key: str) -> int:
+                    # A new X-Forwarded-For each time: no proxy is trusted, so it changes
+                    # nothing (uvicorn would believe it from a loopback peer).
+                    nonlocal sent
+                    sent += 1
+                    headers = {**auth(key), "X-Forwarded-For": f"203.0.113.{sent % 250}"}
                     url = f"{served.base_url}/v1/feedback"
-                    body = feedback_body(score=9)
-                    return (await http.post(url, json=body, headers=auth(key))).status_code
+                    answer = await http.post(url, json=feedback_body(score=9), headers=headers)
+                    return answer.status_code
 
                 # Counts are per minute: a run that straddles a minute starts again.
                 for _ in range(3):
