@@ -76,6 +76,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
             "log_config": logging_config(settings.log_level),
             "access_log": False,
             "server_header": False,
+            # The client address is ours to work out (FEEDBACK_TRUSTED_PROXIES), not uvicorn's:
+            # by default it would believe X-Forwarded-For from any local peer.
+            "proxy_headers": False,
         }
         logger.info("serving on http://%s:%d", host, port)
         try:
@@ -100,7 +103,7 @@ def worker(settings: Settings) -> None:
     from app.worker import run_background
 
     async def run(url: str) -> None:
-        database = await Database.connect(url, pool_size=settings.db_pool_size)
+        database = await Database.connect(url, **settings.database_options())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -152,7 +155,7 @@ async def _create_api_key(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SystemExit(f"closeloop create-api-key: {problems}") from None
-    db = await Database.connect(url, pool_size=1)
+    db = await Database.connect(url, pool_size=2)
     try:
         async with db.sessionmaker() as session:
             row, key = await create_api_key(session, data)

@@ -13,9 +13,12 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.types import Scope
 
+# Every table on the metadata: the ORM resolves a foreign key (case_feedback → feedback) by the
+# table's name when it first flushes, and no route imports the feedback model itself.
+import app.models  # noqa: F401
 from app.cases import router as cases
 from app.core import api_keys
-from app.core.auth import KeyCache, RateLimiter
+from app.core.auth import KeyCache
 from app.core.config import Settings, get_settings
 from app.core.crypto import secret_box
 from app.core.db import Database
@@ -28,6 +31,7 @@ from app.core.errors import (
 )
 from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
+from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
 from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
@@ -96,19 +100,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             return
         assert settings.database_url, "FEEDBACK_DATABASE_URL is not set"
         app.state.database = await Database.connect(
-            settings.database_url, pool_size=settings.db_pool_size
+            settings.database_url, **settings.database_options()
         )
         stop = asyncio.Event()
-        background = asyncio.create_task(
-            run_background(
-                app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+        background = [
+            asyncio.create_task(
+                run_background(
+                    app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+                )
             )
-        )
+        ]
+        limiter: RateLimiter = app.state.rate_limiter
+        if limiter.enabled:
+            background.append(asyncio.create_task(limiter.run(app.state.database, stop)))
         try:
             yield
         finally:
             stop.set()
-            await background
+            await asyncio.gather(*background)
             await app.state.database.close()
 
     app = FastAPI(
@@ -122,7 +131,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.key_cache = KeyCache()
-    app.state.rate_limiter = RateLimiter(settings.ingest_rate_limit_per_minute)
+    app.state.rate_limiter = RateLimiter(
+        ingest_per_minute=settings.ingest_rate_limit_per_minute,
+        per_minute=settings.rate_limit_per_minute,
+        trusted_proxies=settings.trusted_proxy_networks,
+    )
     app.state.routing = RoutingCache()
     app.state.identities = IdentitySecrets(secret_box(settings.secret_key))
 

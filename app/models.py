@@ -2,6 +2,7 @@
 
 from app.cases.models import Case, CaseEvent, CaseFeedback
 from app.core.auth import ApiKey
+from app.core.ratelimit import RateLimitWindow
 from app.feedback.models import Feedback, SourceIdentitySecret
 from app.notifications.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
 from app.routing.models import RoutingGeneration, RoutingRule, RoutingRuleVersion, Team
@@ -14,6 +15,7 @@ __all__ = [
     "DeliveryAttempt",
     "Feedback",
     "OutboxMessage",
+    "RateLimitWindow",
     "RoutingGeneration",
     "RoutingRule",
     "RoutingRuleVersion",

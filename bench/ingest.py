@@ -341,7 +341,11 @@ def service_environment(database_url: str) -> dict[str, str]:
     return clean_environment(
         FEEDBACK_DATABASE_URL=database_url,
         FEEDBACK_ACCESS_LOG="false",
-        FEEDBACK_INGEST_RATE_LIMIT_PER_MINUTE="0",
+        # On, so the limiters' counting is measured, and too high ever to refuse.
+        FEEDBACK_INGEST_RATE_LIMIT_PER_MINUTE="1000000000",
+        FEEDBACK_RATE_LIMIT_PER_MINUTE="1000000000",
+        # Both pools together: the raw one, which ingest uses, as large as the reference's.
+        FEEDBACK_DB_POOL_SIZE=str(2 * POOL_SIZE),
         FEEDBACK_LOG_LEVEL="warning",
     )
 

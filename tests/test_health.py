@@ -37,7 +37,7 @@ async def test_readyz_is_503_while_the_schema_is_behind(
 
 async def test_readyz_is_503_while_the_database_is_unreachable(tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://postgres@/closeloop?host={tmp_path}"
-    database = await Database.connect(url, pool_size=1)
+    database = await Database.connect(url, pool_size=2)
     app = create_app(Settings(database_url=url, access_log=False), database)
     try:
         transport = httpx.ASGITransport(app=app)

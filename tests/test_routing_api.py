@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -11,7 +13,8 @@ from fastapi import FastAPI
 from app.core.config import Settings
 from app.core.db import BoundDatabase
 from app.main import create_app
-from app.routing.evaluation import GENERATION_CHECK_SECONDS
+from app.routing import evaluation
+from app.routing.evaluation import GENERATION_CHECK_SECONDS, backtest, build_table
 from tests.builders import auth, feedback_body, make_api_key
 
 # The example table of SPEC §3, as an admin would write it.
@@ -532,6 +535,78 @@ async def test_backtest_compares_a_proposed_table_and_changes_nothing(
     moved = {(e["from_team"], e["to_team"]) for e in result["examples"]}
     assert moved == {("billing", "support"), ("support", "accounts")}
     assert (await admin.get("/v1/routing/rules")).json()["items"][0]["name"] == "Refunds to billing"
+
+
+async def _negative_items(admin: httpx.AsyncClient, days: int) -> None:
+    for day in range(1, days + 1):
+        body = feedback_body(comment="slow", submitted_at=f"2026-10-0{day}T12:00:00Z")
+        assert (await admin.post("/v1/feedback", json=body)).status_code == 201
+
+
+EVERYTHING_TO_ACCOUNTS = {
+    "rules": [rule_body("All to accounts", "accounts", {"all": []}, priority=1)],
+    "from": "2026-10-01T00:00:00Z",
+    "to": "2026-11-01T00:00:00Z",
+}
+
+
+async def test_a_complete_backtest_says_so(admin: httpx.AsyncClient, table: dict[str, Any]) -> None:
+    await _negative_items(admin, 2)
+    result = (await admin.post("/v1/routing/backtest", json=EVERYTHING_TO_ACCOUNTS)).json()
+    assert (result["complete"], result["stopped_by"], result["stopped_at"]) == (True, None, None)
+
+
+async def test_a_backtest_stops_at_its_row_limit_and_says_where(
+    app: FastAPI, admin: httpx.AsyncClient, table: dict[str, Any], settings: Settings
+) -> None:
+    app.state.settings = settings.model_copy(update={"backtest_max_rows": 2})
+    await _negative_items(admin, 3)
+    response = await admin.post("/v1/routing/backtest", json=EVERYTHING_TO_ACCOUNTS)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["negative_feedback"] == 2
+    assert result["proposed"] == {"accounts": 2}
+    assert result["complete"] is False
+    assert result["stopped_by"] == "max_rows"
+    # Oldest first: the two it routed are the first two days; the third is where it stopped.
+    assert result["stopped_at"] == "2026-10-03T12:00:00Z"
+
+
+async def test_a_backtest_stops_at_its_time_limit_and_lets_others_run_meanwhile(
+    admin: httpx.AsyncClient,
+    database: BoundDatabase,
+    table: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _negative_items(admin, 3)
+    rule = {"name": "All", "team": "accounts", "case_priority": "normal", "conditions": {"all": []}}
+    everything = build_table([rule], "support")
+    window = {"start": datetime(2026, 10, 1, tzinfo=UTC), "end": datetime(2026, 11, 1, tzinfo=UTC)}
+    async with database.raw() as conn:
+        stopped = await backtest(
+            conn, current=everything, proposed=everything, max_rows=100, max_seconds=0, **window
+        )
+    assert (stopped.negative_feedback, stopped.stopped_by) == (0, "max_seconds")
+    assert stopped.stopped_at == datetime(2026, 10, 1, 12, tzinfo=UTC)
+
+    # Routing gives the loop back (here after every item): another task runs in between.
+    monkeypatch.setattr(evaluation, "YIELD_EVERY_SECONDS", 0.0)
+    turns: list[int] = []
+
+    async def beside() -> None:
+        while len(turns) < 100:
+            turns.append(len(turns))
+            await asyncio.sleep(0)
+
+    async with database.raw() as conn:
+        other = asyncio.create_task(beside())
+        done = await backtest(
+            conn, current=everything, proposed=everything, max_rows=100, max_seconds=60, **window
+        )
+        seen_during = len(turns)
+        await other
+    assert (done.negative_feedback, done.stopped_by) == (3, None)
+    assert seen_during > 0
 
 
 async def test_backtest_refuses_bad_rules_with_pointers(

@@ -1,4 +1,4 @@
-"""API keys: the table, hashing, the per-process key cache and the scope dependency.
+"""API keys: the table, hashing, the per-process key cache and the scope and rate dependency.
 
 Keys are random, so a plain SHA-256 is enough to store them: nothing can be guessed from it, and
 checking costs microseconds on every request. A process caches what a key may do for one second,
@@ -9,6 +9,7 @@ at once.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 import uuid
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base, Database, utcnow, uuid7
 from app.core.errors import Forbidden, TooManyRequests, Unauthorized
+from app.core.ratelimit import RateLimiter
 
 KEY_PREFIX = "cl_"
 KEY_CACHE_SECONDS = 1.0
@@ -142,30 +144,6 @@ def _optional_set(values: list[str] | None) -> frozenset[str] | None:
     return frozenset(values) if values else None
 
 
-@dataclass
-class RateLimiter:
-    """A token bucket per (key, client address), in this process."""
-
-    per_minute: int
-    buckets: dict[tuple[uuid.UUID, str], tuple[float, float]] = field(default_factory=dict)
-
-    def take(self, key_id: uuid.UUID, client: str) -> float | None:
-        """Take one token; None when allowed, else the seconds until one is free."""
-        if self.per_minute <= 0:
-            return None
-        now = time.monotonic()
-        rate = self.per_minute / 60.0
-        tokens, last = self.buckets.get((key_id, client), (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self.buckets[(key_id, client)] = (tokens, now)
-            return (1.0 - tokens) / rate
-        if len(self.buckets) > 100_000:
-            self.buckets.clear()
-        self.buckets[(key_id, client)] = (tokens - 1.0, now)
-        return None
-
-
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
@@ -185,40 +163,61 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(scope: Scope) -> Any:
-    """A dependency that lets a request through when its key holds `scope` (or admin)."""
+def require(scope: Scope, *, items_counted_by_route: bool = False) -> Any:
+    """A dependency that lets a request through when its key holds `scope` (or admin) and is
+    within its rate limit. With `items_counted_by_route`, the route counts an ingest-only key's
+    items itself once it has parsed them (`count_items`)."""
 
     async def dependency(request: Request) -> Principal:
         principal = await authenticate(request)
         if not principal.has(scope):
             raise Forbidden(f"This API key lacks the scope `{scope}`.", code="insufficient_scope")
         if scope is Scope.FEEDBACK_WRITE:
-            _check_browser_use(request, principal)
+            _check_origin(request, principal)
+        if not (items_counted_by_route and principal.ingest_only):
+            count_items(request, principal, 1)
         return principal
 
     return Depends(dependency)
 
 
-def _check_browser_use(request: Request, principal: Principal) -> None:
-    """Origin and rate checks for keys that ingest, which may live in a web page."""
+def _check_origin(request: Request, principal: Principal) -> None:
+    """Keys that ingest may live in a web page: only their own origins may use them."""
     origin = request.headers.get("origin")
     if origin is not None and principal.allowed_origins is not None:
         if origin not in principal.allowed_origins:
             raise Forbidden("This API key may not be used from this origin.", code="origin_denied")
         # Read by the CORS middleware, which adds the Access-Control headers to the answer.
         request.state.cors_origin = origin
+
+
+def count_items(request: Request, principal: Principal, items: int) -> None:
+    """Count a request against its key's rate limit, or answer 429.
+
+    An ingest-only key counts items (a batch of 1,000 uses 1,000) per client address; any other
+    key counts requests, per key.
+    """
+    limiter: RateLimiter = request.app.state.rate_limiter
     if principal.ingest_only:
-        limiter: RateLimiter = request.app.state.rate_limiter
-        client = request.client.host if request.client else "-"
-        wait = limiter.take(principal.key_id, client)
-        if wait is not None:
-            raise TooManyRequests(
-                "Too many requests for this key; retry later.",
-                headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-            )
+        limit = limiter.ingest_per_minute
+        wait = limiter.take((principal.key_id, limiter.client_address(request)), items, limit)
+    else:
+        limit = limiter.per_minute
+        wait = limiter.take((principal.key_id, ""), items, limit)
+    if wait is None:
+        return
+    per = "items a minute from one address" if principal.ingest_only else "requests a minute"
+    if items > limit:
+        detail = f"This key may send {limit} {per}: send these {items} in smaller batches."
+    else:
+        detail = f"This key may send {limit} {per}; retry after `Retry-After` seconds."
+    raise TooManyRequests(detail, headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 FeedbackWriter = Annotated[Principal, require(Scope.FEEDBACK_WRITE)]
+FeedbackBatchWriter = Annotated[
+    Principal, require(Scope.FEEDBACK_WRITE, items_counted_by_route=True)
+]
 FeedbackReader = Annotated[Principal, require(Scope.FEEDBACK_READ)]
 CasesReader = Annotated[Principal, require(Scope.CASES_READ)]
 CasesWriter = Annotated[Principal, require(Scope.CASES_WRITE)]

@@ -6,11 +6,13 @@ Every setting here is listed in the README with its default.
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.crypto import parse_keys
+from app.core.db import IDLE_IN_TRANSACTION_TIMEOUT_SECONDS, STATEMENT_TIMEOUT_SECONDS
 
 
 class Settings(BaseSettings):
@@ -19,7 +21,14 @@ class Settings(BaseSettings):
     # Database. Unset: an embedded PostgreSQL under data_dir, started and stopped by the CLI.
     database_url: str | None = None
     data_dir: Path = Path(".closeloop")
-    db_pool_size: int = Field(default=20, ge=1, le=200)
+    # Connections one process opens at most, both pools together (app/core/db.py).
+    db_pool_size: int = Field(default=20, ge=2, le=400)
+    # Set on every connection (seconds; 0 = none): the longest a statement may run, and the
+    # longest a transaction may sit idle before PostgreSQL ends its session.
+    db_statement_timeout_seconds: float = Field(default=STATEMENT_TIMEOUT_SECONDS, ge=0)
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        default=IDLE_IN_TRANSACTION_TIMEOUT_SECONDS, ge=0
+    )
     # Apply pending migrations when `serve` starts on an external database (always on embedded).
     migrate_on_start: bool = False
 
@@ -42,8 +51,16 @@ class Settings(BaseSettings):
     # After a source's identity secret is replaced, the old one still verifies this long.
     identity_secret_grace_hours: float = Field(default=24, ge=0)
 
-    # Requests per minute per (key, client address) for keys that can only ingest; 0 = off.
+    # Rate limits, shared by every process (app/core/ratelimit.py); 0 = off. Keys that can only
+    # ingest: items per minute per (key, client address). Every other key: requests per minute.
     ingest_rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_per_minute: int = Field(default=6000, ge=0)
+    # CIDRs of the proxies whose X-Forwarded-For tells the client address (none by default).
+    trusted_proxies: str = ""
+
+    # A routing backtest stops after this many items or seconds, and says so.
+    backtest_max_rows: int = Field(default=200_000, ge=1)
+    backtest_max_seconds: float = Field(default=10, gt=0)
 
     # Cases: how often the SLA monitor looks for breaches, and how long a resolved case stays
     # quiet before it closes by itself.
@@ -90,13 +107,28 @@ class Settings(BaseSettings):
     def retry_delays(self) -> list[float]:
         return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
 
-    @field_validator("webhook_allowed_networks")
+    @field_validator("webhook_allowed_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                ipaddress.ip_network(part.strip(), strict=False)
+        _parse_networks(value)
         return value
+
+    def database_options(self) -> dict[str, Any]:
+        """`Database.connect`'s keyword arguments."""
+        return {
+            "pool_size": self.db_pool_size,
+            "statement_timeout": self.db_statement_timeout_seconds,
+            "idle_in_transaction_timeout": self.db_idle_in_transaction_timeout_seconds,
+        }
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return _parse_networks(self.trusted_proxies)
+
+
+def _parse_networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    parts = [part.strip() for part in value.split(",")]
+    return [ipaddress.ip_network(part, strict=False) for part in parts if part]
 
 
 @lru_cache

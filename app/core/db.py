@@ -7,17 +7,18 @@ else uses the ORM through one AsyncSession per request, committed before the res
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Self, cast
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import CursorResult, MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -35,6 +36,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+STATEMENT_TIMEOUT_SECONDS = 30.0
+IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = 60.0
 
 
 class Base(DeclarativeBase):
@@ -87,12 +92,40 @@ class Database:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, url: str, *, pool_size: int) -> Database:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    async def connect(
+        cls,
+        url: str,
+        *,
+        pool_size: int,
+        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+        idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT_SECONDS,
+    ) -> Database:
+        """Both pools, which together open at most `pool_size` connections (at least 2): the raw
+        pool, which the hot paths use, gets the odd one. Every connection of either is made with
+        the two timeouts (seconds; 0 = none), so no statement and no forgotten transaction
+        holds a connection, or its locks, for longer."""
+        orm_size = max(1, pool_size // 2)
+        raw_size = max(1, pool_size - orm_size)
+        server_settings = {
+            "statement_timeout": str(round(statement_timeout * 1000)),
+            "idle_in_transaction_session_timeout": str(round(idle_in_transaction_timeout * 1000)),
+        }
+        engine = create_async_engine(
+            url,
+            pool_size=orm_size,
+            max_overflow=0,
+            # Values never reach a log or an error message: they are customers' data.
+            hide_parameters=True,
+            connect_args={"server_settings": server_settings},
+        )
         # min_size=0: the service starts (and /readyz says why it is not ready) while the database
         # is down.
         pool = await asyncpg.create_pool(
-            asyncpg_dsn(url), min_size=0, max_size=pool_size, reset=_no_session_reset
+            asyncpg_dsn(url),
+            min_size=0,
+            max_size=raw_size,
+            reset=_no_session_reset,
+            server_settings=server_settings,
         )
         return cls(engine, pool)
 
@@ -120,35 +153,91 @@ async def _no_session_reset(conn: asyncpg.Connection) -> None:
     every ingest. (An open transaction is still rolled back by the pool itself.)"""
 
 
+class _TaskLock:
+    """A lock that the task holding it may take again (a session that opens a raw block)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is not task:
+            await self._lock.acquire()
+            self._owner = task
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if not self._depth:
+            self._owner = None
+            self._lock.release()
+
+
+class _TurnTakingSession(AsyncSession):
+    """A session that holds its BoundDatabase's turn from `async with` to its end."""
+
+    turn: _TaskLock
+
+    async def __aenter__(self) -> Self:
+        await self.turn.acquire()
+        return self
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        try:
+            await super().__aexit__(type_, value, traceback)
+        finally:
+            self.turn.release()
+
+
 class BoundDatabase(Database):
     """Every session and raw connection on one outer connection (tests: one transaction each).
 
     Sessions join it with savepoints, and raw code's `conn.transaction()` becomes a savepoint too,
-    so whatever a test does is rolled back with the outer transaction.
+    so whatever a test does is rolled back with the outer transaction. One connection runs one
+    thing at a time, and savepoints nest, so sessions and raw blocks take turns, each whole
+    (a test that runs requests beside the SLA monitor gets them one after the other): two of
+    them at once would interleave their savepoints and their statements on one connection
+    ("another operation is in progress").
     """
 
     def __init__(self, connection: AsyncConnection) -> None:
         super().__init__(connection.engine, None)
         self.connection = connection
+        self._turn = _TaskLock()
+        session_class = type("BoundSession", (_TurnTakingSession,), {"turn": self._turn})
         self.sessionmaker = async_sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            bind=connection,
+            class_=session_class,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
         )
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[asyncpg.Connection]:
-        raw = await self.connection.get_raw_connection()
-        driver: Any = raw.driver_connection
-        yield driver
+        await self._turn.acquire()
+        try:
+            raw = await self.connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            yield driver
+        finally:
+            self._turn.release()
 
     async def close(self) -> None:
         return None
 
 
-async def session_raw(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under a session, for raw SQL inside the session's transaction."""
+async def session_sql(session: AsyncSession, sql: str, *args: Any) -> CursorResult[Any]:
+    """Hand-written SQL ($1, $2... as on a raw connection) in the session's transaction.
+
+    It goes through SQLAlchemy's driver adapter, which begins the session's transaction first
+    and runs one statement at a time on the connection. An asyncpg connection taken from under
+    a session would do neither: its statements would commit on their own before the session's
+    BEGIN, and could run while the session's own statement or commit is in flight.
+    """
     connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    return cast(asyncpg.Connection, driver)
+    return await connection.exec_driver_sql(sql, args)
 
 
 async def get_database(request: Request) -> Database:

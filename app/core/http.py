@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import AppError, PayloadTooLarge, UnsupportedMediaType, error_response
-from app.core.logging import request_id_var
+from app.core.logging import logged_path, request_id_var
 
 access_logger = logging.getLogger("closeloop.access")
 
@@ -67,7 +67,7 @@ class RequestContext:
                     "request",
                     extra={
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": logged_path(scope),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },

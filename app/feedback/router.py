@@ -11,7 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 
-from app.core.auth import Admin, FeedbackReader, FeedbackWriter
+from app.core.auth import (
+    Admin,
+    FeedbackBatchWriter,
+    FeedbackReader,
+    FeedbackWriter,
+    count_items,
+)
 from app.core.config import Settings
 from app.core.crypto import secret_box
 from app.core.db import DatabaseDep, SessionDep
@@ -141,12 +147,15 @@ async def create_feedback(
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
 )
 async def create_feedback_batch(
-    batch: BatchIn, request: Request, principal: FeedbackWriter, database: DatabaseDep
+    batch: BatchIn, request: Request, principal: FeedbackBatchWriter, database: DatabaseDep
 ) -> Response:
     """Send up to 1,000 items at once. Each is answered on its own, in order: `created`,
     `replayed` (its `(source, external_id)` was seen before, with the same content) or `error`
     with its problem (a 409 `conflict` for other content under a `(source, external_id)` seen
-    before). Valid items are stored even when others fail."""
+    before). Valid items are stored even when others fail. For a key that can only ingest,
+    every item counts against the rate limit."""
+    if principal.ingest_only:
+        count_items(request, principal, len(batch.items))
     results = await service.ingest_batch(
         database,
         batch.items,

@@ -29,7 +29,7 @@ from app.cases.intake import (
 )
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
-from app.core.db import Database, session_raw, utcnow, uuid7
+from app.core.db import Database, session_sql, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
@@ -429,36 +429,38 @@ async def _ingest_followup(
     """Store a follow-up answer on its case: the item, its link, the case's event and messages
     commit together or not at all, so a wrong or used token leaves nothing behind."""
     assert payload.in_reply_to is not None
+    claimed = any(row[column] for column in _IDENTITY)
+    if claimed:
+        async with database.raw() as conn:
+            row["customer_verified"] = await identities.verified(
+                conn, principal, payload.source, payload.customer
+            )
     async with database.sessionmaker() as session:
         case = await accept_followup(
             session, payload.in_reply_to.case_id, payload.in_reply_to.token
         )
-        conn = await session_raw(session)
-        if any(row[column] for column in _IDENTITY):
-            row["customer_verified"] = await identities.verified(
-                conn, principal, payload.source, payload.customer
-            )
-        else:
+        if not claimed:
             # Sent from the follow-up link without saying who: the token says it is the case's
             # customer.
             row.update({column: getattr(case, column) for column in _CUSTOMER})
         values = _insert_values(row, feedback_document(row))
-        if await conn.fetchval(_INSERT_ONE_PLAIN, *values) is None:
-            replayed = await _replay(conn, payload, principal, row["idempotency_key"], row)
-            await session.rollback()
-            return replayed
-        if case.followup_used_at is not None:
-            raise Conflict("This follow-up link was already answered.", code="followup_used")
-        await record_followup(
-            session, case, row["id"], sentiment=row["sentiment"], score=row["score"]
-        )
-        summary = {
-            "case_id": case.id,
-            "case_number": case.number,
-            "case_team": case.team,
-            "case_status": case.status,
-        }
-        await session.commit()
+        stored = (await session_sql(session, _INSERT_ONE_PLAIN, *values)).scalar() is not None
+        if stored:
+            if case.followup_used_at is not None:
+                raise Conflict("This follow-up link was already answered.", code="followup_used")
+            await record_followup(
+                session, case, row["id"], sentiment=row["sentiment"], score=row["score"]
+            )
+            summary = {
+                "case_id": case.id,
+                "case_number": case.number,
+                "case_team": case.team,
+                "case_status": case.status,
+            }
+            await session.commit()
+    if not stored:  # a repeat of an answer stored before: nothing was written
+        async with database.raw() as conn:
+            return await _replay(conn, payload, principal, row["idempotency_key"], row)
     return Ingested(feedback_document({**row, **summary}), created=True)
 
 

@@ -7,6 +7,7 @@ change reaches every replica within a second, and routing an item costs no query
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -217,9 +218,13 @@ _BACKTEST_ROWS = (
     "SELECT id, source, channel, external_id, metric, score, category, sentiment, comment, tags, "
     "touchpoint, journey_stage, attributes, submitted_at, customer_external_id, customer_email, "
     "customer_phone, customer_name, customer_locale, contact_consent FROM feedback "
-    "WHERE sentiment = 'negative' AND submitted_at >= $1 AND submitted_at < $2"
+    "WHERE sentiment = 'negative' AND submitted_at >= $1 AND submitted_at < $2 "
+    # In time order, so a backtest that stops early has covered a time range.
+    "ORDER BY submitted_at, id"
 )
 MAX_EXAMPLES = 20
+# Routing is plain Python: give the event loop back this often, so other requests go on.
+YIELD_EVERY_SECONDS = 0.01
 
 
 @dataclass
@@ -229,6 +234,10 @@ class Backtest:
     proposed: dict[str, int] = field(default_factory=dict)
     moved: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
+    # Why it stopped before the end of the range ("max_rows", "max_seconds"), and the time of
+    # the first item it left out.
+    stopped_by: str | None = None
+    stopped_at: Any = None
 
 
 async def backtest(
@@ -238,11 +247,25 @@ async def backtest(
     proposed: RoutingTable,
     start: Any,
     end: Any,
+    max_rows: int,
+    max_seconds: float,
 ) -> Backtest:
-    """Route the stored negative feedback of [start, end) under both tables; change nothing."""
+    """Route the stored negative feedback of [start, end), oldest first, under both tables, for
+    at most `max_rows` items and `max_seconds`; change nothing."""
     result = Backtest()
+    started = yielded = time.monotonic()
     async with conn.transaction(readonly=True):
         async for row in conn.cursor(_BACKTEST_ROWS, start, end, prefetch=2_000):
+            now = time.monotonic()
+            if result.negative_feedback >= max_rows or now - started >= max_seconds:
+                result.stopped_by = (
+                    "max_rows" if result.negative_feedback >= max_rows else "max_seconds"
+                )
+                result.stopped_at = row["submitted_at"]
+                break
+            if now - yielded >= YIELD_EVERY_SECONDS:
+                await asyncio.sleep(0)
+                yielded = time.monotonic()
             item = routing_item(row)
             ctx_now, ctx_new = current.route(item), proposed.route(item)
             result.negative_feedback += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -227,7 +228,9 @@ async def run_backtest(
 ) -> BacktestOut:
     """Run a proposed rule table over the negative feedback submitted in [from, to), beside the
     rules in force: cases per team under each, how many items would change team, and up to 20
-    of them. Changes nothing."""
+    of them. Changes nothing. Items are taken oldest first, for at most
+    `FEEDBACK_BACKTEST_MAX_ROWS` items and `FEEDBACK_BACKTEST_MAX_SECONDS`: an answer with
+    `complete: false` covers [from, stopped_at) only."""
     errors: list[FieldError] = []
     known_teams = {t.key for t in (await service.list_teams(session))}
     for i, rule in enumerate(data.rules):
@@ -246,15 +249,23 @@ async def run_backtest(
     cache: RoutingCache = request.app.state.routing
     async with database.raw() as conn:
         current = await cache.current(conn)
-        proposed = build_table(
-            (
-                {**rule.model_dump(mode="json", by_alias=True), "id": None, "version": 0}
-                for _, rule in ordered
-            ),
-            current.default_team,
-        )
+    proposed_rules = [
+        {**rule.model_dump(mode="json", by_alias=True), "id": None, "version": 0}
+        for _, rule in ordered
+    ]
+    # Compiling thousands of rules takes a second of CPU: in a thread, the event loop still
+    # gets its turns (the interpreter switches threads every few milliseconds).
+    proposed = await asyncio.to_thread(build_table, proposed_rules, current.default_team)
+    settings = request.app.state.settings
+    async with database.raw() as conn:
         result = await backtest(
-            conn, current=current, proposed=proposed, start=data.from_, end=data.to
+            conn,
+            current=current,
+            proposed=proposed,
+            start=data.from_,
+            end=data.to,
+            max_rows=settings.backtest_max_rows,
+            max_seconds=settings.backtest_max_seconds,
         )
     return BacktestOut(
         negative_feedback=result.negative_feedback,
@@ -262,4 +273,7 @@ async def run_backtest(
         proposed=result.proposed,
         moved=result.moved,
         examples=[MovedItem.model_validate(e) for e in result.examples],
+        complete=result.stopped_by is None,
+        stopped_by=result.stopped_by,
+        stopped_at=result.stopped_at,
     )

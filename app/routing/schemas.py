@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -186,6 +186,14 @@ class BacktestOut(BaseModel):
     proposed: dict[str, int] = Field(description="Cases per team under the proposed rules.")
     moved: int = Field(description="Items that would change team.")
     examples: list[MovedItem] = Field(description="Up to 20 items that would move.")
+    complete: bool = Field(description="Every item of the range was routed.")
+    stopped_by: Literal["max_rows", "max_seconds"] | None = Field(
+        description="Why it stopped early: the item or the time limit; null when complete."
+    )
+    stopped_at: datetime | None = Field(
+        description="When it stopped early: the submit time of the first item left out, so the "
+        "figures cover [from, stopped_at); null when complete."
+    )
 
 
 class EvaluateIn(FeedbackCreate):

@@ -1,0 +1,101 @@
+"""`closeloop serve` as a real process on a database of its own, where processes matter."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from app.core.db import Database
+from app.core.embedded import EmbeddedPostgres
+from app.core.migrations import upgrade
+from tests.builders import eventually
+
+CLOSELOOP = str(Path(sys.executable).parent / "closeloop")
+
+
+@asynccontextmanager
+async def own_database(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
+    """A fresh, migrated database (its URL), dropped afterwards: what the processes commit
+    stays out of the other tests' way."""
+    name = f"closeloop_serve_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = pg_server.create_database(name, drop_first=True)
+    try:
+        # Alembic's env.py runs its own event loop, so it goes to a thread.
+        await asyncio.to_thread(upgrade, url)
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[Database]:
+    database = await Database.connect(url, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+@contextmanager
+def serve(url: str, log: Path, **settings: str) -> Iterator[Served]:
+    """`closeloop serve` on a free loopback port, with these FEEDBACK_ settings (lower case,
+    without the prefix), its stderr in `log`; stopped by SIGTERM when the block ends."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBACK_")}
+    env.update(FEEDBACK_DATABASE_URL=url)
+    env.update({f"FEEDBACK_{name.upper()}": value for name, value in settings.items()})
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [CLOSELOOP, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        yield Served(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+async def ready(client: httpx.AsyncClient, served: Served, within: float = 60) -> None:
+    async def answers() -> bool:
+        assert served.process.poll() is None, "\n".join(served.log_lines()[-30:])
+        try:
+            return (await client.get(f"{served.base_url}/readyz", timeout=2)).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await eventually(answers, within=within)
