@@ -30,6 +30,7 @@ from app.core.errors import (
     problem_responses,
 )
 from app.core.http import IngestCors, RequestContext, RequestGuard
+from app.core.inputs import InputGuard
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
@@ -152,7 +153,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(webhooks.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
-    # the body guard looks at them.
+    # the body guard looks at them, the body guard bounds what the input guard reads.
+    app.add_middleware(InputGuard)
     app.add_middleware(RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT})
     app.add_middleware(
         IngestCors, paths={"/v1/feedback", "/v1/feedback/batch"}, origins=_browser_origins
@@ -176,9 +178,24 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 
 def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Error answers are problem+json (not FastAPI's default validation shape), and say so."""
+    """Error answers are problem+json (not FastAPI's default validation shape), and say so.
+
+    Some answers come from what every route shares rather than from the route: a body that is
+    not JSON (400), too large (413) or not typed as JSON (415); a value no field can hold, in the
+    body, the query or the path (422, app/core/inputs.py); a key over its rate limit (429). Each
+    operation lists those too.
+    """
     for path in schema.get("paths", {}).values():
         for operation in path.values():
+            shared = [422]
+            if "requestBody" in operation:
+                shared += [400, 413, 415]
+            if "401" in operation["responses"]:
+                shared.append(429)
+            responses = operation["responses"]
+            for status, response in problem_responses(*shared).items():
+                responses.setdefault(str(status), {"description": response["description"]})
+            operation["responses"] = dict(sorted(responses.items()))
             for status, response in operation.get("responses", {}).items():
                 if not status.startswith(("4", "5")):
                     continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -28,7 +27,7 @@ from app.core.auth import CasesReader, CasesWriter
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.etag import etag
-from app.core.schemas import MAX_PAGE_SIZE, Page, json_bytes
+from app.core.schemas import MAX_PAGE_SIZE, Page, Timestamp, json_bytes
 from app.routing.schemas import CasePriority
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -60,8 +59,8 @@ async def list_cases(
         str | None, Query(description="The customer's external id, e-mail or phone.")
     ] = None,
     tag: str | None = None,
-    created_from: Annotated[datetime | None, Query(description="Inclusive.")] = None,
-    created_to: Annotated[datetime | None, Query(description="Exclusive.")] = None,
+    created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
     sort: Annotated[
         CaseSort,
         Query(
@@ -165,7 +164,7 @@ async def close_case(
     "/{case_id}/notes",
     status_code=201,
     response_model=CaseEventRead,
-    responses=problem_responses(401, 403, 404, 412, 422),
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
 )
 async def add_note(
     case_id: uuid.UUID,

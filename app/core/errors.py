@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from app.core.logging import logged_path
 
@@ -201,6 +202,8 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
 
 
 _HTTP_CODES = {
+    # FastAPI's answer to a body it cannot decode (not UTF-8, nested beyond the parser).
+    400: ("malformed_json", "Bad request", "The body is not well-formed JSON."),
     404: ("route_not_found", "Not found", "No such route."),
     405: ("method_not_allowed", "Method not allowed", None),
     413: ("payload_too_large", "Payload too large", None),
@@ -213,7 +216,32 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     error = AppError(detail or (exc.detail if isinstance(exc.detail, str) else None), code=code)
     error.status, error.title = exc.status_code, title
     error.headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path; there is one per method.
+        error.headers = {"Allow": ", ".join(_methods_allowed(request))}
     return error_response(error, request)
+
+
+def _methods_allowed(request: Request) -> list[str]:
+    paths = request.app.openapi().get("paths", {})
+    methods = {m.upper() for t in path_templates(request.app, request.url.path) for m in paths[t]}
+    return sorted(methods)
+
+
+def path_templates(app: Any, path: str) -> list[str]:
+    """The OpenAPI path templates a request path fits (the routes themselves sit inside included
+    routers); where several do, those with the most fixed segments, as routing prefers
+    `/v1/feedback/batch` to `/v1/feedback/{feedback_id}`."""
+    segments = path.split("/")
+    fitting = []
+    for template in app.openapi().get("paths", {}):
+        names = template.split("/")
+        if len(names) == len(segments) and all(
+            n == s or n.startswith("{") for n, s in zip(names, segments, strict=True)
+        ):
+            fitting.append((sum(not n.startswith("{") for n in names), template))
+    most = max((fixed for fixed, _ in fitting), default=0)
+    return [template for fixed, template in fitting if fixed == most]
 
 
 async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
@@ -226,11 +254,12 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(AppError(), request)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.error(
-        "unhandled error on %s %s", request.method, logged_path(request.scope), exc_info=exc
-    )
-    return error_response(AppError("An unexpected error occurred."), request)
+def unexpected_error(scope: Scope, exc: Exception) -> JSONResponse:
+    """The 500 of an error nothing else handled, logged here once. RequestContext
+    (app/core/http.py) answers with it and does not raise again: Starlette's own error middleware
+    would, and the server would then log the error a second time and drop the connection."""
+    logger.error("unhandled error on %s %s", scope["method"], logged_path(scope), exc_info=exc)
+    return problem_response(AppError("An unexpected error occurred.").to_problem(scope["path"]))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -238,7 +267,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(IntegrityError, _integrity_error)
-    app.add_exception_handler(Exception, _unexpected_error)
 
 
 _DESCRIPTIONS = {

@@ -15,7 +15,13 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import AppError, PayloadTooLarge, UnsupportedMediaType, error_response
+from app.core.errors import (
+    AppError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    error_response,
+    unexpected_error,
+)
 from app.core.logging import logged_path, request_id_var
 
 access_logger = logging.getLogger("closeloop.access")
@@ -51,16 +57,21 @@ class RequestContext:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        answering = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
                 MutableHeaders(scope=message).append("X-Request-ID", request_id)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if answering:  # the answer is broken off: the server closes the connection
+                raise
+            await unexpected_error(scope, exc)(scope, receive, send_with_id)
         finally:
             if self.access_log:
                 access_logger.info(

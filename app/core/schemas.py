@@ -7,10 +7,10 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from app.core.errors import BadRequest
@@ -22,6 +22,20 @@ MAX_PAGE_SIZE = 200
 # A pragmatic address check: one @, no spaces, a dotted domain. (email-validator's full check
 # cost a tenth of an ingest request's time, and a mailer verifies deliverability anyway.)
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f.]+(\.[^@\s\x00-\x1f.]+)+$")
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _written_as_a_date(value: Any) -> Any:
+    """Pydantic would also read a number, or a string of one, as Unix time; the contract says an
+    ISO 8601 date-time, and a number there is a mistake more often than a time."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise PydanticCustomError("datetime_format", "a date and time, e.g. 2026-12-07T10:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_written_as_a_date)]
 
 
 def email_address(value: str) -> str:

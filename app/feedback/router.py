@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -28,7 +28,7 @@ from app.core.errors import (
     problem_responses,
     validation_problem,
 )
-from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN, Page, json_bytes
+from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN, Page, Timestamp, json_bytes
 from app.feedback import service
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
 from app.feedback.schemas import (
@@ -212,8 +212,11 @@ async def put_feedback(
     return _json(json_bytes(result.feedback), 201 if result.created else 200)
 
 
+# Only a UUID: so `GET /v1/feedback/batch` is the 405 it is, not a feedback id that is not one.
 @router.get(
-    "/{feedback_id}", response_model=FeedbackRead, responses=problem_responses(401, 403, 404, 422)
+    "/{feedback_id:uuid}",
+    response_model=FeedbackRead,
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_feedback(
     feedback_id: uuid.UUID, principal: FeedbackReader, database: DatabaseDep
@@ -234,8 +237,8 @@ async def list_feedback(
     customer: Annotated[
         str | None, Query(description="The customer's external id, e-mail or phone.")
     ] = None,
-    submitted_from: Annotated[datetime | None, Query(description="Inclusive.")] = None,
-    submitted_to: Annotated[datetime | None, Query(description="Exclusive.")] = None,
+    submitted_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
+    submitted_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     cursor: str | None = None,
 ) -> Response:

@@ -21,7 +21,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.core.schemas import LOCALE_PATTERN, SLUG_PATTERN, email_address, phone_number
+from app.core.schemas import (
+    LOCALE_PATTERN,
+    SLUG_PATTERN,
+    Timestamp,
+    email_address,
+    phone_number,
+)
 
 MAX_COMMENT_LENGTH = 10_000
 MAX_TAGS = 50
@@ -167,7 +173,7 @@ class FeedbackContent(BaseModel):
         max_length=MAX_ATTRIBUTES,
         description="A flat map of string to string, number or boolean.",
     )
-    submitted_at: datetime | None = Field(
+    submitted_at: Timestamp | None = Field(
         default=None, description="When the customer gave it (RFC 3339); default: now."
     )
 

@@ -45,9 +45,15 @@ _BLOCKED: tuple[Network, ...] = tuple(
         "ff00::/8",
         "100::/64",
         "2001:db8::/32",
+        # A tunnel to an IPv4 address through a relay: whatever it carries, not a webhook's host.
+        "2001::/32",  # Teredo
+        "fec0::/10",  # site-local (deprecated, still routed inside some networks)
+        # Local-use NAT64 (RFC 8215): a network's own translator, whose prefix length (and so
+        # where the IPv4 address sits) only that network knows.
+        "64:ff9b:1::/48",
     )
 )
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
 MAX_URL_LENGTH = 2000
 
@@ -57,15 +63,18 @@ class AddressRefused(ValueError):
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, NAT64), if any."""
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, well-known NAT64, Teredo's client),
+    if any."""
     if not isinstance(address, ipaddress.IPv6Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address in _6TO4:
         return address.sixtofour
-    if any(address in n for n in _NAT64):
+    if address in _NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.teredo is not None:
+        return address.teredo[1]
     return None
 
 
@@ -87,8 +96,9 @@ class AddressPolicy:
         if any(address in n for n in self.allowed if n.version == address.version):
             return False
         inner = embedded_ipv4(address)
-        if inner is not None:
-            return self.refused(inner)
+        if inner is not None and self.refused(inner):
+            return True
+        # Checked even when the IPv4 address inside is fine: Teredo is refused whatever it carries.
         return any(address in n for n in _BLOCKED if n.version == address.version)
 
     def check_url(self, url: str) -> tuple[str, str, int]:
@@ -102,6 +112,10 @@ class AddressPolicy:
             raise AddressRefused("https is required (FEEDBACK_WEBHOOK_ALLOW_HTTP is off)")
         if parts.username or parts.password:
             raise AddressRefused("credentials in the URL are not allowed")
+        try:
+            parts.hostname.encode("idna")  # what name resolution does with it, label limits and all
+        except UnicodeError:
+            raise AddressRefused("the host is not a valid name") from None
         try:
             port = parts.port
         except ValueError:

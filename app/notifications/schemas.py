@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
-from app.core.schemas import SLUG_PATTERN
+from app.core.schemas import SLUG_PATTERN, Timestamp
 from app.notifications.outbox import EVENT_TYPES
 
 EventType = Annotated[StrictStr, Field(description="An event type, or `*` for all.")]
@@ -77,7 +77,7 @@ class EndpointWithSecret(EndpointRead):
 class RecoverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime = Field(description="Requeue the failed messages created since this time.")
+    since: Timestamp = Field(description="Requeue the failed messages created since this time.")
 
 
 class RecoverOut(BaseModel):

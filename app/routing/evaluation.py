@@ -103,9 +103,6 @@ def _conditions(rule: Mapping[str, Any]) -> Any:
 def compile_rule(rule: Mapping[str, Any]) -> CompiledRule:
     """A rule (as stored, or as proposed to a backtest) ready to run."""
     conditions = _conditions(rule)
-    assignee = rule.get("assignee")
-    if isinstance(assignee, str) and assignee.startswith(("{", '"')):
-        assignee = json.loads(assignee)  # jsonb read raw arrives as text
     return CompiledRule(
         id=rule.get("id"),
         version=rule.get("version") or 0,
@@ -113,7 +110,7 @@ def compile_rule(rule: Mapping[str, Any]) -> CompiledRule:
         team=rule["team"],
         case_priority=str(rule["case_priority"]),
         add_tags=tuple(rule.get("add_tags") or ()),
-        assignee=assignee,
+        assignee=rule.get("assignee"),
         check=compile_conditions(conditions),
     )
 
@@ -159,15 +156,26 @@ def routing_item(row: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
 
 
 _RULES_IN_FORCE = (
-    "SELECT id, name, priority, enabled, conditions, team, case_priority, add_tags, assignee, "
-    "version FROM routing_rule WHERE enabled ORDER BY priority, created_at, id"
+    "SELECT id, name, priority, enabled, conditions, team, case_priority, add_tags, "
+    "assignee::text AS assignee, version FROM routing_rule WHERE enabled "
+    "ORDER BY priority, created_at, id"
 )
 
 
 async def load_table(conn: asyncpg.Connection) -> RoutingTable:
     rules = await conn.fetch(_RULES_IN_FORCE)
     default_team = await conn.fetchval("SELECT key FROM team WHERE is_default")
-    return build_table((dict(r) for r in rules), default_team)
+    return build_table((_stored_rule(r) for r in rules), default_team)
+
+
+def _stored_rule(row: asyncpg.Record) -> dict[str, Any]:
+    """A rule row as compile_rule takes it: the assignee, read as JSON text whatever the
+    connection's codecs, decoded here and only here (a literal assignee proposed to a backtest
+    may look like JSON itself). A JSON null is no assignee."""
+    rule = dict(row)
+    if rule["assignee"] is not None:
+        rule["assignee"] = json.loads(rule["assignee"])
+    return rule
 
 
 async def ensure_default_team(conn: asyncpg.Connection) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from app.core.schemas import SLUG_PATTERN
+from app.core.schemas import SLUG_PATTERN, Timestamp
 from app.feedback.schemas import FeedbackCreate
 
 TeamKey = Annotated[StrictStr, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
@@ -166,8 +166,8 @@ class BacktestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: list[RuleCreate] = Field(max_length=5_000, description="The proposed rule table.")
-    from_: datetime = Field(alias="from", description="Feedback submitted from (inclusive).")
-    to: datetime = Field(description="Feedback submitted before (exclusive).")
+    from_: Timestamp = Field(alias="from", description="Feedback submitted from (inclusive).")
+    to: Timestamp = Field(description="Feedback submitted before (exclusive).")
 
 
 class MovedItem(BaseModel):
