@@ -186,10 +186,12 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     operation lists those too.
     """
     for path in schema.get("paths", {}).values():
-        for operation in path.values():
+        for method, operation in path.items():
             shared = [422]
+            if method in ("post", "put", "patch"):  # RequestGuard's, body or no body
+                shared += [413, 415]
             if "requestBody" in operation:
-                shared += [400, 413, 415]
+                shared.append(400)
             if "401" in operation["responses"]:
                 shared.append(429)
             responses = operation["responses"]

@@ -212,11 +212,8 @@ async def put_feedback(
     return _json(json_bytes(result.feedback), 201 if result.created else 200)
 
 
-# Only a UUID: so `GET /v1/feedback/batch` is the 405 it is, not a feedback id that is not one.
 @router.get(
-    "/{feedback_id:uuid}",
-    response_model=FeedbackRead,
-    responses=problem_responses(401, 403, 404, 422),
+    "/{feedback_id}", response_model=FeedbackRead, responses=problem_responses(401, 403, 404, 422)
 )
 async def get_feedback(
     feedback_id: uuid.UUID, principal: FeedbackReader, database: DatabaseDep
