@@ -8,7 +8,7 @@ field (`items[3].comment`, `assignee`) before the route runs.
 
 A JSON body is walked only when its bytes could hold such a value (a `\\u0000` or surrogate
 escape, `NaN`, `Infinity`, a long run of digits, a large exponent): ordinary bodies pass after
-one regular-expression scan, so ingest pays next to nothing.
+a few byte scans, so ingest pays next to nothing.
 """
 
 from __future__ import annotations
@@ -32,8 +32,13 @@ from app.core.errors import (
 
 INT64 = (-(2**63), 2**63 - 1)
 MAX_FIELD_ERRORS = 20
-_SUSPECT = re.compile(
-    rb"\\u0000|\\u[dD][89a-fA-F]|NaN|Infinity|[0-9]{19}|[eE][+-]?[0-9]{3}",
+_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")  # NUL, and either half of a surrogate
+# Digits as 0, exponent marks as e, signs as +, the rest as spaces: then a 64-bit overflow is a
+# run of 19 zeros and a float overflow an e with three digits, found with `in` (no regular
+# expression over every byte: this runs on every ingest).
+_NUMBER_SHAPES = bytes(
+    ord("0") if c in b"0123456789" else ord("e") if c in b"eE" else ord("+") if c in b"+-" else 32
+    for c in range(256)
 )
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -146,7 +151,7 @@ class InputGuard:
         except HTTPException as exc:  # the body limit (app/core/http.py), raised while reading
             await error_response(PayloadTooLarge(str(exc.detail)))(scope, receive, send)
             return
-        if _SUSPECT.search(body):
+        if _suspect(body):
             try:
                 document = json.loads(body)
             except (ValueError, RecursionError):
@@ -165,6 +170,16 @@ class InputGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _suspect(body: bytes) -> bool:
+    """Whether the body could hold a value PostgreSQL cannot store (false alarms cost a walk)."""
+    if b"NaN" in body or b"Infinity" in body:
+        return True
+    if b"\\u" in body and _ESCAPES.search(body) is not None:
+        return True
+    shapes = body.translate(_NUMBER_SHAPES)
+    return b"0" * 19 in shapes or b"e000" in shapes or b"e+000" in shapes
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
