@@ -147,6 +147,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api_keys.router)
     app.include_router(routing.teams)
     app.include_router(routing.rules)
+    app.include_router(feedback.routing_trials)
     app.include_router(cases.router)
     app.include_router(cases.customers)
     app.include_router(webhooks.router)

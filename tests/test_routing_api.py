@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
+from app.feedback.reads import negative_items
 from app.main import create_app
 from app.routing import evaluation
 from app.routing.evaluation import GENERATION_CHECK_SECONDS, backtest, build_table
@@ -584,7 +585,11 @@ async def test_a_backtest_stops_at_its_time_limit_and_lets_others_run_meanwhile(
     window = {"start": datetime(2026, 10, 1, tzinfo=UTC), "end": datetime(2026, 11, 1, tzinfo=UTC)}
     async with database.raw() as conn:
         stopped = await backtest(
-            conn, current=everything, proposed=everything, max_rows=100, max_seconds=0, **window
+            negative_items(conn, **window),
+            current=everything,
+            proposed=everything,
+            max_rows=100,
+            max_seconds=0,
         )
     assert (stopped.negative_feedback, stopped.stopped_by) == (0, "max_seconds")
     assert stopped.stopped_at == datetime(2026, 10, 1, 12, tzinfo=UTC)
@@ -601,7 +606,11 @@ async def test_a_backtest_stops_at_its_time_limit_and_lets_others_run_meanwhile(
     async with database.raw() as conn:
         other = asyncio.create_task(beside())
         done = await backtest(
-            conn, current=everything, proposed=everything, max_rows=100, max_seconds=60, **window
+            negative_items(conn, **window),
+            current=everything,
+            proposed=everything,
+            max_rows=100,
+            max_seconds=60,
         )
         seen_during = len(turns)
         await other

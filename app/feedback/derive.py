@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from app.cases.intake import normalize_phone
@@ -16,6 +19,7 @@ from app.core.errors import Forbidden
 from app.feedback.classify import categorize, classify_text, sentiment_of
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import FeedbackCreate
+from app.routing.conditions import Item
 
 
 def content_hash(payload: FeedbackCreate) -> str:
@@ -92,3 +96,33 @@ def new_row(
     row["idempotency_key"] = idempotency_key
     row["request_hash"] = content_hash(payload)
     return row
+
+
+def routing_item(row: Mapping[str, Any] | asyncpg.Record) -> Item:
+    """A feedback row (stored column names) as the fields rules name."""
+    attributes = row["attributes"]
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    item = {
+        "source": row["source"],
+        "channel": row["channel"],
+        "external_id": row["external_id"],
+        "metric": row["metric"],
+        "score": row["score"],
+        "category": row["category"],
+        "sentiment": row["sentiment"],
+        "comment": row["comment"],
+        "tags": row["tags"],
+        "touchpoint": row["touchpoint"],
+        "journey_stage": row["journey_stage"],
+        "submitted_at": row["submitted_at"],
+        "customer.external_id": row["customer_external_id"],
+        "customer.email": row["customer_email"],
+        "customer.phone": row["customer_phone"],
+        "customer.name": row["customer_name"],
+        "customer.locale": row["customer_locale"],
+        "customer.contact_consent": row["contact_consent"],
+    }
+    for key, value in (attributes or {}).items():
+        item[f"attributes.{key}"] = value
+    return item

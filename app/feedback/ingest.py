@@ -24,8 +24,9 @@ from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import RawTransaction, session_sql, utcnow
 from app.core.errors import AppError, Conflict, validation_problem
+from app.core.vocabulary import Sentiment
 from app.feedback import statements as sql
-from app.feedback.derive import check_source, new_row
+from app.feedback.derive import check_source, new_row, routing_item
 from app.feedback.identity import IdentitySecrets
 from app.feedback.reads import (
     case_summary,
@@ -34,9 +35,9 @@ from app.feedback.reads import (
     read_feedback,
     replay_visible,
 )
-from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
+from app.feedback.schemas import BatchItemResult, FeedbackCreate
 from app.notifications.outbox import envelope
-from app.routing.evaluation import RoutingCache, ensure_default_team, routing_item
+from app.routing.evaluation import RoutingCache, ensure_default_team
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,9 @@ from app.cases.intake import case_number, customer_lookup_keys
 from app.core.auth import Principal, Scope
 from app.core.errors import NotFound
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
-from app.feedback.statements import SELECT_BY_ID, SELECT_FEEDBACK
+from app.feedback.derive import routing_item
+from app.feedback.statements import SELECT_BY_ID, SELECT_FEEDBACK, SELECT_NEGATIVE_BETWEEN
+from app.routing.conditions import Item
 
 
 def _time(value: datetime) -> str:
@@ -176,3 +179,12 @@ async def list_feedback(
         last = rows[limit - 1]
         next_cursor = encode_cursor(last["submitted_at"].isoformat(), str(last["id"]))
     return items, next_cursor
+
+
+async def negative_items(
+    conn: asyncpg.Connection, start: datetime, end: datetime
+) -> AsyncGenerator[tuple[uuid.UUID, Item]]:
+    """The stored negative feedback of [start, end), oldest first, as routing items (in the
+    connection's transaction: a cursor needs one)."""
+    async for row in conn.cursor(SELECT_NEGATIVE_BETWEEN, start, end, prefetch=2_000):
+        yield row["id"], routing_item(row)

@@ -104,6 +104,13 @@ UPDATE_FEEDBACK = (
     + ", ".join(f"{c} = ${i}::{_TYPES[c]}" for i, c in enumerate(REPLACED, start=2))
     + " WHERE id = $1"
 )
+# The negative feedback of a time range, oldest first, so a backtest that stops early has
+# covered a time range.
+SELECT_NEGATIVE_BETWEEN = (
+    f"SELECT {_COLUMN_LIST} FROM feedback "
+    "WHERE sentiment = 'negative' AND submitted_at >= $1 AND submitted_at < $2 "
+    "ORDER BY submitted_at, id"
+)
 SELECT_EXISTING = (
     f"{SELECT_FEEDBACK} WHERE (feedback.api_key_id = $1 AND feedback.idempotency_key = $2) "
     "OR (feedback.source = $3 AND feedback.external_id = $4) "

@@ -23,7 +23,7 @@ from typing import Any
 import re2
 
 from app.core.errors import FieldError
-from app.feedback.schemas import Category, Channel, JourneyStage, Metric, Sentiment
+from app.core.vocabulary import Category, Channel, JourneyStage, Metric, Sentiment
 
 MAX_DEPTH = 8
 MAX_NODES = 200
@@ -73,6 +73,8 @@ OPERATORS: dict[str, frozenset[str]] = {
 }
 ALL_OPERATORS = frozenset().union(*OPERATORS.values()) | {"has_any", "has_all"}
 
+# What rules run on: a plain map from the field names above (and `attributes.<key>`) to values,
+# which the room that owns the data builds (feedback: app/feedback/derive.py, routing_item).
 Item = Mapping[str, Any]
 Check = Callable[["Context"], str | None]
 
