@@ -33,6 +33,7 @@ from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
+from app.feedback import trials
 from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
 from app.routing import router as routing
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api_keys.router)
     app.include_router(routing.teams)
     app.include_router(routing.rules)
-    app.include_router(feedback.routing_trials)
+    app.include_router(trials.router)
     app.include_router(cases.router)
     app.include_router(cases.customers)
     app.include_router(webhooks.router)

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.cases.intake import normalize_phone
+from app.cases.identity import normalize_phone
 from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import uuid7

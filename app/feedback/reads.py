@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from app.cases.intake import case_number, customer_lookup_keys
+from app.cases.identity import case_number, customer_lookup_keys
 from app.core.auth import Principal, Scope
 from app.core.errors import NotFound
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
@@ -28,8 +28,8 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     """A feedback row (stored column names) as the API shows it: the FeedbackRead schema.
 
     Built by hand rather than through the pydantic model: this is on the ingest hot path, and
-    validating and dumping the model cost more than the INSERT. tests/test_feedback_api.py
-    checks that every answer validates against FeedbackRead.
+    validating and dumping the model cost more than the INSERT. tests/test_documents.py checks
+    every answer against FeedbackRead.
     """
     attributes = row["attributes"]
     return {

@@ -16,7 +16,7 @@ from app.feedback.reads import negative_items
 from app.main import create_app
 from app.routing import evaluation
 from app.routing.evaluation import GENERATION_CHECK_SECONDS, backtest, build_table
-from tests.builders import auth, feedback_body, make_api_key
+from tests.builders import auth, feedback_body, make_api_key, team_body
 
 # The example table of SPEC §3, as an admin would write it.
 REFUND_WORDS = ["refund", "退款", "退錢", "reembolso", "devolução"]
@@ -33,17 +33,6 @@ SPEC_CONDITIONS: dict[str, Any] = {
         {"not": {"field": "tags", "op": "has_any", "value": ["test"]}},
     ]
 }
-
-
-def team_body(key: str, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "key": key,
-        "name": key.title(),
-        "first_response_minutes": 60,
-        "resolution_minutes": 1440,
-    }
-    body.update(overrides)
-    return body
 
 
 def rule_body(name: str, team: str, conditions: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -28,7 +29,15 @@ from app.core.config import Settings
 from app.core.db import BoundDatabase, Database
 from app.main import create_app
 from app.notifications.dispatcher import Dispatcher
-from tests.builders import auth, feedback_body, make_api_key, open_case, read_case, send_feedback
+from tests.builders import (
+    auth,
+    feedback_body,
+    make_api_key,
+    open_case,
+    read_case,
+    register_endpoint,
+    send_feedback,
+)
 from tests.receiver import Receiver
 
 ENDPOINTS = "/v1/webhooks/endpoints"
@@ -67,20 +76,6 @@ CASE_BLOCK_FIELDS = {
 }
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Webhooks may reach the test receiver on 127.0.0.1 over http; retries come at once."""
-    return settings.model_copy(
-        update={
-            "webhook_allow_http": True,
-            "webhook_allowed_networks": "127.0.0.0/8",
-            "webhook_retry_schedule": "0,0,0",
-            "webhook_timeout_seconds": 2.0,
-            "public_url": "https://feedback.example.com",
-        }
-    )
-
-
 @asynccontextmanager
 async def admin_client(
     settings: Settings, database: Database, **changes: Any
@@ -106,15 +101,8 @@ async def strict(database: BoundDatabase, settings: Settings) -> AsyncIterator[h
 # -- helpers ------------------------------------------------------------------------------------
 
 
-async def register(
-    client: httpx.AsyncClient, *event_types: str, url: str = HOOK, **extra: Any
-) -> dict[str, Any]:
-    response = await client.post(
-        ENDPOINTS, json={"url": url, "event_types": list(event_types), **extra}
-    )
-    assert response.status_code == 201, response.text
-    endpoint: dict[str, Any] = response.json()
-    return endpoint
+# Endpoints registered here post to HOOK unless told otherwise.
+register = functools.partial(register_endpoint, url=HOOK)
 
 
 async def act(
