@@ -257,13 +257,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 class RawTransaction:
     """A request's raw connection and its one transaction, both taken on first use (as a
-    session begins its transaction on its first statement); the dependency commits it."""
+    session begins its transaction on its first statement); the dependency commits it.
+
+    A route that only sometimes needs the ORM (an ingest that turns out to be a follow-up) takes
+    its session from here too, also on first use, rather than making a session per request.
+    """
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._stack = AsyncExitStack()
         self._conn: asyncpg.Connection | None = None
         self._transaction: Any = None
+        self._session: AsyncSession | None = None
 
     async def connection(self) -> asyncpg.Connection:
         if self._conn is None:
@@ -273,19 +278,26 @@ class RawTransaction:
             self._conn, self._transaction = conn, transaction
         return self._conn
 
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = await self._stack.enter_async_context(self._database.sessionmaker())
+        return self._session
+
     async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
         if self._transaction is not None:
             transaction, self._transaction = self._transaction, None
             await transaction.commit()
 
     async def close(self) -> None:
-        """Roll back what was not committed and give the connection back."""
+        """Roll back what was not committed and give the connections back."""
         try:
             if self._transaction is not None:
                 transaction, self._transaction = self._transaction, None
                 await transaction.rollback()
         finally:
-            self._conn = None
+            self._conn = self._session = None
             await self._stack.aclose()
 
 

@@ -121,7 +121,6 @@ async def create_feedback(
     request: Request,
     principal: FeedbackWriter,
     raw: RawDep,
-    session: SessionDep,
 ) -> Response:
     """Send one piece of feedback: a score, a comment, or both.
 
@@ -133,7 +132,7 @@ async def create_feedback(
     """
     if payload.in_reply_to is not None:
         result = await ingest_followup(
-            session,
+            await raw.session(),
             payload,
             principal=principal,
             idempotency_key=_idempotency_key(request),
