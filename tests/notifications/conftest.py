@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 
 from app.core.config import Settings
+from app.core.db import BoundDatabase
+from tests.notifications.helpers import Outbox, admin_client
 
 
 @pytest.fixture
@@ -19,3 +24,17 @@ def settings(settings: Settings) -> Settings:
             "public_url": "https://feedback.example.com",
         }
     )
+
+
+@pytest.fixture
+async def strict(database: BoundDatabase, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin client on an app with the default guard: https only, no allowlist."""
+    async with admin_client(
+        settings, database, webhook_allow_http=False, webhook_allowed_networks=""
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def outbox(database: BoundDatabase) -> Outbox:
+    return Outbox(database)

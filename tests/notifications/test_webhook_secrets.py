@@ -24,9 +24,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from app.core.config import Settings
 from app.core.crypto import SEALED_PREFIX
 from app.core.db import Database
-from app.main import create_app
 from app.notifications.dispatcher import Dispatcher
-from tests.builders import auth, eventually, feedback_body, make_api_key, register_endpoint
+from tests.builders import eventually, feedback_body, register_endpoint
+from tests.notifications.helpers import admin_client
 from tests.receiver import Receiver
 
 ENDPOINTS = "/v1/webhooks/endpoints"
@@ -37,19 +37,6 @@ KEY = Fernet.generate_key().decode()
 def settings(settings: Settings) -> Settings:
     """Secrets sealed with KEY; a failed message is tried again only after 100 s."""
     return settings.model_copy(update={"secret_key": KEY, "webhook_retry_schedule": "0,100"})
-
-
-@asynccontextmanager
-async def admin_client(
-    settings: Settings, database: Database, **changes: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin client on an app over `database`, with these settings changed."""
-    key = await make_api_key(database, "admin", name="secrets-admin")
-    app = create_app(settings.model_copy(update=changes), database)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=auth(key)
-    ) as client:
-        yield client
 
 
 @asynccontextmanager
