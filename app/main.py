@@ -34,6 +34,7 @@ from app.core.inputs import InputGuard
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
+from app.feedback import trials
 from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
 from app.routing import router as routing
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api_keys.router)
     app.include_router(routing.teams)
     app.include_router(routing.rules)
+    app.include_router(trials.router)
     app.include_router(cases.router)
     app.include_router(cases.customers)
     app.include_router(webhooks.router)

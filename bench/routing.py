@@ -47,9 +47,9 @@ import httpx
 import psutil
 
 from app.core.config import Settings
+from app.feedback.derive import derive, routing_item
 from app.feedback.schemas import FeedbackCreate
-from app.feedback.service import derive
-from app.routing.evaluation import build_table, routing_item
+from app.routing.evaluation import build_table
 from bench.common import (
     BenchError,
     WrkResult,

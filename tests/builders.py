@@ -81,6 +81,18 @@ async def open_case(client: httpx.AsyncClient, **overrides: Any) -> dict[str, An
     return await read_case(client, item["case"]["id"])
 
 
+def team_body(key: str, **overrides: Any) -> dict[str, Any]:
+    """The body that creates a team: an hour to respond, a day to resolve."""
+    body = {
+        "key": key,
+        "name": key.title(),
+        "first_response_minutes": 60,
+        "resolution_minutes": 1440,
+    }
+    body.update(overrides)
+    return body
+
+
 async def register_endpoint(
     client: httpx.AsyncClient, *event_types: str, url: str, **extra: Any
 ) -> dict[str, Any]:

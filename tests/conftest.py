@@ -98,6 +98,14 @@ async def admin(client: httpx.AsyncClient, admin_key: str) -> httpx.AsyncClient:
     return client
 
 
+@pytest.fixture
+async def writer(client: httpx.AsyncClient, database: BoundDatabase) -> httpx.AsyncClient:
+    """The test client, authenticated with a key that may send and read feedback."""
+    key = await make_api_key(database, "feedback:write", "feedback:read")
+    client.headers["Authorization"] = f"Bearer {key}"
+    return client
+
+
 # Every table that tests with real commits write to, emptied after each of them.
 _TABLES = (
     "delivery_attempt, outbox_message, webhook_endpoint, case_event, case_feedback, "

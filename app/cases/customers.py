@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.intake import case_number, customer_lookup_keys
+from app.cases.identity import case_number, customer_lookup_keys
 from app.cases.models import Case
+from app.cases.reads import case_summary
 from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerView
-from app.cases.service import case_summary
 from app.core.errors import NotFound
 from app.notifications.schemas import NotificationRead
 

@@ -10,7 +10,6 @@ all of it or none.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,8 +17,10 @@ from typing import Any
 
 import asyncpg
 
+from app.cases.identity import customer_identity
+from app.cases.messages import case_block
 from app.core.db import uuid7
-from app.notifications.outbox import case_block, outbox_insert, utc_text
+from app.notifications.outbox import outbox_insert, utc_text
 
 # Most urgent first: queues sort by this ascending, with an index.
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -148,37 +149,6 @@ def _case_opened(feedback: str, now: str) -> str:
     )
 
 
-_PHONE_NOISE = re.compile(r"[^0-9+]")
-_PHONE_LIKE = re.compile(r"\+?[0-9 ().\-]{5,}")
-
-
-def normalize_phone(phone: str) -> str:
-    """Phones are kept as + and digits, so the same customer matches across channels."""
-    return _PHONE_NOISE.sub("", phone)
-
-
-def customer_lookup_keys(key: str) -> list[str]:
-    """What a customer key given to a lookup may be stored as: itself (an external id is kept
-    as given), and the stored form of an e-mail (lower case) or a phone (+ and digits)."""
-    key = key.strip()
-    keys = [key]
-    if "@" in key:
-        keys.append(key.lower())
-    if _PHONE_LIKE.fullmatch(key):
-        keys.append(normalize_phone(key))
-    return list(dict.fromkeys(keys))
-
-
-def customer_identity(row: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """The key complaints join on (external id, else e-mail, else phone) and every identity."""
-    keys = [
-        k
-        for k in (row["customer_external_id"], row["customer_email"], row["customer_phone"])
-        if k is not None
-    ]
-    return (keys[0] if keys else None), keys
-
-
 def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
     """The case statement's parameters for a routed feedback row (stored column names) and
     what routing decided for its case (`priority`, `assignee`, `tags`).
@@ -212,10 +182,6 @@ def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
         "now": row["received_at"],
     }
     return [values[name] for name in _PARAMS]
-
-
-def case_number(number: int) -> str:
-    return f"C-{number}"
 
 
 # What the event tells of the change (a comment's text is not copied: only that it changed).

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases import service
+from app.cases import reads, service
 from app.cases.customers import customer_view
-from app.cases.intake import customer_lookup_keys
+from app.cases.identity import customer_lookup_keys
 from app.cases.models import Case
 from app.cases.schemas import (
     CaseEventRead,
@@ -40,7 +40,7 @@ _CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
 
 
 async def _answer(session: AsyncSession, case: Case) -> Response:
-    document = await service.read_case(session, case)
+    document = await reads.read_case(session, case)
     return Response(
         json_bytes(document), media_type="application/json", headers={"ETag": etag(case.version)}
     )
@@ -72,7 +72,7 @@ async def list_cases(
     cursor: str | None = None,
 ) -> Response:
     """A queue of cases, a page at a time; pass `next_cursor` back as `cursor`."""
-    items, next_cursor = await service.list_cases(
+    items, next_cursor = await reads.list_cases(
         session,
         statuses=status,
         team=team,
@@ -95,7 +95,7 @@ async def list_cases(
 @router.get("/{case_id}", response_model=CaseRead, responses=problem_responses(401, 403, 404))
 async def get_case(case_id: uuid.UUID, session: SessionDep, _: CasesReader) -> Response:
     """One case, with its feedback newest first; its version is the ETag."""
-    return await _answer(session, await service.get_case(session, case_id))
+    return await _answer(session, await reads.get_case(session, case_id))
 
 
 @router.patch("/{case_id}", response_model=CaseRead, responses=_CHANGE_ERRORS)
@@ -193,7 +193,7 @@ async def list_case_events(
     cursor: str | None = None,
 ) -> Page[CaseEventRead]:
     """The case's timeline, oldest first: every change, who made it and when."""
-    events, next_cursor = await service.list_events(session, case_id, limit=limit, cursor=cursor)
+    events, next_cursor = await reads.list_events(session, case_id, limit=limit, cursor=cursor)
     return Page(items=[CaseEventRead.model_validate(e) for e in events], next_cursor=next_cursor)
 
 

@@ -1,4 +1,5 @@
-"""A case's life: moves between statuses, the SLA clock, notes, and the timeline (SPEC §4).
+"""A case's life: moves between statuses, the SLA clock, notes (SPEC §4). Reading cases is in
+app/cases/reads.py.
 
 Every change takes the case's version (If-Match) and locks the row, so of two agents changing
 the same case at once exactly one wins and the other gets 412. Every change writes an event.
@@ -9,37 +10,27 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.intake import PRIORITY_RANK, case_number, normalize_phone
+from app.cases.identity import case_number, normalize_phone
+from app.cases.intake import PRIORITY_RANK
+from app.cases.messages import enqueue_case_event
 from app.cases.models import Case, CaseEvent
+from app.cases.reads import get_case
 from app.cases.schemas import (
-    CaseSort,
-    CaseStatus,
-    CaseSummary,
     CaseUpdate,
     ReopenIn,
     ResolveIn,
 )
 from app.core.db import utcnow
-from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from app.core.errors import Conflict, FieldError, ValidationFailed
 from app.core.etag import check_if_match
-from app.core.schemas import (
-    cursor_id,
-    cursor_time,
-    decode_cursor,
-    encode_cursor,
-    invalid_cursor,
-)
-from app.notifications.outbox import enqueue_case_event
 from app.routing.models import Team
-from app.routing.schemas import CasePriority
 
 OPEN, IN_PROGRESS, WAITING, RESOLVED, CLOSED = (
     "open",
@@ -62,103 +53,6 @@ SYSTEM = "system"
 class CaseInvalidTransition(Conflict):
     code = "case_invalid_transition"
     title = "This move between statuses is not allowed"
-
-
-# -- reading ------------------------------------------------------------------------------
-
-_ITEMS = text(
-    "SELECT cf.case_id, cf.kind, cf.added_at, f.id, f.source, f.channel, f.external_id, "
-    "f.metric, f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at, "
-    "f.customer_verified AS verified "
-    "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
-    "WHERE cf.case_id = ANY(:ids) ORDER BY cf.added_at DESC, f.id DESC"
-)
-
-
-async def feedback_items(
-    session: AsyncSession, case_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """Each case's feedback, newest first, as the CaseFeedbackItem schema shows it."""
-    items: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in case_ids}
-    if case_ids:
-        for row in (await session.execute(_ITEMS, {"ids": case_ids})).mappings():
-            items[row["case_id"]].append(dict(row))
-    return items
-
-
-def case_document(case: Case, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """A case as the API shows it: the CaseRead schema.
-
-    A plain dict rather than the pydantic model: queues answer fifty of these a page, and
-    building and dumping the models was a third of a page's time (measured). The tests check
-    every answer against CaseRead.
-    """
-    return {
-        "id": case.id,
-        "number": case_number(case.number),
-        "status": case.status,
-        "priority": case.priority,
-        "team": case.team,
-        "assignee": case.assignee,
-        "customer": {
-            "external_id": case.customer_external_id,
-            "email": case.customer_email,
-            "phone": case.customer_phone,
-            "name": case.customer_name,
-            "locale": case.customer_locale,
-            "contact_consent": case.contact_consent,
-            "verified": case.customer_verified,
-        },
-        "feedback": items,
-        "tags": case.tags,
-        "rule": {"id": case.rule_id, "version": case.rule_version or 0} if case.rule_id else None,
-        "first_response_due_at": case.first_response_due_at,
-        "resolution_due_at": case.resolution_due_at,
-        "first_response_at": case.first_response_at,
-        "resolved_at": case.resolved_at,
-        "closed_at": case.closed_at,
-        "first_response_breached": case.first_response_breached,
-        "resolution_breached": case.resolution_breached,
-        "breached": case.first_response_breached or case.resolution_breached,
-        "resolution": {
-            "code": case.resolution_code,
-            "summary": case.resolution_summary,
-            "customer_message": case.customer_message,
-            "notify_customer": bool(case.notify_customer),
-        }
-        if case.resolution_code is not None
-        else None,
-        "can_notify": case.can_notify,
-        "version": case.version,
-        "created_at": case.created_at,
-        "updated_at": case.updated_at,
-    }
-
-
-def case_summary(case: Case) -> CaseSummary:
-    return CaseSummary(
-        id=case.id,
-        number=case_number(case.number),
-        status=CaseStatus(case.status),
-        priority=CasePriority(case.priority),
-        team=case.team,
-        assignee=case.assignee,
-        breached=case.first_response_breached or case.resolution_breached,
-        created_at=case.created_at,
-        resolved_at=case.resolved_at,
-        verified=case.customer_verified,
-    )
-
-
-async def read_case(session: AsyncSession, case: Case) -> dict[str, Any]:
-    return case_document(case, (await feedback_items(session, [case.id]))[case.id])
-
-
-async def get_case(session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
-    case = await session.get(Case, case_id, with_for_update=for_update, populate_existing=True)
-    if case is None:
-        raise NotFound("No case has this id.", code="case_not_found")
-    return case
 
 
 # -- changing -----------------------------------------------------------------------------
@@ -452,107 +346,3 @@ async def add_note(
     event = record(session, case, "note_added", actor, body=body)
     await session.flush()
     return event
-
-
-# -- lists ----------------------------------------------------------------------------------
-
-
-def _sort_key(case: Case, sort: CaseSort) -> list[Any]:
-    if sort is CaseSort.RESOLUTION_DUE_AT:
-        return [case.resolution_due_at.isoformat(), str(case.id)]
-    if sort is CaseSort.PRIORITY:
-        return [case.priority_rank, case.created_at.isoformat(), str(case.id)]
-    return [case.created_at.isoformat(), str(case.id)]
-
-
-def _order_and_after(query: Select[Case], sort: CaseSort, cursor: str | None) -> Select[Case]:
-    columns: tuple[Any, ...]
-    if sort is CaseSort.RESOLUTION_DUE_AT:
-        columns = (Case.resolution_due_at, Case.id)
-    elif sort is CaseSort.PRIORITY:
-        columns = (Case.priority_rank, Case.created_at, Case.id)
-    else:
-        columns = (Case.created_at, Case.id)
-    descending = sort is CaseSort.NEWEST
-    if cursor is not None:
-        kind, *values = decode_cursor(cursor, len(columns) + 1)
-        if kind != sort.value:
-            raise invalid_cursor()
-        after: list[Any] = [cursor_time(values[-2]), cursor_id(values[-1])]
-        if sort is CaseSort.PRIORITY:
-            rank = values[0]
-            if not isinstance(rank, int) or isinstance(rank, bool) or rank not in range(4):
-                raise invalid_cursor()
-            after.insert(0, rank)
-        key = tuple_(*columns)
-        query = query.where(key < tuple_(*after) if descending else key > tuple_(*after))
-    return query.order_by(*(c.desc() if descending else c for c in columns))
-
-
-async def list_cases(
-    session: AsyncSession,
-    *,
-    statuses: Iterable[str] | None,
-    team: str | None,
-    assignee: str | None,
-    priority: str | None,
-    breached: bool | None,
-    customers: list[str] | None,
-    tag: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    sort: CaseSort,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    query = select(Case)
-    statuses = list(statuses or [])
-    if len(statuses) == 1:
-        query = query.where(Case.status == statuses[0])
-    elif statuses:
-        query = query.where(Case.status.in_(statuses))
-    if team is not None:
-        query = query.where(Case.team == team)
-    if assignee is not None:
-        query = query.where(Case.assignee == assignee)
-    if priority is not None:
-        query = query.where(Case.priority == priority)
-    if breached is not None:
-        flagged = Case.first_response_breached | Case.resolution_breached
-        query = query.where(flagged if breached else ~flagged)
-    if customers is not None:
-        query = query.where(Case.customer_keys.overlap(customers))
-    if tag is not None:
-        query = query.where(Case.tags.contains([tag]))
-    if created_from is not None:
-        query = query.where(Case.created_at >= created_from)
-    if created_to is not None:
-        query = query.where(Case.created_at < created_to)
-    query = _order_and_after(query, sort, cursor).limit(limit + 1)
-    cases = list(await session.scalars(query))
-    page = cases[:limit]
-    items = await feedback_items(session, [c.id for c in page])
-    next_cursor = None
-    if len(cases) > limit:
-        next_cursor = encode_cursor(sort.value, *_sort_key(page[-1], sort))
-    return [case_document(c, items[c.id]) for c in page], next_cursor
-
-
-async def list_events(
-    session: AsyncSession, case_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> tuple[list[CaseEvent], str | None]:
-    """The timeline, oldest first."""
-    await get_case(session, case_id)
-    query = select(CaseEvent).where(CaseEvent.case_id == case_id)
-    if cursor is not None:
-        at, last = decode_cursor(cursor, 2)
-        query = query.where(
-            tuple_(CaseEvent.at, CaseEvent.id) > tuple_(cursor_time(at), cursor_id(last))
-        )
-    query = query.order_by(CaseEvent.at, CaseEvent.id).limit(limit + 1)
-    events = list(await session.scalars(query))
-    next_cursor = None
-    if len(events) > limit:
-        last_event = events[limit - 1]
-        next_cursor = encode_cursor(last_event.at.isoformat(), str(last_event.id))
-    return events[:limit], next_cursor

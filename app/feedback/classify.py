@@ -42,8 +42,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
 
 from app.core.config import Settings
+from app.core.vocabulary import Category, Metric, Sentiment
 from app.feedback import lexicon
-from app.feedback.schemas import Category, Metric, Sentiment
 
 
 def categorize(metric: Metric, score: int, settings: Settings) -> Category:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,31 +27,12 @@ from app.core.schemas import (
     email_address,
     phone_number,
 )
+from app.core.vocabulary import Category, Channel, JourneyStage, Metric, Sentiment
 
 MAX_COMMENT_LENGTH = 10_000
 MAX_TAGS = 50
 MAX_ATTRIBUTES = 50
 MAX_BATCH_ITEMS = 1_000
-
-
-class Channel(StrEnum):
-    WEB = "web"
-    APP = "app"
-    EMAIL = "email"
-    SMS = "sms"
-    CHAT = "chat"
-    PHONE = "phone"
-    SOCIAL = "social"
-    REVIEW = "review"
-    IN_STORE = "in_store"
-    OTHER = "other"
-
-
-class Metric(StrEnum):
-    NPS = "nps"
-    CSAT = "csat"
-    CES = "ces"
-    STAR = "star"
 
 
 # Inclusive score range of each metric.
@@ -62,32 +42,6 @@ SCALES: dict[Metric, tuple[int, int]] = {
     Metric.CES: (1, 7),
     Metric.STAR: (1, 5),
 }
-
-
-class JourneyStage(StrEnum):
-    AWARENESS = "awareness"
-    CONSIDERATION = "consideration"
-    PURCHASE = "purchase"
-    DELIVERY = "delivery"
-    USAGE = "usage"
-    SUPPORT = "support"
-    RENEWAL = "renewal"
-    OTHER = "other"
-
-
-class Category(StrEnum):
-    DETRACTOR = "detractor"
-    PASSIVE = "passive"
-    PROMOTER = "promoter"
-    NEGATIVE = "negative"
-    NEUTRAL = "neutral"
-    POSITIVE = "positive"
-
-
-class Sentiment(StrEnum):
-    NEGATIVE = "negative"
-    NEUTRAL = "neutral"
-    POSITIVE = "positive"
 
 
 def _source(value: str) -> str:
@@ -341,3 +295,7 @@ class BatchItemResult(BaseModel):
 
 class BatchOut(BaseModel):
     results: list[BatchItemResult]
+
+
+class EvaluateIn(FeedbackCreate):
+    """A feedback body, as for `POST /v1/feedback`; nothing is stored."""

@@ -1,11 +1,11 @@
 """The condition language of routing rules (SPEC §3): validated on write, compiled once.
 
 A condition is a JSON tree: `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a leaf
-`{"field": ..., "op": ..., "value": ...}`. `validate` checks a tree and reports every problem
-with a path into it (`conditions.all[2].any[0].op`); `compile_conditions` turns a valid tree into
-a closure that answers None when the tree holds for an item, else the path of the condition
-that failed. The same closure serves routing at ingest and the trace of /evaluate, so the two
-cannot disagree.
+`{"field": ..., "op": ..., "value": ...}`. `validate` (app/routing/validation.py) checks a
+tree and reports every problem with a path into it (`conditions.all[2].any[0].op`);
+`compile_conditions` turns a valid tree into a closure that answers None when the tree holds
+for an item, else the path of the condition that failed. The same closure serves routing at
+ingest and the trace of /evaluate, so the two cannot disagree.
 
 Text is compared folded (Unicode NFKC, then casefold): `ＲＥＦＵＮＤ`, `Refund` and `refund`
 are one word, and full-width forms of Chinese punctuation match their plain forms. Regular
@@ -22,8 +22,7 @@ from typing import Any
 
 import re2
 
-from app.core.errors import FieldError
-from app.feedback.schemas import Category, Channel, JourneyStage, Metric, Sentiment
+from app.core.vocabulary import Category, Channel, JourneyStage, Metric, Sentiment
 
 MAX_DEPTH = 8
 MAX_NODES = 200
@@ -73,6 +72,8 @@ OPERATORS: dict[str, frozenset[str]] = {
 }
 ALL_OPERATORS = frozenset().union(*OPERATORS.values()) | {"has_any", "has_all"}
 
+# What rules run on: a plain map from the field names above (and `attributes.<key>`) to values,
+# which the room that owns the data builds (feedback: app/feedback/derive.py, routing_item).
 Item = Mapping[str, Any]
 Check = Callable[["Context"], str | None]
 
@@ -119,146 +120,11 @@ class Context:
         return unicodedata.normalize("NFKC", value) if isinstance(value, str) else None
 
 
-# -- validation ---------------------------------------------------------------------------
-
-
-class _Validator:
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-        self.nodes = 0
-
-    def error(self, path: str, message: str, kind: str) -> None:
-        self.errors.append(FieldError(field=path, message=message, type=kind))
-
-    def node(self, node: Any, path: str, depth: int) -> None:
-        self.nodes += 1
-        if self.nodes == MAX_NODES + 1:
-            self.error(path, f"a rule has at most {MAX_NODES} conditions", "too_many_conditions")
-        if depth > MAX_DEPTH:
-            self.error(path, f"conditions nest at most {MAX_DEPTH} deep", "too_deep")
-            return
-        if not isinstance(node, dict):
-            self.error(path, "a condition is an object", "condition_type")
-            return
-        groups = [k for k in ("all", "any", "not") if k in node]
-        if groups:
-            if len(node) != 1:
-                self.error(path, f"`{groups[0]}` stands alone in its object", "condition_shape")
-                return
-            key = groups[0]
-            if key == "not":
-                self.node(node["not"], f"{path}.not", depth + 1)
-                return
-            children = node[key]
-            if not isinstance(children, list):
-                self.error(f"{path}.{key}", "a list of conditions", "condition_type")
-                return
-            for i, child in enumerate(children):
-                self.node(child, f"{path}.{key}[{i}]", depth + 1)
-            return
-        self.leaf(node, path)
-
-    def leaf(self, node: dict[str, Any], path: str) -> None:
-        unknown = set(node) - {"field", "op", "value"}
-        for key in sorted(unknown):
-            self.error(f"{path}.{key}", "unknown key; expected field, op and value", "unknown_key")
-        field, op = node.get("field"), node.get("op")
-        if not isinstance(field, str):
-            self.error(f"{path}.field", "a field name is required", "field_missing")
-            return
-        kind = field_kind(field)
-        if kind is None:
-            self.error(f"{path}.field", f"unknown field `{field}`", "unknown_field")
-            return
-        if not isinstance(op, str) or op not in ALL_OPERATORS:
-            self.error(f"{path}.op", f"unknown operator `{op}`", "unknown_operator")
-            return
-        if op not in OPERATORS[kind]:
-            self.error(f"{path}.op", f"`{op}` does not apply to `{field}`", "operator_mismatch")
-            return
-        if op == "exists":
-            if "value" in node and not isinstance(node["value"], bool):
-                self.error(f"{path}.value", "true or false", "value_type")
-            return
-        if "value" not in node:
-            self.error(f"{path}.value", "a value is required", "value_missing")
-            return
-        self.value(field, kind, op, node["value"], f"{path}.value")
-
-    def value(self, field: str, kind: str, op: str, value: Any, path: str) -> None:
-        if op in ("in", "not_in", "contains_any", "contains_all", "has_any", "has_all"):
-            if not isinstance(value, list) or not value:
-                self.error(path, "a non-empty list", "value_type")
-                return
-            if len(value) > MAX_LIST_VALUES:
-                self.error(path, f"at most {MAX_LIST_VALUES} values", "too_many_values")
-                return
-            scalar_op = "eq" if op in ("in", "not_in") else "contains"
-            for i, item in enumerate(value):
-                self.scalar(field, kind, scalar_op, item, f"{path}[{i}]")
-        elif op == "between":
-            if not isinstance(value, list) or len(value) != 2:
-                self.error(path, "a list of two bounds, [low, high]", "value_type")
-                return
-            errors_before = len(self.errors)
-            for i, bound in enumerate(value):
-                self.scalar(field, kind, "lt", bound, f"{path}[{i}]")
-            bounds_valid = len(self.errors) == errors_before
-            if bounds_valid and _order_key(kind, value[0]) > _order_key(kind, value[1]):
-                self.error(path, "the low bound is above the high bound", "value_range")
-        elif op == "matches":
-            self.pattern(value, path)
-        else:
-            self.scalar(field, kind, op, value, path)
-
-    def scalar(self, field: str, kind: str, op: str, value: Any, path: str) -> None:
-        if op in ("lt", "lte", "gt", "gte"):
-            if kind == TIME:
-                if not isinstance(value, str) or parse_time(value) is None:
-                    self.error(path, "an RFC 3339 time", "value_type")
-            elif not _is_number(value):
-                self.error(path, "a number", "value_type")
-            return
-        if op == "contains" or kind in (TEXT, LIST):
-            if not isinstance(value, str) or not value:
-                self.error(path, "a non-empty string", "value_type")
-        elif kind == ENUM:
-            if not isinstance(value, str) or value not in ENUM_VALUES[field]:
-                allowed = ", ".join(sorted(ENUM_VALUES[field]))
-                self.error(path, f"one of {allowed}", "value_enum")
-        elif kind == NUMBER:
-            if not _is_number(value):
-                self.error(path, "a number", "value_type")
-        elif kind == BOOL:
-            if not isinstance(value, bool):
-                self.error(path, "true or false", "value_type")
-        elif kind == ANY and not (isinstance(value, str | bool) or _is_number(value)):
-            self.error(path, "a string, a number or a boolean", "value_type")
-
-    def pattern(self, value: Any, path: str) -> None:
-        if not isinstance(value, str) or not value:
-            self.error(path, "a regular expression", "value_type")
-        elif len(value) > MAX_PATTERN_LENGTH:
-            self.error(path, f"at most {MAX_PATTERN_LENGTH} characters", "pattern_too_long")
-        else:
-            try:
-                compile_pattern(value)
-            except re2.error:
-                self.error(path, "not a regular expression RE2 can compile", "pattern_invalid")
-
-
-def validate(conditions: Any, path: str = "conditions") -> list[FieldError]:
-    """Every problem in a condition tree, each with its path; empty when it is valid."""
-    validator = _Validator()
-    validator.node(conditions, path, 1)
-    return validator.errors
-
-
 # Numbers in rules stay within what a float holds exactly (and JSON clients agree on).
 MAX_NUMBER = 2**53
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return abs(value) <= MAX_NUMBER if isinstance(value, int) else math.isfinite(value)
@@ -274,7 +140,7 @@ def parse_time(value: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _order_key(kind: str, value: Any) -> Any:
+def order_key(kind: str, value: Any) -> Any:
     return parse_time(value) if kind == TIME else value
 
 
@@ -392,7 +258,7 @@ def equality_key(value: Any) -> Any:
 
 
 def number(value: Any) -> float | None:
-    return float(value) if _is_number(value) else None
+    return float(value) if is_number(value) else None
 
 
 def _order_test(

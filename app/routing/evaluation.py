@@ -11,14 +11,15 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 from app.routing.compiler import Router, compile_table
-from app.routing.conditions import Check, Context, compile_conditions
+from app.routing.conditions import Check, Context, Item, compile_conditions
 
 GENERATION_CHECK_SECONDS = 0.5
 # The team negative feedback goes to while no team has been created yet (never left teamless).
@@ -58,7 +59,7 @@ class RoutingTable:
     default_team: str | None
     router: Router
 
-    def route(self, item: Mapping[str, Any]) -> Decision:
+    def route(self, item: Item) -> Decision:
         """The first enabled rule that holds wins; none holds: the default team."""
         ctx = Context(item)
         index = self.router(ctx)
@@ -66,7 +67,7 @@ class RoutingTable:
             return _decide(self.rules[index], ctx)
         return Decision(None, self.default_team, "normal", None, ())
 
-    def trace(self, item: Mapping[str, Any]) -> tuple[Decision, list[Step]]:
+    def trace(self, item: Item) -> tuple[Decision, list[Step]]:
         """As `route`, with each rule tried and where it failed."""
         ctx = Context(item)
         steps = []
@@ -123,36 +124,6 @@ def build_table(rules: Iterable[Mapping[str, Any]], default_team: str | None) ->
         default_team,
         compile_table([_conditions(r) for r in enabled]),
     )
-
-
-def routing_item(row: Mapping[str, Any] | asyncpg.Record) -> dict[str, Any]:
-    """A feedback row (stored column names) as the fields rules name."""
-    attributes = row["attributes"]
-    if isinstance(attributes, str):
-        attributes = json.loads(attributes)
-    item = {
-        "source": row["source"],
-        "channel": row["channel"],
-        "external_id": row["external_id"],
-        "metric": row["metric"],
-        "score": row["score"],
-        "category": row["category"],
-        "sentiment": row["sentiment"],
-        "comment": row["comment"],
-        "tags": row["tags"],
-        "touchpoint": row["touchpoint"],
-        "journey_stage": row["journey_stage"],
-        "submitted_at": row["submitted_at"],
-        "customer.external_id": row["customer_external_id"],
-        "customer.email": row["customer_email"],
-        "customer.phone": row["customer_phone"],
-        "customer.name": row["customer_name"],
-        "customer.locale": row["customer_locale"],
-        "customer.contact_consent": row["contact_consent"],
-    }
-    for key, value in (attributes or {}).items():
-        item[f"attributes.{key}"] = value
-    return item
 
 
 _RULES_IN_FORCE = (
@@ -222,14 +193,6 @@ class RoutingCache:
         self.checked_at = 0.0
 
 
-_BACKTEST_ROWS = (
-    "SELECT id, source, channel, external_id, metric, score, category, sentiment, comment, tags, "
-    "touchpoint, journey_stage, attributes, submitted_at, customer_external_id, customer_email, "
-    "customer_phone, customer_name, customer_locale, contact_consent FROM feedback "
-    "WHERE sentiment = 'negative' AND submitted_at >= $1 AND submitted_at < $2 "
-    # In time order, so a backtest that stops early has covered a time range.
-    "ORDER BY submitted_at, id"
-)
 MAX_EXAMPLES = 20
 # Routing is plain Python: give the event loop back this often, so other requests go on.
 YIELD_EVERY_SECONDS = 0.01
@@ -249,32 +212,29 @@ class Backtest:
 
 
 async def backtest(
-    conn: asyncpg.Connection,
+    items: AsyncGenerator[tuple[uuid.UUID, Item]],
     *,
     current: RoutingTable,
     proposed: RoutingTable,
-    start: Any,
-    end: Any,
     max_rows: int,
     max_seconds: float,
 ) -> Backtest:
-    """Route the stored negative feedback of [start, end), oldest first, under both tables, for
-    at most `max_rows` items and `max_seconds`; change nothing."""
+    """Route items (id and item, oldest submitted first) under both tables, for at most
+    `max_rows` items and `max_seconds`; change nothing."""
     result = Backtest()
     started = yielded = time.monotonic()
-    async with conn.transaction(readonly=True):
-        async for row in conn.cursor(_BACKTEST_ROWS, start, end, prefetch=2_000):
+    async with aclosing(items):
+        async for feedback_id, item in items:
             now = time.monotonic()
             if result.negative_feedback >= max_rows or now - started >= max_seconds:
                 result.stopped_by = (
                     "max_rows" if result.negative_feedback >= max_rows else "max_seconds"
                 )
-                result.stopped_at = row["submitted_at"]
+                result.stopped_at = item["submitted_at"]
                 break
             if now - yielded >= YIELD_EVERY_SECONDS:
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
-            item = routing_item(row)
             ctx_now, ctx_new = current.route(item), proposed.route(item)
             result.negative_feedback += 1
             now_team, new_team = ctx_now.team or "", ctx_new.team or ""
@@ -285,9 +245,9 @@ async def backtest(
                 if len(result.examples) < MAX_EXAMPLES:
                     result.examples.append(
                         {
-                            "feedback_id": row["id"],
-                            "submitted_at": row["submitted_at"],
-                            "source": row["source"],
+                            "feedback_id": feedback_id,
+                            "submitted_at": item["submitted_at"],
+                            "source": item["source"],
                             "from_team": ctx_now.team,
                             "to_team": ctx_new.team,
                             "from_rule": ctx_now.rule.name if ctx_now.rule else None,

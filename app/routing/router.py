@@ -1,36 +1,28 @@
-"""HTTP for teams, routing rules, evaluate and backtest."""
+"""HTTP for teams and routing rules. (Trying rules on feedback, evaluate and backtest, is in
+app/feedback/router.py, where feedback becomes what rules run on.)"""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response, status
 
 from app.core.auth import Admin, CasesReader
-from app.core.db import DatabaseDep, SessionDep, utcnow
-from app.core.errors import FieldError, ValidationFailed, problem_responses
+from app.core.db import SessionDep
+from app.core.errors import problem_responses
 from app.core.etag import etag
 from app.core.schemas import Page
-from app.feedback.service import derive
 from app.routing import service
-from app.routing.evaluation import RoutingCache, backtest, build_table, routing_item
+from app.routing.evaluation import RoutingCache
 from app.routing.schemas import (
-    BacktestIn,
-    BacktestOut,
-    EvaluateIn,
-    EvaluateOut,
-    MovedItem,
     RuleCreate,
     RuleRead,
-    RuleRef,
     RuleUpdate,
     RuleVersionRead,
     TeamCreate,
     TeamRead,
     TeamUpdate,
-    TraceStep,
 )
 
 teams = APIRouter(prefix="/v1/teams", tags=["teams"])
@@ -183,97 +175,4 @@ async def list_rule_versions(
     return Page(
         items=[RuleVersionRead.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=None,
-    )
-
-
-@rules.post("/evaluate", response_model=EvaluateOut, responses=problem_responses(401, 403, 422))
-async def evaluate(
-    payload: EvaluateIn, request: Request, database: DatabaseDep, _: Admin
-) -> EvaluateOut:
-    """Try the rules in force on one feedback body (as for `POST /v1/feedback`): which rule
-    and team would win, and for each rule tried whether it held and which condition failed.
-    Stores nothing."""
-    row = derive(payload, request.app.state.settings, utcnow())
-    cache: RoutingCache = request.app.state.routing
-    async with database.raw() as conn:
-        table = await cache.current(conn)
-    decision, steps = table.trace(routing_item(row))
-    return EvaluateOut(
-        rule=RuleRef(id=decision.rule.id, name=decision.rule.name, version=decision.rule.version)
-        if decision.rule is not None and decision.rule.id is not None
-        else None,
-        team=decision.team,
-        case_priority=decision.case_priority,
-        assignee=decision.assignee,
-        add_tags=list(decision.add_tags),
-        routed=row["sentiment"] == "negative",
-        sentiment=row["sentiment"],
-        category=row["category"],
-        trace=[
-            TraceStep(
-                rule_id=step.rule.id,
-                name=step.rule.name,
-                matched=step.failed_at is None,
-                failed_at=step.failed_at,
-            )
-            for step in steps
-            if step.rule.id is not None
-        ],
-    )
-
-
-@rules.post("/backtest", response_model=BacktestOut, responses=problem_responses(401, 403, 422))
-async def run_backtest(
-    data: BacktestIn, request: Request, session: SessionDep, database: DatabaseDep, _: Admin
-) -> BacktestOut:
-    """Run a proposed rule table over the negative feedback submitted in [from, to), beside the
-    rules in force: cases per team under each, how many items would change team, and up to 20
-    of them. Changes nothing. Items are taken oldest first, for at most
-    `FEEDBACK_BACKTEST_MAX_ROWS` items and `FEEDBACK_BACKTEST_MAX_SECONDS`: an answer with
-    `complete: false` covers [from, stopped_at) only."""
-    errors: list[FieldError] = []
-    known_teams = {t.key for t in (await service.list_teams(session))}
-    for i, rule in enumerate(data.rules):
-        errors += service.check_rule(rule, f"rules[{i}]")
-        if rule.team not in known_teams:
-            errors.append(
-                FieldError(
-                    field=f"rules[{i}].team", message=f"no team `{rule.team}`", type="unknown_team"
-                )
-            )
-    if data.to <= data.from_:
-        errors.append(FieldError(field="to", message="must be after `from`", type="range"))
-    if errors:
-        raise ValidationFailed("The proposed rules are not valid.", errors=errors)
-    ordered = sorted(enumerate(data.rules), key=lambda pair: (pair[1].priority, pair[0]))
-    cache: RoutingCache = request.app.state.routing
-    async with database.raw() as conn:
-        current = await cache.current(conn)
-    proposed_rules = [
-        {**rule.model_dump(mode="json", by_alias=True), "id": None, "version": 0}
-        for _, rule in ordered
-    ]
-    # Compiling thousands of rules takes a second of CPU: in a thread, the event loop still
-    # gets its turns (the interpreter switches threads every few milliseconds).
-    proposed = await asyncio.to_thread(build_table, proposed_rules, current.default_team)
-    settings = request.app.state.settings
-    async with database.raw() as conn:
-        result = await backtest(
-            conn,
-            current=current,
-            proposed=proposed,
-            start=data.from_,
-            end=data.to,
-            max_rows=settings.backtest_max_rows,
-            max_seconds=settings.backtest_max_seconds,
-        )
-    return BacktestOut(
-        negative_feedback=result.negative_feedback,
-        current=result.current,
-        proposed=result.proposed,
-        moved=result.moved,
-        examples=[MovedItem.model_validate(e) for e in result.examples],
-        complete=result.stopped_by is None,
-        stopped_by=result.stopped_by,
-        stopped_at=result.stopped_at,
     )

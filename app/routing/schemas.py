@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from app.core.schemas import SLUG_PATTERN, Timestamp
-from app.feedback.schemas import FeedbackCreate
 
 TeamKey = Annotated[StrictStr, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
 Minutes = Annotated[StrictInt, Field(ge=1, le=525_600)]
@@ -194,7 +193,3 @@ class BacktestOut(BaseModel):
         description="When it stopped early: the submit time of the first item left out, so the "
         "figures cover [from, stopped_at); null when complete."
     )
-
-
-class EvaluateIn(FeedbackCreate):
-    """A feedback body, as for `POST /v1/feedback`; nothing is stored."""

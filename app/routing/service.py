@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.etag import check_if_match
-from app.routing.conditions import LIST, field_kind, validate
+from app.routing.conditions import LIST, field_kind
 from app.routing.models import RoutingGeneration, RoutingRule, RoutingRuleVersion, Team
 from app.routing.schemas import (
     RuleCreate,
@@ -20,6 +20,7 @@ from app.routing.schemas import (
     TeamCreate,
     TeamUpdate,
 )
+from app.routing.validation import validate
 
 
 async def bump_generation(session: AsyncSession) -> None:

@@ -9,15 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.core.db import BoundDatabase
-from tests.builders import auth, feedback_body, make_api_key
-
-
-@pytest.fixture
-async def writer(client: httpx.AsyncClient, database: BoundDatabase) -> httpx.AsyncClient:
-    key = await make_api_key(database, "feedback:write", "feedback:read")
-    client.headers.update(auth(key))
-    return client
+from tests.builders import feedback_body
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> None:

@@ -24,9 +24,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from app.core.config import Settings
 from app.core.crypto import SEALED_PREFIX
 from app.core.db import Database
-from app.main import create_app
 from app.notifications.dispatcher import Dispatcher
-from tests.builders import auth, eventually, feedback_body, make_api_key
+from tests.builders import eventually, feedback_body, register_endpoint
+from tests.notifications.helpers import admin_client
 from tests.receiver import Receiver
 
 ENDPOINTS = "/v1/webhooks/endpoints"
@@ -35,29 +35,8 @@ KEY = Fernet.generate_key().decode()
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """Secrets sealed with KEY; webhooks may reach the test receiver on 127.0.0.1 over http."""
-    return settings.model_copy(
-        update={
-            "secret_key": KEY,
-            "webhook_allow_http": True,
-            "webhook_allowed_networks": "127.0.0.0/8",
-            "webhook_retry_schedule": "0,100",
-            "webhook_timeout_seconds": 2.0,
-        }
-    )
-
-
-@asynccontextmanager
-async def admin_client(
-    settings: Settings, database: Database, **changes: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An admin client on an app over `database`, with these settings changed."""
-    key = await make_api_key(database, "admin", name="secrets-admin")
-    app = create_app(settings.model_copy(update=changes), database)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=auth(key)
-    ) as client:
-        yield client
+    """Secrets sealed with KEY; a failed message is tried again only after 100 s."""
+    return settings.model_copy(update={"secret_key": KEY, "webhook_retry_schedule": "0,100"})
 
 
 @asynccontextmanager
@@ -73,13 +52,6 @@ async def dispatching(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-async def register(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.post(ENDPOINTS, json={"url": url, "event_types": ["feedback.received"]})
-    assert response.status_code == 201, response.text
-    endpoint: dict[str, Any] = response.json()
-    return endpoint
 
 
 async def rotate(client: httpx.AsyncClient, endpoint_id: str) -> str:
@@ -123,7 +95,7 @@ def assert_sealed(value: str, *clear: str) -> None:
 async def test_with_a_key_the_stored_secrets_are_never_the_clear_ones(
     admin: httpx.AsyncClient, database: Database
 ) -> None:
-    endpoint = await register(admin, "http://127.0.0.1:9/hooks")
+    endpoint = await register_endpoint(admin, "feedback.received", url="http://127.0.0.1:9/hooks")
     first = endpoint["secret"]
     assert first.startswith("whsec_")
     assert_sealed((await stored(database, endpoint["id"]))["secret"], first)
@@ -145,7 +117,9 @@ async def test_without_a_key_secrets_are_stored_as_they_are(
     settings: Settings, database: Database
 ) -> None:
     async with admin_client(settings, database, secret_key=None) as no_key:
-        endpoint = await register(no_key, "http://127.0.0.1:9/hooks")
+        endpoint = await register_endpoint(
+            no_key, "feedback.received", url="http://127.0.0.1:9/hooks"
+        )
     assert (await stored(database, endpoint["id"]))["secret"] == endpoint["secret"]
 
 
@@ -156,7 +130,9 @@ async def test_without_a_key_secrets_are_stored_as_they_are(
 async def test_sealed_secrets_sign_what_standard_webhooks_verifies_across_a_rotation(
     committed_client: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     before = await post_feedback(committed_client)
     await receiver.wait_for(1, "/ok")
     # The same dispatcher, which has opened the first secret, now signs with both.
@@ -180,7 +156,9 @@ async def test_a_secret_kept_in_clear_from_before_the_key_signs_and_is_sealed_wh
     receiver: Receiver,
 ) -> None:
     async with admin_client(settings, committed, secret_key=None) as before_the_key:
-        endpoint = await register(before_the_key, receiver.url("/ok"))
+        endpoint = await register_endpoint(
+            before_the_key, "feedback.received", url=receiver.url("/ok")
+        )
     secret = endpoint["secret"]
     assert (await stored(committed, endpoint["id"]))["secret"] == secret
 
@@ -205,7 +183,9 @@ async def test_a_rotation_seals_the_clear_secret_it_keeps_as_the_previous_one(
     committed_client: httpx.AsyncClient, committed: Database, settings: Settings
 ) -> None:
     async with admin_client(settings, committed, secret_key=None) as before_the_key:
-        endpoint = await register(before_the_key, "http://127.0.0.1:9/hooks")
+        endpoint = await register_endpoint(
+            before_the_key, "feedback.received", url="http://127.0.0.1:9/hooks"
+        )
     rotated = await rotate(committed_client, endpoint["id"])
     row = await stored(committed, endpoint["id"])
     assert_sealed(row["previous_secret"], endpoint["secret"])
@@ -218,7 +198,9 @@ async def test_a_sealed_secret_without_the_key_is_an_attempt_with_its_error_and_
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     # The key was taken away from the dispatcher: it cannot sign, and says so on each attempt.
     async with dispatching(committed, settings, secret_key=None):
         await post_feedback(committed_client)
@@ -248,8 +230,12 @@ async def test_a_sealed_secret_without_the_key_is_an_attempt_with_its_error_and_
 async def test_the_previous_secret_is_deleted_from_its_row_when_its_grace_ends(
     committed_client: httpx.AsyncClient, committed: Database, settings: Settings
 ) -> None:
-    endpoint = await register(committed_client, "http://127.0.0.1:9/hooks")
-    other = await register(committed_client, "http://127.0.0.1:9/other")
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url="http://127.0.0.1:9/hooks"
+    )
+    other = await register_endpoint(
+        committed_client, "feedback.received", url="http://127.0.0.1:9/other"
+    )
     await rotate(committed_client, endpoint["id"])
     await rotate(committed_client, other["id"])
     row = await stored(committed, endpoint["id"])
@@ -279,7 +265,9 @@ async def test_a_running_dispatcher_deletes_a_previous_secret_whose_grace_has_en
     committed: Database, settings: Settings
 ) -> None:
     async with admin_client(settings, committed, webhook_secret_grace_hours=0) as no_grace:
-        endpoint = await register(no_grace, "http://127.0.0.1:9/hooks")
+        endpoint = await register_endpoint(
+            no_grace, "feedback.received", url="http://127.0.0.1:9/hooks"
+        )
         await rotate(no_grace, endpoint["id"])
     assert (await stored(committed, endpoint["id"]))["previous_secret"] is not None
 

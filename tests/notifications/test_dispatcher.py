@@ -39,24 +39,11 @@ from app.core.db import Database
 from app.notifications.dispatcher import Dispatcher
 from app.notifications.signing import new_secret
 from tests.builders import eventually as poll
-from tests.builders import feedback_body
+from tests.builders import feedback_body, register_endpoint
 from tests.receiver import Received, Receiver, running_receiver
 
 CLOSELOOP = Path(sys.executable).parent / "closeloop"
 T = TypeVar("T")
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Webhooks may reach the test receiver on 127.0.0.1 over http; retries come at once."""
-    return settings.model_copy(
-        update={
-            "webhook_allow_http": True,
-            "webhook_allowed_networks": "127.0.0.0/8",
-            "webhook_retry_schedule": "0,0,0",
-            "webhook_timeout_seconds": 2.0,
-        }
-    )
 
 
 # What the dispatcher logged as errors during the current test: claiming or recording failed.
@@ -132,15 +119,6 @@ async def dispatching(
 
 
 # -- what a user does and sees ------------------------------------------------------------------
-
-
-async def register(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/webhooks/endpoints", json={"url": url, "event_types": ["feedback.received"]}
-    )
-    assert response.status_code == 201, response.text
-    endpoint: dict[str, Any] = response.json()
-    return endpoint
 
 
 async def post_feedback(client: httpx.AsyncClient, count: int = 1) -> list[str]:
@@ -287,7 +265,9 @@ async def test_a_delivery_verifies_with_standard_webhooks(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     async with dispatching(committed, settings):
         [feedback_id] = await post_feedback(committed_client)
         await arrived(receiver, 1, "/ok", within=10)
@@ -317,8 +297,10 @@ async def test_every_attempt_is_signed_and_sends_the_same_id_and_body(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/fail"))
-    other = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/fail")
+    )
+    other = await register_endpoint(committed_client, "feedback.received", url=receiver.url("/ok"))
     async with dispatching(committed, settings):
         [feedback_id] = await post_feedback(committed_client)
         await arrived(receiver, 3, "/fail")
@@ -355,7 +337,9 @@ async def test_a_500_is_retried_on_the_schedule_and_then_failed(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/fail"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/fail")
+    )
     async with dispatching(committed, settings, webhook_retry_schedule="0,100,200"):
         await post_feedback(committed_client)
         await arrived(receiver, 1, "/fail", within=10)
@@ -395,7 +379,9 @@ async def test_retry_delays_are_jittered_within_20_percent(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/fail"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/fail")
+    )
     ids = await insert_messages(committed, endpoint["id"], 12)
     async with dispatching(committed, settings, webhook_retry_schedule="0,100"):
         await arrived(receiver, 12, "/fail")
@@ -412,7 +398,9 @@ async def test_a_long_response_is_logged_up_to_2_kib(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/big"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/big")
+    )
     async with dispatching(committed, settings):
         await post_feedback(committed_client)
         await arrived(receiver, 1, "/big", within=10)
@@ -432,7 +420,9 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/redirect"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/redirect")
+    )
     async with dispatching(committed, settings, webhook_retry_schedule="0"):
         await post_feedback(committed_client)
         await arrived(receiver, 1, "/redirect", within=10)
@@ -454,7 +444,9 @@ async def test_a_timeout_is_retried_no_sooner_than_a_minute_later(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/hang"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/hang")
+    )
     async with dispatching(committed, settings, webhook_timeout_seconds=0.5):
         await post_feedback(committed_client)
         await arrived(receiver, 1, "/hang", within=10)
@@ -482,7 +474,9 @@ async def test_a_429_is_retried_no_sooner_than_retry_after_or_a_minute(
     at_least: float,
 ) -> None:
     async with running_receiver(retry_after=retry_after) as receiver:
-        endpoint = await register(committed_client, receiver.url("/busy"))
+        endpoint = await register_endpoint(
+            committed_client, "feedback.received", url=receiver.url("/busy")
+        )
         async with dispatching(committed, settings):
             await post_feedback(committed_client)
             await arrived(receiver, 1, "/busy", within=10)
@@ -500,7 +494,9 @@ async def test_a_connection_reset_is_retried_on_the_schedule_with_its_error(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/reset"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/reset")
+    )
     async with dispatching(committed, settings, webhook_retry_schedule="0,10"):
         await post_feedback(committed_client)
         await arrived(receiver, 1, "/reset", within=10)
@@ -553,7 +549,9 @@ async def test_any_retry_after_is_an_attempt_retried_no_sooner_than_it_says_or_a
     at_most: float,
 ) -> None:
     async with running_receiver(retry_after=retry_after()) as receiver:
-        endpoint = await register(committed_client, receiver.url("/busy"))
+        endpoint = await register_endpoint(
+            committed_client, "feedback.received", url=receiver.url("/busy")
+        )
         async with dispatching(committed, settings):
             await post_feedback(committed_client)
             await arrived(receiver, 1, "/busy", within=10)
@@ -589,7 +587,9 @@ async def test_an_answer_that_breaks_http_is_an_attempt_retried_on_the_schedule(
     status_code: int | None,
 ) -> None:
     path = f"/raw/{answer}"
-    endpoint = await register(committed_client, receiver.url(path))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url(path)
+    )
     async with dispatching(committed, settings, webhook_retry_schedule="0,100"):
         await post_feedback(committed_client)
         await arrived(receiver, 1, path, within=10)
@@ -610,7 +610,9 @@ async def test_an_answer_the_database_cannot_store_as_text_is_stored_readable(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/raw/nul-in-body"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/raw/nul-in-body")
+    )
     async with dispatching(committed, settings):
         await post_feedback(committed_client)
         [listed] = await all_messages(committed_client, endpoint["id"])
@@ -629,7 +631,9 @@ async def test_a_fault_while_sending_is_an_attempt_logged_once_and_retried(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     # A secret that signing chokes on: any fault in sending, a bug among them, goes this way.
     async with committed.raw() as conn:
         await conn.execute(
@@ -699,7 +703,9 @@ async def test_outcomes_that_cannot_be_recorded_at_first_are_recorded_once_later
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     ids = await insert_messages(committed, endpoint["id"], 5)
     # The first two tries to record fail, as while the database restarts.
     async with (
@@ -724,7 +730,9 @@ async def test_an_outcome_the_database_refuses_holds_up_no_other_and_is_recorded
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     bare, lost, *others = await insert_messages(committed, endpoint["id"], 6)
     refused = (
         f"(NEW.message_id = '{bare}' AND NEW.response_excerpt IS NOT NULL) "
@@ -772,8 +780,10 @@ async def test_a_410_disables_the_endpoint_and_fails_its_pending_messages(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    gone = await register(committed_client, receiver.url("/gone"))
-    healthy = await register(committed_client, receiver.url("/ok"))
+    gone = await register_endpoint(committed_client, "feedback.received", url=receiver.url("/gone"))
+    healthy = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     await post_feedback(committed_client, 3)
     messages = await all_messages(committed_client, gone["id"])
     first, *later = sorted(messages, key=lambda m: m["created_at"])
@@ -819,7 +829,9 @@ async def test_an_endpoint_failing_for_longer_than_the_limit_is_disabled(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/fail"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/fail")
+    )
     async with dispatching(
         committed, settings, webhook_retry_schedule="0,3600,3600", webhook_disable_after_hours=1
     ):
@@ -851,7 +863,9 @@ async def test_a_success_restarts_the_failure_clock(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/fail"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/fail")
+    )
     async with dispatching(committed, settings, webhook_retry_schedule="0,3600"):
         await post_feedback(committed_client)
         [listed] = await all_messages(committed_client, endpoint["id"])
@@ -880,8 +894,10 @@ async def test_a_hung_endpoint_does_not_hold_up_the_others(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    hung = await register(committed_client, receiver.url("/hang"))
-    healthy = await register(committed_client, receiver.url("/ok"))
+    hung = await register_endpoint(committed_client, "feedback.received", url=receiver.url("/hang"))
+    healthy = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     # The hung endpoint's messages are older, so they are first in line.
     hung_ids = await insert_messages(committed, hung["id"], 8)
     healthy_ids = await insert_messages(committed, healthy["id"], 20)
@@ -923,7 +939,9 @@ async def test_the_message_log_lists_by_status_newest_first_and_failed_ones_can_
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/fail"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/fail")
+    )
     async with dispatching(committed, settings, webhook_retry_schedule="0,3600"):
         feedback_ids = await post_feedback(committed_client, 7)
         await arrived(receiver, 7, "/fail")
@@ -1012,7 +1030,9 @@ async def test_an_idle_dispatcher_sends_a_new_message_promptly(
     settings: Settings,
     receiver: Receiver,
 ) -> None:
-    endpoint = await register(committed_client, receiver.url("/ok"))
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/ok")
+    )
     async with dispatching(committed, settings):
         await post_feedback(committed_client)
         await receiver.wait_for(1, "/ok", within=10)
@@ -1031,7 +1051,10 @@ async def test_two_dispatchers_send_every_message_exactly_once(
     database_url: str,
     receiver: Receiver,
 ) -> None:
-    endpoints = [await register(committed_client, receiver.url("/ok")) for _ in range(3)]
+    endpoints = [
+        await register_endpoint(committed_client, "feedback.received", url=receiver.url("/ok"))
+        for _ in range(3)
+    ]
     ids = [m for e in endpoints for m in await insert_messages(committed, e["id"], 100)]
     other = await Database.connect(database_url, pool_size=5)
     try:
@@ -1041,8 +1064,8 @@ async def test_two_dispatchers_send_every_message_exactly_once(
             dispatching(committed, settings, **options) as first,
             dispatching(other, settings, **options) as second,
         ):
-            first.client.headers["x-test-dispatcher"] = "first"
-            second.client.headers["x-test-dispatcher"] = "second"
+            first.transport.client.headers["x-test-dispatcher"] = "first"
+            second.transport.client.headers["x-test-dispatcher"] = "second"
             await arrived(receiver, 300, "/ok", within=20)
             await eventually(
                 lambda: count_rows(
@@ -1117,7 +1140,9 @@ async def test_killing_a_worker_mid_flight_loses_no_message(
     logs = [tmp_path / "worker-0.log", tmp_path / "worker-1.log"]
     workers: list[asyncio.subprocess.Process] = []
     async with asyncio.timeout(45), running_receiver() as receiver:
-        endpoint = await register(committed_client, receiver.url("/slow"))
+        endpoint = await register_endpoint(
+            committed_client, "feedback.received", url=receiver.url("/slow")
+        )
         try:
             for log in logs:
                 with log.open("wb") as out:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.core.config import Settings
+from app.core.vocabulary import Category, Metric, Sentiment
 from app.feedback.classify import categorize, classify_text, sentiment_of
-from app.feedback.schemas import Category, Metric, Sentiment
 
 DETRACTOR, PASSIVE, PROMOTER = Category.DETRACTOR, Category.PASSIVE, Category.PROMOTER
 NEG, NEU, POS = Category.NEGATIVE, Category.NEUTRAL, Category.POSITIVE

@@ -6,25 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
-from app.core.config import Settings
 from tests.builders import eventually, feedback_body
 from tests.receiver import Receiver
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Webhooks may reach the test receiver on 127.0.0.1 over http; retries come at once."""
-    return settings.model_copy(
-        update={
-            "webhook_allow_http": True,
-            "webhook_allowed_networks": "127.0.0.0/8",
-            "webhook_retry_schedule": "0,0,0",
-            "webhook_timeout_seconds": 2.0,
-            "public_url": "https://feedback.example.com",
-        }
-    )
 
 
 async def _endpoint(client: httpx.AsyncClient, url: str, *types: str) -> dict[str, Any]:

@@ -12,10 +12,11 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
+from app.feedback.reads import negative_items
 from app.main import create_app
 from app.routing import evaluation
 from app.routing.evaluation import GENERATION_CHECK_SECONDS, backtest, build_table
-from tests.builders import auth, feedback_body, make_api_key
+from tests.builders import auth, feedback_body, make_api_key, team_body
 
 # The example table of SPEC §3, as an admin would write it.
 REFUND_WORDS = ["refund", "退款", "退錢", "reembolso", "devolução"]
@@ -32,17 +33,6 @@ SPEC_CONDITIONS: dict[str, Any] = {
         {"not": {"field": "tags", "op": "has_any", "value": ["test"]}},
     ]
 }
-
-
-def team_body(key: str, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "key": key,
-        "name": key.title(),
-        "first_response_minutes": 60,
-        "resolution_minutes": 1440,
-    }
-    body.update(overrides)
-    return body
 
 
 def rule_body(name: str, team: str, conditions: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -584,7 +574,11 @@ async def test_a_backtest_stops_at_its_time_limit_and_lets_others_run_meanwhile(
     window = {"start": datetime(2026, 10, 1, tzinfo=UTC), "end": datetime(2026, 11, 1, tzinfo=UTC)}
     async with database.raw() as conn:
         stopped = await backtest(
-            conn, current=everything, proposed=everything, max_rows=100, max_seconds=0, **window
+            negative_items(conn, **window),
+            current=everything,
+            proposed=everything,
+            max_rows=100,
+            max_seconds=0,
         )
     assert (stopped.negative_feedback, stopped.stopped_by) == (0, "max_seconds")
     assert stopped.stopped_at == datetime(2026, 10, 1, 12, tzinfo=UTC)
@@ -601,7 +595,11 @@ async def test_a_backtest_stops_at_its_time_limit_and_lets_others_run_meanwhile(
     async with database.raw() as conn:
         other = asyncio.create_task(beside())
         done = await backtest(
-            conn, current=everything, proposed=everything, max_rows=100, max_seconds=60, **window
+            negative_items(conn, **window),
+            current=everything,
+            proposed=everything,
+            max_rows=100,
+            max_seconds=60,
         )
         seen_during = len(turns)
         await other

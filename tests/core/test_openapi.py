@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_committed_contract_matches_the_app(client: httpx.AsyncClient) -> None:

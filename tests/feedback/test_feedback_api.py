@@ -8,15 +8,7 @@ import httpx
 import pytest
 
 from app.core.db import BoundDatabase
-from app.feedback.schemas import FeedbackRead
 from tests.builders import auth, feedback_body, make_api_key
-
-
-@pytest.fixture
-async def writer(client: httpx.AsyncClient, database: BoundDatabase) -> httpx.AsyncClient:
-    key = await make_api_key(database, "feedback:write", "feedback:read")
-    client.headers.update(auth(key))
-    return client
 
 
 async def test_posted_feedback_is_stored_with_category_and_sentiment(
@@ -40,25 +32,6 @@ async def test_posted_feedback_is_stored_with_category_and_sentiment(
     again = await writer.get(f"/v1/feedback/{item['id']}")
     assert again.status_code == 200
     assert again.json() == item
-
-
-async def test_every_feedback_answer_keeps_the_documented_schema(
-    writer: httpx.AsyncClient,
-) -> None:
-    created = await writer.post(
-        "/v1/feedback", json=feedback_body(submitted_at="2026-11-20T10:30:00+02:00")
-    )
-    replayed = await writer.post(
-        "/v1/feedback", json=feedback_body(), headers={"Idempotency-Key": "k"}
-    )
-    read = await writer.get(f"/v1/feedback/{created.json()['id']}")
-    listed = await writer.get("/v1/feedback")
-    documents = [created.json(), replayed.json(), read.json(), *listed.json()["items"]]
-    for document in documents:
-        assert FeedbackRead.model_validate(document).model_dump(mode="json") == document
-    # Times are RFC 3339 in UTC, whatever offset they were sent with.
-    assert created.json()["submitted_at"] == "2026-11-20T08:30:00Z"
-    assert read.json()["submitted_at"] == "2026-11-20T08:30:00Z"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.routing.compiler import compile_table
-from app.routing.conditions import Context, compile_conditions, validate
+from app.routing.conditions import Context, compile_conditions
+from app.routing.validation import validate
 
 TEXTS = ["refund", "退款", "ＲＥＦＵＮＤ", "Reembolso", "late", "", "slow app"]
 LEAVES: list[tuple[str, list[str], list[Any]]] = [

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.routing.conditions import Context, compile_conditions, fold, validate
+from app.routing.conditions import Context, compile_conditions, fold
+from app.routing.validation import validate
 
 Tree = dict[str, Any]
 

@@ -1,0 +1,87 @@
+"""Case events as webhook messages: the `case` block every case event carries, in SQL.
+
+Built in SQL so that the ingest statement, which opens cases without a round trip to Python,
+and the case lifecycle, which runs on the ORM, share one definition; written to the outbox in
+the transaction of the change that caused it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.notifications.outbox import outbox_insert, utc_text
+
+
+def case_feedback_sql(case: str) -> str:
+    """SQL: the feedback that opened or joined case `case`: [{id, source, external_id}]."""
+    return (
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', f.id, 'source', f.source, "
+        "'external_id', f.external_id) ORDER BY cf.added_at), '[]'::jsonb) "
+        "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
+        f"WHERE cf.case_id = {case}.id AND cf.kind <> 'followup')"
+    )
+
+
+def case_block(case: str, feedback: str) -> str:
+    """SQL: the `case` block of every case event, from a row `case` of feedback_case."""
+    c = case
+    return f"""jsonb_build_object(
+        'id', {c}.id, 'number', 'C-' || {c}.number, 'status', {c}.status,
+        'priority', {c}.priority, 'team', {c}.team, 'assignee', {c}.assignee,
+        'customer', jsonb_build_object(
+            'external_id', {c}.customer_external_id, 'email', {c}.customer_email,
+            'phone', {c}.customer_phone, 'name', {c}.customer_name,
+            'locale', {c}.customer_locale, 'contact_consent', {c}.contact_consent,
+            'verified', {c}.customer_verified),
+        'feedback', {feedback},
+        'created_at', {utc_text(f"{c}.created_at")},
+        'updated_at', {utc_text(f"{c}.updated_at")})"""
+
+
+_CASE_EVENT = text(
+    "WITH c AS (SELECT * FROM feedback_case WHERE id = :case_id), "
+    "d AS (SELECT jsonb_build_object('type', CAST(:event_type AS text), "
+    "'timestamp', CAST(:at_text AS text), 'data', "
+    f"jsonb_build_object('case', {case_block('c', case_feedback_sql('c'))}) || "
+    "CAST(:extra AS jsonb)) AS envelope, "
+    "(SELECT coalesce(array_agg(DISTINCT f.source), '{}') FROM case_feedback cf "
+    "JOIN feedback f ON f.id = cf.feedback_id WHERE cf.case_id = c.id) AS sources FROM c) "
+    + outbox_insert(
+        event_type="CAST(:event_type AS text)",
+        body="convert_to(d.envelope::text, 'UTF8')",
+        case_id="CAST(:case_id AS uuid)",
+        sources="d.sources",
+        now="CAST(:at AS timestamptz)",
+        source_from="d",
+    )
+    + " RETURNING id"
+)
+
+
+async def enqueue_case_event(
+    session: AsyncSession,
+    event_type: str,
+    case_id: uuid.UUID,
+    at: datetime,
+    **extra: Any,
+) -> int:
+    """Write a case event's messages in the session's transaction (after a flush, so the case
+    block shows the change); answer how many endpoints will get it."""
+    await session.flush()
+    rows = await session.execute(
+        _CASE_EVENT,
+        {
+            "case_id": case_id,
+            "event_type": event_type,
+            "at": at,
+            "at_text": at.isoformat().replace("+00:00", "Z"),
+            "extra": orjson.dumps(extra).decode(),
+        },
+    )
+    return len(rows.all())

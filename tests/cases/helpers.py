@@ -1,0 +1,134 @@
+"""Helpers of the case tests: teams, rules, customers, moves, queues."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from app.core.db import BoundDatabase
+from tests.builders import (
+    team_body,
+)
+
+NUMBER = re.compile(r"^C-\d+$")
+PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+CASE_FIELDS = {
+    "id",
+    "number",
+    "status",
+    "priority",
+    "team",
+    "assignee",
+    "customer",
+    "feedback",
+    "tags",
+    "rule",
+    "first_response_due_at",
+    "resolution_due_at",
+    "first_response_at",
+    "resolved_at",
+    "closed_at",
+    "first_response_breached",
+    "resolution_breached",
+    "breached",
+    "resolution",
+    "can_notify",
+    "version",
+    "created_at",
+    "updated_at",
+}
+NO_NOTICE = {"code": "fixed", "notify_customer": False}
+UNKNOWN_CASE = "/v1/cases/00000000-0000-7000-8000-000000000000"
+
+
+async def make_team(admin: httpx.AsyncClient, key: str, **overrides: Any) -> None:
+    response = await admin.post("/v1/teams", json=team_body(key, **overrides))
+    assert response.status_code == 201, response.text
+
+
+def mentions(*words: str) -> dict[str, Any]:
+    return {"field": "comment", "op": "contains_any", "value": list(words)}
+
+
+async def make_rule(
+    admin: httpx.AsyncClient, team: str, conditions: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    body = {"name": f"to {team}", "priority": 100, "conditions": conditions, "team": team}
+    response = await admin.post("/v1/routing/rules", json={**body, **overrides})
+    assert response.status_code == 201, response.text
+    rule: dict[str, Any] = response.json()
+    return rule
+
+
+def person(external_id: str | None = None, **details: Any) -> dict[str, Any]:
+    """A customer block: only what is given."""
+    return {"external_id": external_id, **details} if external_id else details
+
+
+def if_match(case: dict[str, Any]) -> dict[str, str]:
+    return {"If-Match": f'"{case["version"]}"'}
+
+
+async def change(
+    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
+    """PATCH the case (action "") or POST one of its actions, with its current If-Match."""
+    url = f"/v1/cases/{case['id']}"
+    if not action:
+        return await admin.patch(url, json=body or {}, headers=if_match(case))
+    return await admin.post(f"{url}/{action}", json=body, headers=if_match(case))
+
+
+async def changed(
+    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await change(admin, case, action, body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def move_to(admin: httpx.AsyncClient, case: dict[str, Any], status: str) -> dict[str, Any]:
+    """Drive an open case to `status` along allowed moves."""
+    if status in ("in_progress", "waiting_on_customer"):
+        case = await changed(admin, case, "", {"status": "in_progress"})
+    if status == "waiting_on_customer":
+        case = await changed(admin, case, "", {"status": "waiting_on_customer"})
+    if status in ("resolved", "closed"):
+        case = await changed(admin, case, "resolve", NO_NOTICE)
+    if status == "closed":
+        case = await changed(admin, case, "close")
+    assert case["status"] == status
+    return case
+
+
+async def timeline(admin: httpx.AsyncClient, case_id: str, **params: Any) -> list[dict[str, Any]]:
+    response = await admin.get(f"/v1/cases/{case_id}/events", params=params)
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["items"]
+    return events
+
+
+async def queue(admin: httpx.AsyncClient, **params: Any) -> list[str]:
+    """The numbers of the cases a queue shows, in its order."""
+    response = await admin.get("/v1/cases", params=params)
+    assert response.status_code == 200, response.text
+    return [c["number"] for c in response.json()["items"]]
+
+
+async def set_column(
+    database: BoundDatabase, case: dict[str, Any], column: str, value: Any
+) -> None:
+    """Change a case's row behind the API's back, to build a queue worth sorting."""
+    async with database.raw() as conn:
+        await conn.execute(
+            f"UPDATE feedback_case SET {column} = $2 WHERE id = $1", uuid.UUID(case["id"]), value
+        )
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
