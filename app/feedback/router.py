@@ -132,8 +132,8 @@ async def create_feedback(
         principal=principal,
         idempotency_key=_idempotency_key(request),
         settings=_settings(request),
-        routing=request.app.state.routing,
         identities=_identities(request),
+        groups=request.app.state.ingest_groups,
     )
     document = json_bytes(result.feedback)
     if result.created:

@@ -1,8 +1,9 @@
 """Ingesting and reading feedback.
 
-This is the hot path, so it runs on raw asyncpg with hand-written SQL (see app/core/db.py): one
-statement stores an item, `ON CONFLICT DO NOTHING` makes it idempotent, and a batch is one
-statement over a JSON array, whatever its size.
+This is the hot path, so it runs on raw asyncpg with hand-written SQL (see app/core/db.py): a
+batch is one statement over a JSON array, whatever its size, and `ON CONFLICT DO NOTHING` makes
+it idempotent. Single items go the same way: concurrent requests' items are written together,
+in one transaction, by the process's group commit (app/feedback/group.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.cases.intake import (
     case_ctes,
     case_number,
     case_values,
+    customer_identity,
     customer_lookup_keys,
     normalize_phone,
     record_feedback_updated,
@@ -33,6 +35,7 @@ from app.core.db import Database, session_sql, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
+from app.feedback.group import GroupCommit
 from app.feedback.identity import IdentitySecrets
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
@@ -103,8 +106,8 @@ _SELECT_FEEDBACK = (
 
 _RECEIVED_AT = f"${_INSERT_COLUMNS.index('received_at') + 1}::timestamptz"
 _BODY = f"${len(_INSERT_COLUMNS) + 1}::bytea"
-# One item: stored, with its feedback.received messages, in one statement.
-_INSERT_ONE_CTES = (
+# One follow-up answer: stored, with its feedback.received messages, in one statement.
+_INSERT_ONE = (
     f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))}) "
     "ON CONFLICT DO NOTHING RETURNING id, source, external_id), "
@@ -117,14 +120,7 @@ _INSERT_ONE_CTES = (
         now=_RECEIVED_AT,
         source_from="f",
     )
-    + ")"
-)
-_INSERT_ONE_PLAIN = f"{_INSERT_ONE_CTES} SELECT id FROM f"
-# Negative feedback: its case opened or joined by the same statement.
-_INSERT_ONE_WITH_CASE = (
-    f"{_INSERT_ONE_CTES}, {case_ctes(len(_INSERT_COLUMNS) + 2, 'f')} "
-    "SELECT f.id, c.id AS case_id, c.number AS case_number, c.team AS case_team, "
-    "c.status AS case_status FROM f LEFT JOIN c ON true"
+    + ") SELECT id FROM f"
 )
 # A batch's negative items, already stored, one statement each (pipelined by executemany).
 _OPEN_CASE = (
@@ -381,30 +377,107 @@ async def ingest_feedback(
     principal: Principal,
     idempotency_key: str | None,
     settings: Settings,
-    routing: RoutingCache,
     identities: IdentitySecrets,
+    groups: IngestGroups,
 ) -> Ingested:
-    """Store one item, routed when negative; a repeat of an earlier one answers that one."""
+    """Store one item, routed when negative; a repeat of an earlier one answers that one.
+
+    The item is derived here and written by the process's group commit with the other items
+    that arrive meanwhile (`write_group`); this returns once it is committed.
+    """
     _check_source(principal, payload.source)
     row = _new_row(payload, principal, idempotency_key, settings, utcnow())
     if payload.in_reply_to is not None:
         return await _ingest_followup(database, payload, row, principal, identities)
-    async with database.raw() as conn:
-        row["customer_verified"] = await identities.verified(
-            conn, principal, payload.source, payload.customer
-        )
-        cases = await _route(conn, routing, [row])
-        # Built once: it is both the feedback.received message and, with its case, the answer.
-        document = feedback_document(row)
-        values = _insert_values(row, document)
-        if row["id"] in cases:
-            stored = await conn.fetchrow(_INSERT_ONE_WITH_CASE, *values, *cases[row["id"]])
-            if stored is not None:
-                document["case"] = _case_summary(stored)
-                return Ingested(document, created=True)
-        elif await conn.fetchval(_INSERT_ONE_PLAIN, *values) is not None:
-            return Ingested(document, created=True)
-        return await _replay(conn, payload, principal, idempotency_key, row)
+    return await groups.submit(_Pending(payload, principal, idempotency_key, row))
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One request's item, derived, waiting for its group."""
+
+    payload: FeedbackCreate
+    principal: Principal
+    idempotency_key: str | None
+    row: dict[str, Any]
+
+
+IngestGroups = GroupCommit[_Pending, Ingested]
+
+
+def ingest_groups(
+    database: Database,
+    *,
+    settings: Settings,
+    routing: RoutingCache,
+    identities: IdentitySecrets,
+) -> IngestGroups:
+    """The process's group commit for single-item ingest (FEEDBACK_INGEST_GROUP_*)."""
+
+    async def write(group: list[_Pending]) -> list[Ingested | Exception]:
+        return await write_group(database, group, routing=routing, identities=identities)
+
+    return GroupCommit(
+        write,
+        max_items=settings.ingest_group_max,
+        wait_s=settings.ingest_group_wait_ms / 1000,
+    )
+
+
+_CASE_SUMMARIES = (
+    "SELECT cf.feedback_id, fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
+    "fc.status AS case_status FROM case_feedback cf JOIN feedback_case fc ON fc.id = cf.case_id "
+    "WHERE cf.feedback_id = ANY($1::uuid[])"
+)
+
+
+async def write_group(
+    database: Database,
+    group: list[_Pending],
+    *,
+    routing: RoutingCache,
+    identities: IdentitySecrets,
+) -> list[Ingested | Exception]:
+    """Write the items of several requests in one transaction, by the batch's statements, and
+    answer each as a request of its own would have been answered: created (with its case), a
+    replay of the item stored before under its key (in this group too), or its own error.
+
+    An item whose key another item of the group already took is judged against that one, as
+    if it had come second: its replay or conflict is decided by `_replay` in this transaction.
+    """
+    # Metrics: len(group) is the ingest group size (closeloop_ingest_group_size).
+    outcomes: list[Ingested | Exception | None] = [None] * len(group)
+    async with database.raw() as conn, conn.transaction():
+        written: list[int] = []
+        for index, pending in enumerate(group):
+            try:
+                pending.row["customer_verified"] = await identities.verified(
+                    conn, pending.principal, pending.payload.source, pending.payload.customer
+                )
+            except AppError as exc:
+                outcomes[index] = exc
+                continue
+            written.append(index)
+        rows = [group[index].row for index in written]
+        documents = await _store_batch(conn, routing, rows, utcnow())
+        cases = [row["id"] for row in rows if row["_stored"] and row["routing_team"] is not None]
+        summaries = {}
+        if cases:
+            summaries = {r["feedback_id"]: r for r in await conn.fetch(_CASE_SUMMARIES, cases)}
+        for index, row, document in zip(written, rows, documents, strict=True):
+            if row["_stored"]:
+                case = summaries.get(row["id"])
+                document["case"] = None if case is None else _case_summary(case)
+                outcomes[index] = Ingested(document, created=True)
+                continue
+            pending = group[index]
+            try:
+                outcomes[index] = await _replay(
+                    conn, pending.payload, pending.principal, pending.idempotency_key, row
+                )
+            except AppError as exc:
+                outcomes[index] = exc
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 _IDENTITY = ("customer_external_id", "customer_email", "customer_phone")
@@ -444,7 +517,7 @@ async def _ingest_followup(
             # customer.
             row.update({column: getattr(case, column) for column in _CUSTOMER})
         values = _insert_values(row, feedback_document(row))
-        stored = (await session_sql(session, _INSERT_ONE_PLAIN, *values)).scalar() is not None
+        stored = (await session_sql(session, _INSERT_ONE, *values)).scalar() is not None
         if stored:
             if case.followup_used_at is not None:
                 raise Conflict("This follow-up link was already answered.", code="followup_used")
@@ -589,24 +662,36 @@ async def ingest_batch(
     return [r for r in results if r is not None]
 
 
+def _recordset(rows: list[dict[str, Any]]) -> str:
+    """The rows as the JSON array `_INSERT_MANY` reads."""
+    try:
+        return orjson.dumps(rows, default=str).decode()
+    except TypeError:  # an integer in attributes beyond 64 bits
+        return json.dumps(rows, default=str, ensure_ascii=False)
+
+
 async def _store_batch(
     conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]], now: datetime
-) -> None:
+) -> list[dict[str, Any]]:
     """Insert the rows in one statement and open or join their cases; mark each row with what
-    became of it (`_stored`: inserted, else the row already there, as `_existing`)."""
+    became of it (`_stored`: inserted, else the row already there, as `_existing`). Answers
+    each row's document as stored (without its case)."""
     if not rows:
-        return
+        return []
     cases = await _route(conn, routing, rows)
-    document = json.dumps(rows, default=str, ensure_ascii=False)
     ids = [r["id"] for r in rows]
-    bodies = [received_body(feedback_document(r), r["received_at"]) for r in rows]
-    inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, document, ids, bodies, now)}
+    documents = [feedback_document(r) for r in rows]
+    bodies = [received_body(d, r["received_at"]) for d, r in zip(documents, rows, strict=True)]
+    inserted = {r["id"] for r in await conn.fetch(_INSERT_MANY, _recordset(rows), ids, bodies, now)}
     by_id = {r["id"]: r for r in rows}
-    opened = [
-        [fid, by_id[fid]["source"], by_id[fid]["external_id"], *values]
-        for fid, values in cases.items()
-        if fid in inserted
-    ]
+    # Cases in one order (team, customer), which every writer keeps, so that two transactions
+    # joining the same customers' cases wait for each other rather than deadlock. The sort is
+    # stable: of one customer's complaints the first sent opens the case, the others join it.
+    negative = sorted(
+        (by_id[fid] for fid in cases if fid in inserted),
+        key=lambda r: (r["routing_team"], customer_identity(r)[0] or ""),
+    )
+    opened = [[r["id"], r["source"], r["external_id"], *cases[r["id"]]] for r in negative]
     if opened:
         await conn.executemany(_OPEN_CASE, opened)
     missing = [r for r in rows if r["id"] not in inserted]
@@ -623,6 +708,7 @@ async def _store_batch(
         row["_stored"] = row["id"] in inserted
         if not row["_stored"]:
             row["_existing"] = existing.get((row["source"], row["external_id"]))
+    return documents
 
 
 def _batch_result(row: dict[str, Any]) -> BatchItemResult:
