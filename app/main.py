@@ -34,7 +34,7 @@ from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
 from app.feedback.identity import IdentitySecrets
-from app.feedback.service import IngestGroups, ingest_groups
+from app.feedback.ingest import IngestGroups, ingest_groups
 from app.notifications import router as webhooks
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache

@@ -47,8 +47,8 @@ import httpx
 import psutil
 
 from app.core.config import Settings
+from app.feedback.derive import derive
 from app.feedback.schemas import FeedbackCreate
-from app.feedback.service import derive
 from app.routing.evaluation import build_table, routing_item
 from bench.common import (
     BenchError,

@@ -19,18 +19,23 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.crypto import SecretBox
-from app.core.db import utcnow
+from app.core.db import session_sql, utcnow
 from app.core.errors import FieldError, ValidationFailed
 from app.feedback.models import SourceIdentitySecret
 from app.feedback.schemas import Customer
 
 IDENTITY_CACHE_SECONDS = 1.0
+_SECRETS = (
+    "SELECT secret, previous_secret, previous_secret_expires_at "
+    "FROM source_identity_secret WHERE source = $1"
+)
 
 
 def new_identity_secret() -> str:
@@ -56,18 +61,19 @@ class IdentitySecrets:
     box: SecretBox
     entries: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=dict)
 
-    async def secrets_of(self, conn: asyncpg.Connection, source: str) -> tuple[str, ...]:
+    async def secrets_of(
+        self, conn: asyncpg.Connection | AsyncSession, source: str
+    ) -> tuple[str, ...]:
         """The secrets that verify a signature for this source now: the current one, and the
         previous one while its grace period lasts."""
         now = time.monotonic()
         cached = self.entries.get(source)
         if cached is not None and now - cached[0] < IDENTITY_CACHE_SECONDS:
             return cached[1]
-        row = await conn.fetchrow(
-            "SELECT secret, previous_secret, previous_secret_expires_at "
-            "FROM source_identity_secret WHERE source = $1",
-            source,
-        )
+        if isinstance(conn, AsyncSession):  # a follow-up, which runs in a session
+            row: Any = (await session_sql(conn, _SECRETS, source)).mappings().first()
+        else:
+            row = await conn.fetchrow(_SECRETS, source)
         found: tuple[str, ...] = ()
         if row is not None:
             found = (self.box.open(row["secret"]),)
@@ -81,7 +87,7 @@ class IdentitySecrets:
 
     async def verified(
         self,
-        conn: asyncpg.Connection,
+        conn: asyncpg.Connection | AsyncSession,
         principal: Principal,
         source: str,
         customer: Customer | None,

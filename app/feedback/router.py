@@ -20,7 +20,7 @@ from app.core.auth import (
 )
 from app.core.config import Settings
 from app.core.crypto import secret_box
-from app.core.db import DatabaseDep, SessionDep
+from app.core.db import RawDep, SessionDep
 from app.core.errors import (
     FieldError,
     Forbidden,
@@ -29,8 +29,12 @@ from app.core.errors import (
     validation_problem,
 )
 from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN, Page, json_bytes
-from app.feedback import service
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
+from app.feedback.ingest import ingest_batch, ingest_feedback, ingest_followup
+from app.feedback.ingest import put_feedback as put_feedback_item
+from app.feedback.reads import FeedbackFilter
+from app.feedback.reads import get_feedback as read_one
+from app.feedback.reads import list_feedback as read_page
 from app.feedback.schemas import (
     BatchIn,
     BatchOut,
@@ -116,7 +120,9 @@ def _json(document: bytes, status_code: int, **headers: str) -> Response:
     openapi_extra=_IDEMPOTENCY_KEY_DOC,
 )
 async def create_feedback(
-    payload: FeedbackCreate, request: Request, principal: FeedbackWriter
+    payload: FeedbackCreate,
+    request: Request,
+    principal: FeedbackWriter,
 ) -> Response:
     """Send one piece of feedback: a score, a comment, or both.
 
@@ -126,15 +132,29 @@ async def create_feedback(
     external_id)` is a 409 `conflict` naming the existing item (change it with PUT); the same
     Idempotency-Key with another body is a 409 `idempotency_key_reused`.
     """
-    result = await service.ingest_feedback(
-        request.app.state.database,
-        payload,
-        principal=principal,
-        idempotency_key=_idempotency_key(request),
-        settings=_settings(request),
-        identities=_identities(request),
-        groups=request.app.state.ingest_groups,
-    )
+    if payload.in_reply_to is not None:
+        # A session of its own, committed before the answer as get_session would: not a
+        # dependency of every ingest, which would hold a test's one connection while the
+        # item waits for its group.
+        async with request.app.state.database.sessionmaker() as session:
+            result = await ingest_followup(
+                session,
+                payload,
+                principal=principal,
+                idempotency_key=_idempotency_key(request),
+                settings=_settings(request),
+                identities=_identities(request),
+            )
+            await session.commit()
+    else:
+        # Written by the process's group commit, in its own transaction (app/feedback/group.py).
+        result = await ingest_feedback(
+            payload,
+            principal=principal,
+            idempotency_key=_idempotency_key(request),
+            settings=_settings(request),
+            groups=request.app.state.ingest_groups,
+        )
     document = json_bytes(result.feedback)
     if result.created:
         return _json(document, status.HTTP_201_CREATED)
@@ -147,7 +167,7 @@ async def create_feedback(
     responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
 )
 async def create_feedback_batch(
-    batch: BatchIn, request: Request, principal: FeedbackBatchWriter, database: DatabaseDep
+    batch: BatchIn, request: Request, principal: FeedbackBatchWriter, raw: RawDep
 ) -> Response:
     """Send up to 1,000 items at once. Each is answered on its own, in order: `created`,
     `replayed` (its `(source, external_id)` was seen before, with the same content) or `error`
@@ -156,8 +176,8 @@ async def create_feedback_batch(
     every item counts against the rate limit."""
     if principal.ingest_only:
         count_items(request, principal, len(batch.items))
-    results = await service.ingest_batch(
-        database,
+    results = await ingest_batch(
+        raw,
         batch.items,
         principal=principal,
         settings=_settings(request),
@@ -181,7 +201,7 @@ async def put_feedback(
     content: FeedbackContent,
     request: Request,
     principal: FeedbackWriter,
-    database: DatabaseDep,
+    raw: RawDep,
 ) -> Response:
     """Store or replace the item `(source, external_id)`: its score, comment, tags,
     attributes, touchpoint, journey stage and customer, with category, sentiment and routing
@@ -202,8 +222,8 @@ async def put_feedback(
         )
     except ValidationError as exc:
         raise validation_problem(exc) from None
-    result = await service.put_feedback(
-        database,
+    result = await put_feedback_item(
+        raw,
         payload,
         principal=principal,
         settings=_settings(request),
@@ -215,17 +235,16 @@ async def put_feedback(
 @router.get(
     "/{feedback_id}", response_model=FeedbackRead, responses=problem_responses(401, 403, 404, 422)
 )
-async def get_feedback(
-    feedback_id: uuid.UUID, principal: FeedbackReader, database: DatabaseDep
-) -> Response:
+async def get_feedback(feedback_id: uuid.UUID, principal: FeedbackReader, raw: RawDep) -> Response:
     """Read one item, with what was derived from it."""
-    return _json(json_bytes(await service.get_feedback(database, feedback_id, principal)), 200)
+    document = await read_one(await raw.connection(), feedback_id, principal)
+    return _json(json_bytes(document), 200)
 
 
 @router.get("", response_model=Page[FeedbackRead], responses=problem_responses(400, 401, 403, 422))
 async def list_feedback(
     principal: FeedbackReader,
-    database: DatabaseDep,
+    raw: RawDep,
     source: str | None = None,
     channel: Channel | None = None,
     metric: Metric | None = None,
@@ -241,7 +260,7 @@ async def list_feedback(
 ) -> Response:
     """List feedback, newest submitted first, a page at a time (of the sources the key may
     read, when it is limited to some)."""
-    filters = service.FeedbackFilter(
+    filters = FeedbackFilter(
         source=source,
         channel=channel,
         metric=metric,
@@ -251,8 +270,8 @@ async def list_feedback(
         submitted_from=submitted_from,
         submitted_to=submitted_to,
     )
-    items, next_cursor = await service.list_feedback(
-        database, filters, principal=principal, limit=limit, cursor=cursor
+    items, next_cursor = await read_page(
+        await raw.connection(), filters, principal=principal, limit=limit, cursor=cursor
     )
     return _json(json_bytes({"items": items, "next_cursor": next_cursor}), 200)
 

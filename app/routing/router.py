@@ -13,7 +13,7 @@ from app.core.db import DatabaseDep, SessionDep, utcnow
 from app.core.errors import FieldError, ValidationFailed, problem_responses
 from app.core.etag import etag
 from app.core.schemas import Page
-from app.feedback.service import derive
+from app.feedback.derive import derive
 from app.routing import service
 from app.routing.evaluation import RoutingCache, backtest, build_table, routing_item
 from app.routing.schemas import (

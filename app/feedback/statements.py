@@ -1,0 +1,130 @@
+"""The feedback room's hand-written SQL: the ingest hot path and the reads beside it.
+
+Column lists and their types come from the SQLAlchemy table (`Feedback.__table__`), so a new
+column is declared once, in app/feedback/models.py. The statements run on raw asyncpg (see
+app/core/db.py): one stores an item and its feedback.received messages, `ON CONFLICT DO
+NOTHING` makes it idempotent, and a batch is one statement over a JSON array, whatever its size.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.dialects import postgresql
+
+from app.cases.intake import case_ctes
+from app.feedback.models import Feedback
+from app.notifications.outbox import outbox_insert
+
+_TABLE = Feedback.__table__
+# The stored columns, in the table's order: that of the single-row INSERT's parameters.
+COLUMNS: tuple[str, ...] = tuple(c.name for c in _TABLE.c)
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_TYPES = {c.name: c.type.compile(dialect=_DIALECT) for c in _TABLE.c}
+_COLUMN_LIST = ", ".join(COLUMNS)
+_ATTRIBUTES = COLUMNS.index("attributes")
+
+# Feedback with the case it opened or joined, if any.
+SELECT_FEEDBACK = (
+    "SELECT "
+    + ", ".join(f"feedback.{c}" for c in COLUMNS)
+    + ", fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
+    "fc.status AS case_status FROM feedback "
+    "LEFT JOIN case_feedback cf ON cf.feedback_id = feedback.id "
+    "LEFT JOIN feedback_case fc ON fc.id = cf.case_id"
+)
+SELECT_BY_ID = f"{SELECT_FEEDBACK} WHERE feedback.id = $1"
+
+_RECEIVED_AT = f"${COLUMNS.index('received_at') + 1}::timestamptz"
+_BODY = f"${len(COLUMNS) + 1}::bytea"
+# One follow-up answer: stored, with its feedback.received messages, in one statement.
+_INSERT_ONE_CTES = (
+    f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
+    "ON CONFLICT DO NOTHING RETURNING id, source, external_id), "
+    "fo AS ("
+    + outbox_insert(
+        event_type="'feedback.received'",
+        body=_BODY,
+        case_id="NULL::uuid",
+        sources="ARRAY[f.source]",
+        now=_RECEIVED_AT,
+        source_from="f",
+    )
+    + ")"
+)
+INSERT_ONE_PLAIN = f"{_INSERT_ONE_CTES} SELECT id FROM f"
+# The cases of stored feedback, as an answer shows them.
+CASE_SUMMARIES = (
+    "SELECT cf.feedback_id, fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
+    "fc.status AS case_status FROM case_feedback cf JOIN feedback_case fc ON fc.id = cf.case_id "
+    "WHERE cf.feedback_id = ANY($1::uuid[])"
+)
+# Stored negative items' cases, one statement each (pipelined by executemany).
+OPEN_CASE = (
+    "WITH "
+    + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")
+    + " SELECT c.id AS case_id, c.number AS case_number, c.team AS case_team, "
+    "c.status AS case_status FROM c"
+)
+# A set of items in one statement, with the feedback.received messages of those stored.
+INSERT_MANY = (
+    f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
+    f"FROM jsonb_to_recordset($1::jsonb) AS r("
+    + ", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)
+    + ") ON CONFLICT DO NOTHING RETURNING id, source), "
+    "bodies AS (SELECT * FROM unnest($2::uuid[], $3::bytea[]) AS b(id, body)), "
+    "fo AS ("
+    + outbox_insert(
+        event_type="'feedback.received'",
+        body="b.body",
+        case_id="NULL::uuid",
+        sources="ARRAY[f.source]",
+        now="$4::timestamptz",
+        source_from="f JOIN bodies b ON b.id = f.id",
+    )
+    + ") SELECT id FROM f"
+)
+# What a set of items found already stored under their (source, external_id).
+SELECT_STORED_KEYS = (
+    "SELECT id, source, external_id, request_hash FROM feedback "
+    "WHERE (source, external_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+)
+SELECT_FOR_UPDATE = (
+    f"{SELECT_FEEDBACK} WHERE feedback.source = $1 AND feedback.external_id = $2 "
+    "FOR UPDATE OF feedback"
+)
+# What PUT replaces: the item's content and what follows from it. Its id, source, external id,
+# API key, Idempotency-Key and received time stay.
+_KEPT = ("id", "source", "external_id", "api_key_id", "idempotency_key", "received_at")
+REPLACED = tuple(c for c in COLUMNS if c not in _KEPT)
+UPDATE_FEEDBACK = (
+    "UPDATE feedback SET "
+    + ", ".join(f"{c} = ${i}::{_TYPES[c]}" for i, c in enumerate(REPLACED, start=2))
+    + " WHERE id = $1"
+)
+SELECT_EXISTING = (
+    f"{SELECT_FEEDBACK} WHERE (feedback.api_key_id = $1 AND feedback.idempotency_key = $2) "
+    "OR (feedback.source = $3 AND feedback.external_id = $4) "
+    "ORDER BY (feedback.idempotency_key = $2) DESC NULLS LAST LIMIT 1"
+)
+
+
+def insert_values(row: dict[str, Any], body: bytes) -> list[Any]:
+    """The single-row statements' parameters: the columns, then the feedback.received body."""
+    values = [row[c] for c in COLUMNS]
+    values[_ATTRIBUTES] = json.dumps(row["attributes"], ensure_ascii=False)
+    values.append(body)
+    return values
+
+
+def update_values(row: dict[str, Any]) -> list[Any]:
+    """UPDATE_FEEDBACK's parameters: the id, then the replaced columns."""
+    return [
+        row["id"],
+        *(
+            json.dumps(row[c], ensure_ascii=False) if c == "attributes" else row[c]
+            for c in REPLACED
+        ),
+    ]
