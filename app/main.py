@@ -36,6 +36,7 @@ from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
 from app.feedback import trials
 from app.feedback.identity import IdentitySecrets
+from app.feedback.ingest import IngestGroups, ingest_groups
 from app.notifications import router as webhooks
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
@@ -90,6 +91,13 @@ async def _browser_origins(scope: Scope) -> frozenset[str]:
     return await cache.browser_origins(state.database)
 
 
+def _ingest_groups(app: FastAPI, database: Database) -> IngestGroups:
+    state = app.state
+    return ingest_groups(
+        database, settings=state.settings, routing=state.routing, identities=state.identities
+    )
+
+
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """The app. Tests pass a database bound to their own transaction; the CLI passes none, and
     the app connects to `settings.database_url` when it starts."""
@@ -104,6 +112,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = await Database.connect(
             settings.database_url, **settings.database_options()
         )
+        app.state.ingest_groups = _ingest_groups(app, app.state.database)
         stop = asyncio.Event()
         background = [
             asyncio.create_task(
@@ -120,6 +129,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         finally:
             stop.set()
             await asyncio.gather(*background)
+            # Items already handed to a group are written before the pools close.
+            await app.state.ingest_groups.wait_idle()
             await app.state.database.close()
 
     app = FastAPI(
@@ -140,6 +151,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.routing = RoutingCache()
     app.state.identities = IdentitySecrets(secret_box(settings.secret_key))
+    if database is not None:
+        app.state.ingest_groups = _ingest_groups(app, database)
 
     install_error_handlers(app)
     # Ingest first: routes are matched in order, and it is the route that takes the load.

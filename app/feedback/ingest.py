@@ -3,7 +3,9 @@
 Every path derives rows (app/feedback/derive.py), routes the negative ones (`route_rows`) and
 stores them with the statements of app/feedback/statements.py, in the request's one
 transaction: services here never commit. A set of rows is stored by `store_rows`, one statement
-whatever its size, which a batch, PUT, and any writer that gathers items use alike.
+whatever its size, which a batch, PUT, and the group commit of single items use alike. Single
+items are the exception to the request's transaction: concurrent requests' items are written
+together, in the transaction of their group (`write_group`, app/feedback/group.py).
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.followups import accept_followup, record_followup
+from app.cases.identity import customer_identity
 from app.cases.intake import case_values, record_feedback_updated
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
-from app.core.db import RawTransaction, session_sql, utcnow
+from app.core.db import Database, RawTransaction, session_sql, utcnow
 from app.core.errors import AppError, Conflict, validation_problem
 from app.core.vocabulary import Sentiment
 from app.feedback import statements as sql
 from app.feedback.derive import check_source, new_row, routing_item
+from app.feedback.group import GroupCommit
 from app.feedback.identity import IdentitySecrets
 from app.feedback.reads import (
     case_summary,
@@ -85,34 +90,104 @@ async def route_rows(
 
 
 async def ingest_feedback(
-    raw: RawTransaction,
     payload: FeedbackCreate,
     *,
     principal: Principal,
     idempotency_key: str | None,
     settings: Settings,
-    routing: RoutingCache,
-    identities: IdentitySecrets,
+    groups: IngestGroups,
 ) -> Ingested:
-    """Store one item, routed when negative; a repeat of an earlier one answers that one."""
+    """Store one item, routed when negative; a repeat of an earlier one answers that one.
+
+    The item is derived here and written by the process's group commit with the items other
+    requests send meanwhile (`write_group`); this returns once it is committed.
+    """
     check_source(principal, payload.source)
     row = new_row(payload, principal, idempotency_key, settings, utcnow())
-    conn = await raw.connection()
-    row["customer_verified"] = await identities.verified(
-        conn, principal, payload.source, payload.customer
+    return await groups.submit(_Pending(payload, principal, idempotency_key, row))
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One request's item, derived, waiting for its group."""
+
+    payload: FeedbackCreate
+    principal: Principal
+    idempotency_key: str | None
+    row: dict[str, Any]
+
+
+IngestGroups = GroupCommit[_Pending, Ingested]
+
+
+def ingest_groups(
+    database: Database,
+    *,
+    settings: Settings,
+    routing: RoutingCache,
+    identities: IdentitySecrets,
+) -> IngestGroups:
+    """The process's group commit for single-item ingest (FEEDBACK_INGEST_GROUP_*)."""
+
+    async def write(group: list[_Pending]) -> list[Ingested | Exception]:
+        return await write_group(database, group, routing=routing, identities=identities)
+
+    return GroupCommit(
+        write,
+        max_items=settings.ingest_group_max,
+        wait_s=settings.ingest_group_wait_ms / 1000,
     )
-    cases = await route_rows(conn, routing, [row])
-    # Built once: it is both the feedback.received message and, with its case, the answer.
-    document = feedback_document(row)
-    values = sql.insert_values(row, received_body(document, row["received_at"]))
-    if row["id"] in cases:
-        stored = await conn.fetchrow(sql.INSERT_ONE_WITH_CASE, *values, *cases[row["id"]])
-        if stored is not None:
-            document["case"] = case_summary(stored)
-            return Ingested(document, created=True)
-    elif await conn.fetchval(sql.INSERT_ONE_PLAIN, *values) is not None:
-        return Ingested(document, created=True)
-    return await _replay(conn, payload, principal, idempotency_key, row)
+
+
+async def write_group(
+    database: Database,
+    group: list[_Pending],
+    *,
+    routing: RoutingCache,
+    identities: IdentitySecrets,
+) -> list[Ingested | Exception]:
+    """Write the items of several requests in one transaction, by `store_rows`, and answer each
+    as a request of its own would have been answered: created (with its case), a replay of the
+    item stored before under its key (in this group too), or its own error.
+
+    The group commit is the one commit point of these requests (as the request's dependency is
+    for the others): their transaction is this one, not the request's. An item whose key
+    another item of the group took first is judged against that one by `_replay`, in this
+    transaction, as if it had been sent after it.
+    """
+    # The one place a group's size is known (metrics: closeloop_ingest_group_size).
+    outcomes: list[Ingested | Exception | None] = [None] * len(group)
+    async with database.raw() as conn, conn.transaction():
+        written: list[int] = []
+        for index, pending in enumerate(group):
+            try:
+                pending.row["customer_verified"] = await identities.verified(
+                    conn, pending.principal, pending.payload.source, pending.payload.customer
+                )
+            except AppError as exc:
+                outcomes[index] = exc
+                continue
+            written.append(index)
+        rows = [group[index].row for index in written]
+        documents = await store_rows(conn, routing, rows, utcnow())
+        cased = [row["id"] for row in rows if row["_stored"] and row["routing_team"] is not None]
+        cases = {}
+        if cased:
+            cases = {r["feedback_id"]: r for r in await conn.fetch(sql.CASE_SUMMARIES, cased)}
+        for index, row, document in zip(written, rows, documents, strict=True):
+            if row["_stored"]:
+                case = cases.get(row["id"])
+                document["case"] = None if case is None else case_summary(case)
+                outcomes[index] = Ingested(document, created=True)
+                continue
+            pending = group[index]
+            try:
+                outcomes[index] = await _replay(
+                    conn, pending.payload, pending.principal, pending.idempotency_key, row
+                )
+            except AppError as exc:
+                outcomes[index] = exc
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 _IDENTITY = ("customer_external_id", "customer_email", "customer_phone")
@@ -295,25 +370,38 @@ async def ingest_batch(
     return [r for r in results if r is not None]
 
 
+def _recordset(rows: list[dict[str, Any]]) -> str:
+    """The rows as the JSON array `INSERT_MANY` reads."""
+    try:
+        return orjson.dumps(rows, default=str).decode()
+    except TypeError:  # an integer in attributes beyond 64 bits
+        return json.dumps(rows, default=str, ensure_ascii=False)
+
+
 async def store_rows(
     conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]], now: datetime
-) -> None:
+) -> list[dict[str, Any]]:
     """Route the rows, insert them in one statement and open or join their cases; mark each
     row with what became of it (`_stored`: inserted, else the row already there, as
-    `_existing`)."""
+    `_existing`). Answers each row's document as stored (without its case)."""
     if not rows:
-        return
+        return []
     cases = await route_rows(conn, routing, rows)
-    document = json.dumps(rows, default=str, ensure_ascii=False)
     ids = [r["id"] for r in rows]
-    bodies = [received_body(feedback_document(r), r["received_at"]) for r in rows]
-    inserted = {r["id"] for r in await conn.fetch(sql.INSERT_MANY, document, ids, bodies, now)}
+    documents = [feedback_document(r) for r in rows]
+    bodies = [received_body(d, r["received_at"]) for d, r in zip(documents, rows, strict=True)]
+    inserted = {
+        r["id"] for r in await conn.fetch(sql.INSERT_MANY, _recordset(rows), ids, bodies, now)
+    }
     by_id = {r["id"]: r for r in rows}
-    opened = [
-        [fid, by_id[fid]["source"], by_id[fid]["external_id"], *values]
-        for fid, values in cases.items()
-        if fid in inserted
-    ]
+    # Cases in one order (team, customer), which every writer keeps, so that two transactions
+    # joining the same customers' cases wait for each other rather than deadlock. The sort is
+    # stable: of one customer's complaints the first sent opens the case, the others join it.
+    negative = sorted(
+        (by_id[fid] for fid in cases if fid in inserted),
+        key=lambda r: (r["routing_team"], customer_identity(r)[0] or ""),
+    )
+    opened = [[r["id"], r["source"], r["external_id"], *cases[r["id"]]] for r in negative]
     if opened:
         await conn.executemany(sql.OPEN_CASE, opened)
     missing = [r for r in rows if r["id"] not in inserted]
@@ -329,6 +417,7 @@ async def store_rows(
         row["_stored"] = row["id"] in inserted
         if not row["_stored"]:
             row["_existing"] = existing.get((row["source"], row["external_id"]))
+    return documents
 
 
 def _batch_result(row: dict[str, Any]) -> BatchItemResult:

@@ -120,7 +120,6 @@ async def create_feedback(
     payload: FeedbackCreate,
     request: Request,
     principal: FeedbackWriter,
-    raw: RawDep,
 ) -> Response:
     """Send one piece of feedback: a score, a comment, or both.
 
@@ -131,23 +130,27 @@ async def create_feedback(
     Idempotency-Key with another body is a 409 `idempotency_key_reused`.
     """
     if payload.in_reply_to is not None:
-        result = await ingest_followup(
-            await raw.session(),
-            payload,
-            principal=principal,
-            idempotency_key=_idempotency_key(request),
-            settings=_settings(request),
-            identities=_identities(request),
-        )
+        # A session of its own, committed before the answer as get_session would: not a
+        # dependency of every ingest, which would hold a test's one connection while the
+        # item waits for its group.
+        async with request.app.state.database.sessionmaker() as session:
+            result = await ingest_followup(
+                session,
+                payload,
+                principal=principal,
+                idempotency_key=_idempotency_key(request),
+                settings=_settings(request),
+                identities=_identities(request),
+            )
+            await session.commit()
     else:
+        # Written by the process's group commit, in its own transaction (app/feedback/group.py).
         result = await ingest_feedback(
-            raw,
             payload,
             principal=principal,
             idempotency_key=_idempotency_key(request),
             settings=_settings(request),
-            routing=request.app.state.routing,
-            identities=_identities(request),
+            groups=request.app.state.ingest_groups,
         )
     document = json_bytes(result.feedback)
     if result.created:

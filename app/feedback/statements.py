@@ -38,7 +38,7 @@ SELECT_BY_ID = f"{SELECT_FEEDBACK} WHERE feedback.id = $1"
 
 _RECEIVED_AT = f"${COLUMNS.index('received_at') + 1}::timestamptz"
 _BODY = f"${len(COLUMNS) + 1}::bytea"
-# One item: stored, with its feedback.received messages, in one statement.
+# One follow-up answer: stored, with its feedback.received messages, in one statement.
 _INSERT_ONE_CTES = (
     f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
@@ -55,13 +55,13 @@ _INSERT_ONE_CTES = (
     + ")"
 )
 INSERT_ONE_PLAIN = f"{_INSERT_ONE_CTES} SELECT id FROM f"
-# Negative feedback: its case opened or joined by the same statement.
-INSERT_ONE_WITH_CASE = (
-    f"{_INSERT_ONE_CTES}, {case_ctes(len(COLUMNS) + 2, 'f')} "
-    "SELECT f.id, c.id AS case_id, c.number AS case_number, c.team AS case_team, "
-    "c.status AS case_status FROM f LEFT JOIN c ON true"
+# The cases of stored feedback, as an answer shows them.
+CASE_SUMMARIES = (
+    "SELECT cf.feedback_id, fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
+    "fc.status AS case_status FROM case_feedback cf JOIN feedback_case fc ON fc.id = cf.case_id "
+    "WHERE cf.feedback_id = ANY($1::uuid[])"
 )
-# Items already stored, each its case opened or joined (pipelined by executemany).
+# Stored negative items' cases, one statement each (pipelined by executemany).
 OPEN_CASE = (
     "WITH "
     + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")
