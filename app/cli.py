@@ -13,6 +13,7 @@ import logging.config
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,22 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@contextmanager
+def metrics_directory() -> Iterator[None]:
+    """Where the worker processes of `serve --workers N` keep their counters for /metrics to
+    add up: PROMETHEUS_MULTIPROC_DIR if set (it must then be emptied between runs), else a
+    fresh directory of our own, removed afterwards."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="closeloop-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
@@ -83,7 +100,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         logger.info("serving on http://%s:%d", host, port)
         try:
             if workers > 1:
-                uvicorn.run("app.main:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+                with metrics_directory():
+                    uvicorn.run("app.main:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
             else:
                 from app.main import create_app
 

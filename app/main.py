@@ -35,6 +35,7 @@ from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
 from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
+from app.observability import router as observability
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
 from app.worker import run_background
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(feedback.router)
     app.include_router(feedback.sources)
     app.include_router(health)
+    app.include_router(observability)
     app.include_router(api_keys.router)
     app.include_router(routing.teams)
     app.include_router(routing.rules)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.cases.models import Case
 from app.cases.service import IN_PROGRESS, OPEN, RESOLVED, SYSTEM, Change, close
 from app.core.db import utcnow
+from app.core.metrics import count_breach
 from app.routing.models import Team
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -
             result.resolution_breaches += 1
         for kind, due in kinds:
             change.event("sla_breached", kind=kind, due_at=due.isoformat())
+            count_breach(case.team, kind)
         escalated_to = await _escalate(change, kinds[0][0], result)
         for kind, due in kinds:
             change.publish(

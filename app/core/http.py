@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import AppError, PayloadTooLarge, UnsupportedMediaType, error_response
 from app.core.logging import logged_path, request_id_var
+from app.core.metrics import observe_request
 
 access_logger = logging.getLogger("closeloop.access")
 
@@ -62,6 +63,10 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            # A path no route took is one label, not one each: strangers choose paths.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            observe_request(scope["method"], route, status, elapsed)
             if self.access_log:
                 access_logger.info(
                     "request",
@@ -69,7 +74,7 @@ class RequestContext:
                         "method": scope["method"],
                         "path": logged_path(scope),
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                     },
                 )
             request_id_var.reset(token)

@@ -28,6 +28,7 @@ from app.core.errors import (
     problem_responses,
     validation_problem,
 )
+from app.core.metrics import count_feedback, observe_ingest_group
 from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN, Page, json_bytes
 from app.feedback import service
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
@@ -137,6 +138,9 @@ async def create_feedback(
     )
     document = json_bytes(result.feedback)
     if result.created:
+        # One item, one statement (app/core/metrics.py).
+        observe_ingest_group(1)
+        count_feedback(result.feedback["channel"], result.feedback["category"])
         return _json(document, status.HTTP_201_CREATED)
     return _json(document, status.HTTP_200_OK, **{"Idempotent-Replayed": "true"})
 

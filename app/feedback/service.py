@@ -31,6 +31,7 @@ from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database, session_sql, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
+from app.core.metrics import count_stored_rows
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.classify import categorize, classify_text, sentiment_of
 from app.feedback.identity import IdentitySecrets
@@ -623,6 +624,7 @@ async def _store_batch(
         row["_stored"] = row["id"] in inserted
         if not row["_stored"]:
             row["_existing"] = existing.get((row["source"], row["external_id"]))
+    count_stored_rows(rows)
 
 
 def _batch_result(row: dict[str, Any]) -> BatchItemResult:

@@ -36,6 +36,7 @@ import httpx
 from app.core.config import Settings
 from app.core.crypto import SecretKeyError, secret_box
 from app.core.db import Database, utcnow
+from app.core.metrics import count_deliveries
 from app.notifications.addresses import AddressPolicy, AddressRefused, Resolver
 from app.notifications.signing import message_id, signature_header
 
@@ -394,6 +395,7 @@ class Dispatcher:
                 [o.error for o in outcomes],
             )
             await self._endpoint_health(conn, outcomes, now)
+        count_deliveries(statuses)
 
     async def _endpoint_health(
         self, conn: asyncpg.Connection, outcomes: list[Outcome], now: datetime
