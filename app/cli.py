@@ -96,6 +96,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
             # The client address is ours to work out (FEEDBACK_TRUSTED_PROXIES), not uvicorn's:
             # by default it would believe X-Forwarded-For from any local peer.
             "proxy_headers": False,
+            # On SIGTERM: stop accepting, let requests in flight finish for this long.
+            "timeout_graceful_shutdown": settings.shutdown_grace_seconds or None,
         }
         logger.info("serving on http://%s:%d", host, port)
         try:
@@ -118,7 +120,7 @@ def worker(settings: Settings) -> None:
     """The background work alone (SLA monitor, webhook dispatcher), without the API."""
     from app.core.db import Database
     from app.core.migrations import upgrade
-    from app.worker import run_background
+    from app.worker import finish_within, run_background
 
     async def run(url: str) -> None:
         database = await Database.connect(url, **settings.database_options())
@@ -126,8 +128,13 @@ def worker(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        background = asyncio.create_task(run_background(database, settings, stop))
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await run_background(database, settings, stop)
+            # Until told to stop (or until the work fails: finish_within raises its error).
+            await asyncio.wait({background, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            await finish_within(settings.shutdown_grace_seconds, [background])
         finally:
             await database.close()
 

@@ -38,7 +38,7 @@ from app.notifications import router as webhooks
 from app.observability import router as observability
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
-from app.worker import run_background
+from app.worker import finish_within, run_background
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         background = [
             asyncio.create_task(
                 run_background(
-                    app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+                    app.state.database,
+                    settings,
+                    stop,
+                    dispatch=settings.dispatcher_in_process,
+                    jobs=settings.jobs_in_process,
                 )
             )
         ]
@@ -118,7 +122,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
         finally:
             stop.set()
-            await asyncio.gather(*background)
+            await finish_within(settings.shutdown_grace_seconds, background)
             await app.state.database.close()
 
     app = FastAPI(
