@@ -23,14 +23,20 @@ _SOURCES = (
 )
 
 
-def _message(event_type: str, extra: str) -> str:
+def _envelope(event_type: str, extra: str) -> str:
+    """SQL: the message body of one case event, from the case block `block` of CTE `b`."""
     envelope = (
         f"jsonb_build_object('type', '{event_type}', 'timestamp', {utc_text('$3')}, "
-        f"'data', jsonb_build_object('case', d.block){extra})"
+        f"'data', jsonb_build_object('case', b.block){extra})"
     )
+    return f"convert_to(({envelope})::text, 'UTF8')"
+
+
+def _messages(event_type: str, body: str) -> str:
+    """SQL: the messages of one event of every case in `d`, one per subscribed endpoint."""
     return outbox_insert(
         event_type=f"'{event_type}'",
-        body=f"convert_to(({envelope})::text, 'UTF8')",
+        body=f"d.{body}",
         case_id="d.id",
         sources="d.sources",
         now="$3",
@@ -52,7 +58,8 @@ WITH picked AS (
 c AS (
     UPDATE feedback_case fc
     SET status = 'closed', closed_at = $3, version = fc.version + 1, updated_at = $3
-    FROM picked WHERE fc.id = picked.id
+    -- By primary key (a join with `picked` may scan the whole table instead).
+    WHERE fc.id = ANY(ARRAY(SELECT id FROM picked))
     RETURNING fc.*
 ),
 numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM c),
@@ -66,12 +73,18 @@ e AS (
     SELECT ids.closed, numbered.id, 'closed', 'system', $3, '{{"reason": "autoclose"}}'::jsonb
     FROM numbered JOIN ids USING (n)
 ),
-d AS (
+b AS (
     SELECT c.id, {case_block("c", case_feedback_sql("c"))} AS block, {_SOURCES} AS sources
     FROM c
 ),
-moved AS ({_message("case.status_changed", _MOVED)}),
-closed AS ({_message("case.closed", "")})
+-- Each body built once per case, whatever the number of endpoints that get it.
+d AS MATERIALIZED (
+    SELECT b.id, b.sources, {_envelope("case.status_changed", _MOVED)} AS moved_body,
+        {_envelope("case.closed", "")} AS closed_body
+    FROM b
+),
+moved AS ({_messages("case.status_changed", "moved_body")}),
+closed AS ({_messages("case.closed", "closed_body")})
 SELECT team, count(*) AS closed FROM c GROUP BY team
 """
 
