@@ -13,6 +13,7 @@ import logging.config
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,22 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@contextmanager
+def metrics_directory() -> Iterator[None]:
+    """Where the worker processes of `serve --workers N` keep their counters for /metrics to
+    add up: PROMETHEUS_MULTIPROC_DIR if set (it must then be emptied between runs), else a
+    fresh directory of our own, removed afterwards."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="closeloop-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
@@ -79,11 +96,14 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
             # The client address is ours to work out (FEEDBACK_TRUSTED_PROXIES), not uvicorn's:
             # by default it would believe X-Forwarded-For from any local peer.
             "proxy_headers": False,
+            # On SIGTERM: stop accepting, let requests in flight finish for this long.
+            "timeout_graceful_shutdown": settings.shutdown_grace_seconds or None,
         }
         logger.info("serving on http://%s:%d", host, port)
         try:
             if workers > 1:
-                uvicorn.run("app.main:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+                with metrics_directory():
+                    uvicorn.run("app.main:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
             else:
                 from app.main import create_app
 
@@ -100,7 +120,7 @@ def worker(settings: Settings) -> None:
     """The background work alone (SLA monitor, webhook dispatcher), without the API."""
     from app.core.db import Database
     from app.core.migrations import upgrade
-    from app.worker import run_background
+    from app.worker import finish_within, run_background
 
     async def run(url: str) -> None:
         database = await Database.connect(url, **settings.database_options())
@@ -108,8 +128,13 @@ def worker(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        background = asyncio.create_task(run_background(database, settings, stop))
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await run_background(database, settings, stop)
+            # Until told to stop (or until the work fails: finish_within raises its error).
+            await asyncio.wait({background, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            await finish_within(settings.shutdown_grace_seconds, [background])
         finally:
             await database.close()
 

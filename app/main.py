@@ -38,9 +38,10 @@ from app.feedback import trials
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import IngestGroups, ingest_groups
 from app.notifications import router as webhooks
+from app.observability import router as observability
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
-from app.worker import run_background
+from app.worker import finish_within, run_background
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         background = [
             asyncio.create_task(
                 run_background(
-                    app.state.database, settings, stop, dispatch=settings.dispatcher_in_process
+                    app.state.database,
+                    settings,
+                    stop,
+                    dispatch=settings.dispatcher_in_process,
+                    jobs=settings.jobs_in_process,
                 )
             )
         ]
@@ -128,7 +133,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             yield
         finally:
             stop.set()
-            await asyncio.gather(*background)
+            await finish_within(settings.shutdown_grace_seconds, background)
             # Items already handed to a group are written before the pools close.
             await app.state.ingest_groups.wait_idle()
             await app.state.database.close()
@@ -159,6 +164,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(feedback.router)
     app.include_router(feedback.sources)
     app.include_router(health)
+    app.include_router(observability)
     app.include_router(api_keys.router)
     app.include_router(routing.teams)
     app.include_router(routing.rules)

@@ -2,6 +2,7 @@
 
 from app.cases.models import Case, CaseEvent, CaseFeedback
 from app.core.auth import ApiKey
+from app.core.jobs import JobLease
 from app.core.ratelimit import RateLimitWindow
 from app.feedback.models import Feedback, SourceIdentitySecret
 from app.notifications.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
@@ -14,6 +15,7 @@ __all__ = [
     "CaseFeedback",
     "DeliveryAttempt",
     "Feedback",
+    "JobLease",
     "OutboxMessage",
     "RateLimitWindow",
     "RoutingGeneration",

@@ -1,33 +1,102 @@
-"""The background work of a process: the SLA monitor and the webhook dispatcher.
+"""The background work of a process: the webhook dispatcher and the jobs.
 
 `closeloop serve` runs both beside the API (the dispatcher unless FEEDBACK_DISPATCHER_IN_PROCESS
-is false); `closeloop worker` runs both alone. Any number of processes may run them at once
-(see app/cases/sla.py and app/notifications/dispatcher.py).
+is false, the jobs unless FEEDBACK_JOBS_IN_PROCESS is false); `closeloop worker` runs both
+alone. Any number of processes may run them at once: dispatchers share the outbox by leases on
+its messages (app/notifications/dispatcher.py), and each job runs in one process at a time, by
+a lease on its name (app/core/jobs.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from app.cases.sla import monitor
+from app.cases.sla import run_pass
 from app.core.config import Settings
-from app.core.db import Database
+from app.core.db import Database, utcnow
+from app.core.jobs import Lease, run_exclusively
+from app.core.metrics import count_outbox_deleted
 from app.notifications.dispatcher import Dispatcher
+from app.notifications.retention import delete_delivered
+
+logger = logging.getLogger(__name__)
+
+# Retention has no deadline to keep: a look every few minutes is plenty.
+RETENTION_INTERVAL_SECONDS = 300.0
+
+
+async def sla_monitor(database: Database, settings: Settings, lease: Lease) -> None:
+    result = await run_pass(
+        database.sessionmaker,
+        autoclose_after=timedelta(days=settings.case_autoclose_days),
+        between=lease.renew,
+    )
+    if result.first_response_breaches or result.resolution_breaches or result.closed:
+        logger.info("sla pass", extra=result.__dict__)
+
+
+async def outbox_retention(database: Database, settings: Settings, lease: Lease) -> None:
+    before = utcnow() - timedelta(days=settings.outbox_retention_days)
+    deleted = await delete_delivered(database, before, between=lease.renew)
+    count_outbox_deleted(deleted)
+    if deleted:
+        logger.info("outbox retention", extra={"deleted": deleted})
+
+
+async def _every(
+    interval: float, stop: asyncio.Event, job: Callable[[], Awaitable[object]]
+) -> None:
+    while not stop.is_set():
+        await job()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 async def run_background(
-    database: Database, settings: Settings, stop: asyncio.Event, *, dispatch: bool = True
+    database: Database,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    dispatch: bool = True,
+    jobs: bool = True,
 ) -> None:
-    """Run every background loop until `stop` is set."""
-    loops = [
-        monitor(
-            database.sessionmaker,
-            interval=settings.sla_check_interval_seconds,
-            autoclose_after=timedelta(days=settings.case_autoclose_days),
-            stop=stop,
-        )
-    ]
+    """Run every background loop until `stop` is set; a pass under way finishes first."""
+    loops = []
+    if jobs:
+        sla = Lease(database, "sla_monitor")
+        retention = Lease(database, "outbox_retention")
+        loops += [
+            _every(
+                settings.sla_check_interval_seconds,
+                stop,
+                lambda: run_exclusively(sla, lambda lease: sla_monitor(database, settings, lease)),
+            ),
+            _every(
+                RETENTION_INTERVAL_SECONDS,
+                stop,
+                lambda: run_exclusively(
+                    retention, lambda lease: outbox_retention(database, settings, lease)
+                ),
+            ),
+        ]
     if dispatch:
         loops.append(Dispatcher(database, settings).run(stop))
     await asyncio.gather(*loops)
+
+
+async def finish_within(grace: float, tasks: list[asyncio.Task[None]]) -> None:
+    """Let background work that was told to stop finish (deliveries in flight, and their
+    outcomes recorded) for at most `grace` seconds; then cancel what is left. A delivery cut
+    short has no outcome on record: its lease runs out and it is sent again, never lost."""
+    done, pending = await asyncio.wait(tasks, timeout=grace or None)
+    for task in pending:
+        task.cancel()
+    if pending:
+        logger.warning("background work cut short after %g s of grace", grace)
+        await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        task.result()

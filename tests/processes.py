@@ -64,23 +64,25 @@ class Served:
         return self.log.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
-@contextmanager
-def serve(url: str, log: Path, **settings: str) -> Iterator[Served]:
-    """`closeloop serve` on a free loopback port, with these FEEDBACK_ settings (lower case,
-    without the prefix), its stderr in `log`; stopped by SIGTERM when the block ends."""
-    port = free_port()
+def environment(url: str, **settings: str) -> dict[str, str]:
+    """This environment without FEEDBACK_ settings, then these (lower case, no prefix)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBACK_")}
     env.update(FEEDBACK_DATABASE_URL=url)
     env.update({f"FEEDBACK_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@contextmanager
+def running(
+    arguments: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`closeloop <arguments>`, its stderr in `log`; stopped by SIGTERM when the block ends."""
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            [CLOSELOOP, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
+            [CLOSELOOP, *arguments], env=env, stdout=subprocess.DEVNULL, stderr=stderr
         )
     try:
-        yield Served(f"http://127.0.0.1:{port}", process, log)
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -88,6 +90,22 @@ def serve(url: str, log: Path, **settings: str) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+@contextmanager
+def serve(url: str, log: Path, **settings: str) -> Iterator[Served]:
+    """`closeloop serve` on a free loopback port, with these FEEDBACK_ settings (lower case,
+    without the prefix), its stderr in `log`; stopped by SIGTERM when the block ends."""
+    port = free_port()
+    with running(["serve", "--port", str(port)], environment(url, **settings), log) as process:
+        yield Served(f"http://127.0.0.1:{port}", process, log)
+
+
+@contextmanager
+def worker(url: str, log: Path, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`closeloop worker` with these FEEDBACK_ settings; stopped by SIGTERM at the end."""
+    with running(["worker"], environment(url, **settings), log) as process:
+        yield process
 
 
 async def ready(client: httpx.AsyncClient, served: Served, within: float = 60) -> None:

@@ -27,6 +27,7 @@ from app.core.auth import CasesReader, CasesWriter
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.etag import etag
+from app.core.metrics import count_case_resolved
 from app.core.schemas import MAX_PAGE_SIZE, Page, Timestamp, json_bytes
 from app.routing.schemas import CasePriority
 
@@ -133,6 +134,7 @@ async def resolve_case(
         actor=principal.name,
         public_url=request.app.state.settings.public_url,
     )
+    count_case_resolved(case.team)
     return await _answer(session, case)
 
 

@@ -9,8 +9,6 @@ one is seen by the next pass of all.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,9 +17,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.cases.autoclose import BATCH as AUTOCLOSE_BATCH
+from app.cases.autoclose import close_quiet_cases_batch
 from app.cases.models import Case
-from app.cases.service import IN_PROGRESS, OPEN, RESOLVED, SYSTEM, Change, close
+from app.cases.service import IN_PROGRESS, OPEN, SYSTEM, Change
 from app.core.db import utcnow
+from app.core.metrics import count_autoclosed, count_breach
 from app.routing.models import Team
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -
             result.resolution_breaches += 1
         for kind, due in kinds:
             change.event("sla_breached", kind=kind, due_at=due.isoformat())
+            count_breach(case.team, kind)
         escalated_to = await _escalate(change, kinds[0][0], result)
         for kind, due in kinds:
             change.publish(
@@ -100,33 +102,32 @@ async def flag_breaches(session: AsyncSession, now: datetime, result: SlaPass) -
 async def close_quiet_cases(
     session: AsyncSession, now: datetime, quiet: timedelta, result: SlaPass
 ) -> int:
-    cases = list(
-        await session.scalars(
-            select(Case)
-            .where(Case.status == RESOLVED, Case.resolved_at <= now - quiet)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    for case in cases:
-        change = Change(session, case, SYSTEM, now)
-        close(change, reason="autoclose")
-        await change.finish()
-        result.closed += 1
-    return len(cases)
+    """One batch of quiet resolved cases closed, set-based (app/cases/autoclose.py); answers
+    how many."""
+    by_team = await close_quiet_cases_batch(session, now, quiet)
+    closed = sum(by_team.values())
+    for team, count in by_team.items():
+        count_autoclosed(team, count)
+    result.closed += closed
+    return closed
 
 
 async def _in_batches(
     sessionmaker: async_sessionmaker[AsyncSession],
     work: Callable[[AsyncSession], Awaitable[int]],
+    between: Callable[[], Awaitable[None]] | None = None,
+    full: int = BATCH,
 ) -> None:
-    """Run `work` a transaction at a time until a batch comes back short."""
+    """Run `work` a transaction at a time until a batch comes back short of `full`, calling
+    `between` (which renews the job's lease) after each full one."""
     while True:
         async with sessionmaker() as session:
             changed = await work(session)
             await session.commit()
-        if changed < BATCH:
+        if changed < full:
             return
+        if between is not None:
+            await between()
 
 
 async def run_pass(
@@ -134,31 +135,16 @@ async def run_pass(
     *,
     autoclose_after: timedelta,
     now: datetime | None = None,
+    between: Callable[[], Awaitable[None]] | None = None,
 ) -> SlaPass:
     """Flag every breach and close every quiet case due at `now`."""
     at = now or utcnow()
     result = SlaPass()
-    await _in_batches(sessionmaker, lambda session: flag_breaches(session, at, result))
+    await _in_batches(sessionmaker, lambda session: flag_breaches(session, at, result), between)
     await _in_batches(
-        sessionmaker, lambda session: close_quiet_cases(session, at, autoclose_after, result)
+        sessionmaker,
+        lambda session: close_quiet_cases(session, at, autoclose_after, result),
+        between,
+        full=AUTOCLOSE_BATCH,
     )
     return result
-
-
-async def monitor(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    interval: float,
-    autoclose_after: timedelta,
-    stop: asyncio.Event,
-) -> None:
-    """Run passes every `interval` seconds until `stop` is set."""
-    while not stop.is_set():
-        try:
-            result = await run_pass(sessionmaker, autoclose_after=autoclose_after)
-            if result.first_response_breaches or result.resolution_breaches or result.closed:
-                logger.info("sla pass", extra=result.__dict__)
-        except Exception:
-            logger.exception("sla pass failed; retrying next interval")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -6,7 +6,7 @@ Every setting here is listed in the README with its default.
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout_seconds: float = Field(
         default=IDLE_IN_TRANSACTION_TIMEOUT_SECONDS, ge=0
     )
+    # `pgbouncer` when connections go through PgBouncer in transaction mode: prepared statements
+    # are then not cached per connection (a server connection changes between transactions).
+    database_pooler: Literal["none", "pgbouncer"] = "none"
     # Apply pending migrations when `serve` starts on an external database (always on embedded).
     migrate_on_start: bool = False
 
@@ -71,6 +74,15 @@ class Settings(BaseSettings):
     # quiet before it closes by itself.
     sla_check_interval_seconds: float = Field(default=30, gt=0)
     case_autoclose_days: float = Field(default=7, ge=0)
+
+    # Background jobs (SLA monitor and auto-close, outbox retention) in `serve` too, not only
+    # in `closeloop worker`; whichever processes run them, each runs in one at a time.
+    jobs_in_process: bool = True
+    # Delivered webhook messages, and their attempts, are deleted after this many days.
+    outbox_retention_days: float = Field(default=30, gt=0)
+    # On SIGTERM: how long in-flight requests and deliveries have to finish before the process
+    # exits anyway.
+    shutdown_grace_seconds: float = Field(default=20, ge=0)
 
     # Webhooks.
     dispatcher_in_process: bool = True
@@ -124,6 +136,7 @@ class Settings(BaseSettings):
             "pool_size": self.db_pool_size,
             "statement_timeout": self.db_statement_timeout_seconds,
             "idle_in_transaction_timeout": self.db_idle_in_transaction_timeout_seconds,
+            "statement_cache": self.database_pooler != "pgbouncer",
         }
 
     @property

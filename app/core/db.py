@@ -101,6 +101,7 @@ class Database:
         pool_size: int,
         statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
         idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT_SECONDS,
+        statement_cache: bool = True,
     ) -> Database:
         """Both pools, which together open at most `pool_size` connections (at least 2): the raw
         pool, which the hot paths use, gets the odd one. Every connection of either is made with
@@ -112,13 +113,17 @@ class Database:
             "statement_timeout": str(round(statement_timeout * 1000)),
             "idle_in_transaction_session_timeout": str(round(idle_in_transaction_timeout * 1000)),
         }
+        connect_args: dict[str, Any] = {"server_settings": server_settings}
+        raw_options: dict[str, Any] = {"server_settings": server_settings}
+        if not statement_cache:
+            connect_args, raw_options = _pooled_connect_args(), {"statement_cache_size": 0}
         engine = create_async_engine(
             url,
             pool_size=orm_size,
             max_overflow=0,
             # Values never reach a log or an error message: they are customers' data.
             hide_parameters=True,
-            connect_args={"server_settings": server_settings},
+            connect_args=connect_args,
         )
         # min_size=0: the service starts (and /readyz says why it is not ready) while the database
         # is down.
@@ -127,7 +132,7 @@ class Database:
             min_size=0,
             max_size=raw_size,
             reset=_no_session_reset,
-            server_settings=server_settings,
+            **raw_options,
         )
         return cls(engine, pool)
 
@@ -147,6 +152,20 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
         await self.engine.dispose()
+
+
+def _pooled_connect_args() -> dict[str, Any]:
+    """asyncpg behind PgBouncer in transaction mode, where each transaction may run on another
+    server connection: no statement cache (a statement prepared on one connection is unknown
+    on the next), SQLAlchemy's statements named uniquely (it prepares every statement, and two
+    clients' `__asyncpg_stmt_1__` would meet on one server connection), and no session
+    settings (PgBouncer refuses startup parameters it does not know: set the timeouts on the
+    role instead, `ALTER ROLE ... SET statement_timeout = ...`)."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__closeloop_{uuid.uuid4().hex}__",
+    }
 
 
 async def _no_session_reset(conn: asyncpg.Connection) -> None:

@@ -23,6 +23,7 @@ from app.core.errors import (
     unexpected_error,
 )
 from app.core.logging import logged_path, request_id_var
+from app.core.metrics import observe_request
 
 access_logger = logging.getLogger("closeloop.access")
 
@@ -73,6 +74,10 @@ class RequestContext:
                 raise
             await unexpected_error(scope, exc)(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            # A path no route took is one label, not one each: strangers choose paths.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            observe_request(scope["method"], route, status, elapsed)
             if self.access_log:
                 access_logger.info(
                     "request",
@@ -80,7 +85,7 @@ class RequestContext:
                         "method": scope["method"],
                         "path": logged_path(scope),
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                     },
                 )
             request_id_var.reset(token)

@@ -28,6 +28,7 @@ from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database, RawTransaction, session_sql, utcnow
 from app.core.errors import AppError, Conflict, validation_problem
+from app.core.metrics import count_stored_rows
 from app.core.vocabulary import Sentiment
 from app.feedback import statements as sql
 from app.feedback.derive import check_source, new_row, routing_item
@@ -417,6 +418,7 @@ async def store_rows(
         row["_stored"] = row["id"] in inserted
         if not row["_stored"]:
             row["_existing"] = existing.get((row["source"], row["external_id"]))
+    count_stored_rows(rows)
     return documents
 
 

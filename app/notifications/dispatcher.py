@@ -35,6 +35,7 @@ import httpx
 
 from app.core.config import Settings
 from app.core.db import Database, utcnow
+from app.core.metrics import count_deliveries
 from app.notifications.transport import Claimed, Outcome, Transport
 
 logger = logging.getLogger(__name__)
@@ -237,6 +238,7 @@ class Dispatcher:
                 [o.error for o in outcomes],
             )
             await self._endpoint_health(conn, outcomes, now)
+        count_deliveries(statuses)
 
     async def _endpoint_health(
         self, conn: asyncpg.Connection, outcomes: list[Outcome], now: datetime
