@@ -101,7 +101,7 @@ _NEGATIVE_FROM: Final = -1.0
 _NEGATED_CRITICISM: Final = -0.5  # "not bad" is half as good as "bad" is bad
 _CONTRAST_EMPHASIS: Final = 1.5  # the clause after "but" counts half again...
 _BEFORE_CONTRAST: Final = 0.5  # ...and the one before it half
-_QUESTION: Final = -1.0  # a customer asking a question in feedback is mostly asking why
+_QUESTION: Final = -0.5  # a customer asking a question in feedback is mostly asking why
 _LATIN_REACH: Final = 3  # words a negation reaches across
 _CJK_REACH: Final = 2  # characters between a Chinese negator or intensifier and its word
 _MAX_CUES: Final = 12
@@ -207,6 +207,10 @@ def _build_latin() -> tuple[dict[str, _Word], dict[str, _Entry], frozenset[str]]
 
 
 _LATIN_WORDS, _LATIN_PHRASES, _BRIDGES = _build_latin()
+# Words that open a contrast; "mas" too, which is no contrast inside a clause (Spanish "más").
+_LATIN_CONTRASTS: Final = frozenset(
+    {"mas"} | {word for word, (entry, _) in _LATIN_WORDS.items() if entry and entry[0] == _CONTRAST}
+)
 
 
 def _build_cjk() -> tuple[dict[str, _Entry], dict[str, float], re.Pattern[str]]:
@@ -251,6 +255,7 @@ def _longest_of(terms: Iterable[str]) -> str:
 
 
 _CJK, _CJK_BOOSTS, _CJK_TERMS = _build_cjk()
+_CJK_CONTRASTS: Final = tuple(term for term, entry in _CJK.items() if entry[0] == _CONTRAST)
 
 
 # Where the emoji of the lexicon live. One character class of ranges: a class listing characters
@@ -320,8 +325,8 @@ _OPENING_END = re.compile("[,!.;:\n]")
 
 
 def _score(folded: str, cues: list[str]) -> float:
-    """The weights of a folded comment, with a sarcastic opening turned around: a short clause of
-    praise ("great,", "que beleza,", 太好了) followed by a complaint is said through gritted teeth."""
+    """The weights of a folded comment, with a sarcastic opening turned around: a short clause
+    of praise ("great,", "que beleza,", 太好了) before a complaint is said through gritted teeth."""
     end = _OPENING_END.search(folded)
     if end is not None and end.end() < len(folded):
         opening = folded[: end.start()]
@@ -334,13 +339,24 @@ def _score(folded: str, cues: list[str]) -> float:
             opening_cues: list[str] = []
             opening_score = _clause_score(opening, opening_cues)
             if opening_score > 0:
-                rest = _clause_score(folded[end.end() :], cues)
-                if rest < 0:
+                after = folded[end.end() :]
+                rest = _clause_score(after, cues)
+                if rest < 0 and not _opens_contrast(after):
                     cues[:0] = [f"sarcasm:{opening.strip()}"]
                     return rest - opening_score
                 cues[:0] = opening_cues
                 return opening_score + rest
     return _clause_score(folded, cues)
+
+
+def _opens_contrast(clause: str) -> bool:
+    """Whether a clause starts with "but" (or Portuguese "mas"): "Bom, mas caro" is praise
+    weighed against a price, not sarcasm."""
+    clause = clause.lstrip()
+    first = _LATIN_TOKEN.match(clause)
+    if first is not None:
+        return first.group() in _LATIN_CONTRASTS
+    return clause.startswith(_CJK_CONTRASTS)
 
 
 def _clause_score(folded: str, cues: list[str]) -> float:

@@ -65,7 +65,8 @@ TERMS: dict[str, dict[float, str]] = {
             resolvido, resolvida, resolveu, resolveram, no prazo, certinho, educado, educada,
             bacana, lindo, linda, agradeço""",
         1.0: "obrigado, obrigada, obg, valeu, vlw, bem, beleza, prático, tranquilo",
-        0.0: """bom dia, boa tarde, boa noite, a tarde, de tarde, mais tarde, boa parte, nota fiscal""",
+        0.0: """bom dia, boa tarde, boa noite, a tarde, de tarde, mais tarde, boa parte,
+            nota fiscal""",
         -1.0: "problema, problemas, caro, esperando, aguardando",
         -1.5: """demorou, demora, demorado, demorada, demorando, lento, lenta, lentidão, errado,
             errada, difícil, complicado, complicada, confuso, confusa, faltando, faltou,
@@ -94,7 +95,8 @@ TERMS: dict[str, dict[float, str]] = {
             solucionado, solucionaron, resolvieron, a tiempo, puntual, atento, atenta, atentos,
             agradezco""",
         1.0: "gracias, agradecido, agradecida",
-        0.0: """buenos días, buenas tardes, buenas noches, la tarde, esta tarde, más tarde""",
+        0.0: """buenos días, buenas tardes, buenas noches, la tarde, esta tarde, más tarde,
+            misma tarde, por la tarde, esa tarde""",
         -1.0: "problema, problemas, caro, esperando",
         -1.5: """lento, lenta, tarde, retrasos, tardó, tardaron, demora, equivocado, equivocada,
             incompleto, incompleta, difícil, complicado, confuso, error, falla, fallo, urgente,
@@ -147,7 +149,7 @@ GOOD_NEWS: dict[str, dict[float, str]] = {
             need, painless, spot on, like new, looks new, in one piece, sealed, intact, as
             promised, as described, exactly, order again, shop here again, didn't rush, came
             through, renewed, seals tight, no spills, one click, refund came through, refund
-            came, was reversed""",
+            came, was reversed, explained""",
     },
     "pt": {
         1.0: "claro, que lindo, que beleza",
@@ -157,7 +159,8 @@ GOOD_NEWS: dict[str, dict[float, str]] = {
             novo, compraria, não me apressou, me surpreendeu, respeito, justa, justo, honesto,
             honesta, cuidadosa, estável, nenhum travamento, veda bem, caiu na mesma, antes do
             previsto, antes de chegar, renovei, com certeza, vale o que custa, ajudou, estorno
-            caiu, reembolso caiu, foi estornada, foi estornado, não tenho do que reclamar""",
+            caiu, reembolso caiu, foi estornada, foi estornado, não tenho do que reclamar, um
+            dia antes, explicou""",
     },
     "es": {
         1.0: "claro, precioso, qué bien",
@@ -166,15 +169,16 @@ GOOD_NEWS: dict[str, dict[float, str]] = {
             entero, precintado, como prometieron, exactamente, volvería, volveré, chapó, justos,
             justo, honesto, con cuidado, estable, ni un cierre, ni un corte, hermética, renové,
             de diez, no me apuró, me sorprendió, sin duda, vale lo que cuesta, reembolso llegó,
-            lo anularon, anularon""",
+            lo anularon, anularon, un día antes, explicó, conforme""",
     },
     "zh": {
         1.0: "厉害",
-        2.0: """没什么可抱怨, 没什么好抱怨, 没什么好挑剔, 无可挑剔, 没毛病, 不后悔, 提前, 提早, 一分钱一分货, 不输, 跟新的一样, 完好, 完整, 没有任何,
-            一样准时, 不用我催, 一键, 没有套路, 续了, 续约, 又给, 又帮, 讲明白, 说明, 不到一分钟, 好多了, 改善, 跟套餐说的一样, 一次都没, 人也不多,
-            很正常, 不赶我, 说的一样, 退了差价, 良心""",
+        2.0: """没什么可抱怨, 没什么好抱怨, 没什么好挑剔, 无可挑剔, 没毛病, 不后悔, 提前, 提早,
+            一分钱一分货, 不输, 跟新的一样, 完好, 完整, 没有任何, 一样准时, 不用我催, 一键,
+            没有套路, 续了, 续约, 又给, 又帮, 讲明白, 说明, 不到一分钟, 好多了, 改善,
+            跟套餐说的一样, 一次都没, 人也不多, 很正常, 不赶我, 说的一样, 退了差价, 良心""",
         3.0: """入账, 入帐, 退回来, 退给我了""",
-            },
+    },
 }
 
 # Complaint topics: as negative under a negation as without one ("still no refund").
@@ -228,6 +232,7 @@ PROBLEMS: dict[str, dict[float, str]] = {
             what i ordered, not what i paid for, throw, threw, dumped, locked, blocked, lied to,
             copy paste, copy-paste, automated             reply, someone else, fault, nobody
             came, no show, cold when""",
+        -1.5: """wrong city, arrived after""",
     },
     "pt": {
         -1.0: """de novo, outra vez, ainda, até agora, toda vez, toda hora, cada vez, por que,
@@ -235,7 +240,7 @@ PROBLEMS: dict[str, dict[float, str]] = {
             cinco vezes, faz uma semana, há semanas, semanas, um mês, subiu, taxa, cobraram,
             cobrado, cobrada, cobrou, mal dura, sei lá, passo demais, demais, vive, só me, dá
             erro, em vez de, seria ótimo se, e nada, segunda vez, mesmo depois, descadastrei, só
-            quero, culpa, medo, esquenta, já faz, mais uma""",
+            quero, culpa, medo, esquenta, já faz, mais uma, é normal""",
         -2.0: """amassado, amassada, trincado, trincada, rasgado, rasgo, parou de funcionar, parou
             de carregar, soltou, descolou, descascou, desbotou, encolheu, vaza, vazando, vazou,
             travado, travada, recusado, recusada, desligou, desligaram, caiu, fora do ar,
@@ -247,6 +252,7 @@ PROBLEMS: dict[str, dict[float, str]] = {
             vagabundo, vagabunda, cansei, bagunça, fria, frio, à             toa, enrolação,
             burocracia, revoltado, revoltada, acaba com, cortaram, apareceu duas
             vezes""",
+        -1.5: """não dá, outra cidade, chegou depois""",
     },
     "es": {
         -1.0: """otra vez, de nuevo, todavía, sigo, sigue sin, cada vez, por qué, dónde está, en
@@ -254,27 +260,31 @@ PROBLEMS: dict[str, dict[float, str]] = {
             un mes, semanas, un mes, subieron, comisión, cobraron, cobrado, me cobró, apenas,
             pues nada, demasiados, en vez de, estaría bien que, todo el rato, y nada, ni
             siquiera, a día de hoy, segunda vez, aunque me di de baja, solo quiero, culpa,
-            miedo, calienta tanto, cero, ya pasó, faltó""",
+            miedo, calienta tanto, cero, ya pasó, faltó, es normal, díganme""",
         -2.0: """aplastada, aplastado, rajada, rajado, desgarro, rota, rotos, rotas, dejó de
             funcionar, dejó de cargar, se soltó, se despegó, se saltó, desteñió, encogió, gotea,
             se cuelga, se colgó, se cierra, rechazada, rechazado, colgó, colgaron, se cayó,
-            caída, a reventar, quemada, quemado, pelo, usado, huellas, por duplicado, sin
+            caída, a reventar, quemada, quemado, un pelo, usado, huellas, por duplicado, sin
             avisar, sin explicación, se quedaron con mi dinero, pierdo, perdieron, borró,
             desaparecieron, chiste, laberinto, no sirve, oscura, ruido, huele a, sarpullido,
             falsificado, caja vacía, tiró, bloquearon, mintieron, texto             copiado,
             respuesta automática, otra persona, me harté, inservible, asqueroso, indignó, vaya
             tela, por dios, fría, frío, destroza, un             desastre, no hay forma,
             quitaron, apareció dos veces, no vale""",
+        -1.5: """otra ciudad, llegó después""",
     },
     "zh": {
-        -1.0: """又, 还在, 到现在, 至今, 每次, 一直, 老是, 总是, 为什么, 到底, 凭什么, 难道, 排队, 等了, 才到, 才来, 三次, 五次, 一个月,
-            星期了, 涨价, 涨了, 手续费, 多收, 都没有, 就行了, 就好了, 不是吧, 根本, 居然, 竟然, 结果, 说好, 号称, 以为会更好, 而不是, 只有,
-            只收到, 好多步, 服了, 受够, 比登天还难, 就这种, 就这么, 凭啥, 降价, 只会说, 就这样""",
-        -2.0: """压扁, 裂了, 破洞, 坏的, 不能用, 掉了, 开胶, 掉漆, 掉色, 褪色, 缩水, 漏水, 洒了, 卡死, 卡在, 卡得, 被拒, 挂我电话, 挂了, 断网,
-            断线, 烤糊, 烧焦, 头发, 指纹, 用过的, 重复扣, 没通知, 莫名其妙, 没给, 弄丢, 丢一次, 删了, 没了, 寄错, 笑话, 噩梦, 恶梦, 没法用,
-            耗电, 暗, 噪音, 化学味, 味道, 起疹子, 过敏, 空盒, 白等, 扔, 锁了, 复制粘贴, 自动回复, 别人的, 破, 智商税, 凉了, 离谱, 扯,
-            太贴心了, 什么忙都, 闪, 退出登录, 上传不了, 充不进, 撑不到, 做不到, 没散, 系统繁忙, 少了, 多了一笔, 销户, 刁难, 脱胶, 断了, 瑕疵,
-            上错, 缩了, 登不进, 好一个""",
+        -1.0: """又, 还在, 到现在, 至今, 每次, 一直, 老是, 总是, 为什么, 到底, 凭什么, 难道, 排队,
+            等了, 才到, 才来, 三次, 五次, 一个月, 星期了, 涨价, 涨了, 手续费, 多收, 都没有, 就行了,
+            就好了, 不是吧, 根本, 居然, 竟然, 结果, 说好, 号称, 以为会更好, 而不是, 只有, 只收到,
+            好多步, 服了, 受够, 比登天还难, 就这种, 就这么, 凭啥, 降价, 只会说, 就这样""",
+        -2.0: """压扁, 裂了, 破洞, 坏的, 不能用, 掉了, 开胶, 掉漆, 掉色, 褪色, 缩水, 漏水, 洒了,
+            卡死, 卡在, 卡得, 被拒, 挂我电话, 挂了, 断网, 断线, 烤糊, 烧焦, 头发, 指纹, 用过的,
+            重复扣, 没通知, 莫名其妙, 没给, 弄丢, 丢一次, 删了, 没了, 寄错, 笑话, 噩梦, 恶梦,
+            没法用, 耗电, 暗, 噪音, 化学味, 味道, 起疹子, 过敏, 空盒, 白等, 扔, 锁了, 复制粘贴,
+            自动回复, 别人的, 破, 智商税, 凉了, 离谱, 扯, 太贴心了, 什么忙都, 闪, 退出登录,
+            上传不了, 充不进, 撑不到, 做不到, 没散, 系统繁忙, 少了, 多了一笔, 销户, 刁难, 脱胶,
+            断了, 瑕疵, 上错, 缩了, 登不进, 好一个""",
     },
 }
 
@@ -294,9 +304,9 @@ EXPECTED: dict[str, dict[float, str]] = {
     },
     "es": {
         -2.0: """llegó, llegaron, llega, llegado, llegar, recibí, recibido, recibimos, funciona,
-            funcionó, funcionando,
-            sirve, respondió, respondieron, responden, respuesta, contesta, contestan, contestaron,
-            contestó, entregaron, entregado, atienden, atendieron, carga, funcionan, hace, cierra, sirven, abre""",
+            funcionó, funcionando, sirve, respondió, respondieron, responden, respuesta, contesta,
+            contestan, contestaron, contestó, entregaron, entregado, atienden, atendieron, carga,
+            funcionan, hace, cierra, sirven, abre""",
     },
     "zh": {
         -2.0: """收到, 到货, 送到, 送达, 发货, 回复, 回应, 答复, 处理, 联系, 到账, 通知, 响应, 接听,
@@ -335,7 +345,7 @@ NEGATORS: dict[str, dict[float, str]] = {
 # scores its weight when it negates nothing only behind a clitic ("no se actualiza", "no lo
 # estaba"), which Portuguese "no" never precedes.
 SHORT_NEGATORS: dict[float, str] = {-1.0: "no"}
-SHORT_NEGATOR_BRIDGES = """me, te, se, le, les, lo, la, los, las, nos, os, ha, han, he, has, hemos,
+SHORT_NEGATOR_BRIDGES = """me, te, se, le, les, lo, la, los, las, nos, os, ha, han, he, has, hemos, quedé, quedó,
     había, hay, es, era, fue, está, están, estaba, muy, longer, more"""
 
 # Multipliers for the sentiment word right after them ("muito ruim", "非常满意").

@@ -32,7 +32,7 @@ from app.core.config import Settings
 from app.core.db import Database, session_sql, utcnow, uuid7
 from app.core.errors import AppError, Conflict, Forbidden, NotFound, validation_problem
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
-from app.feedback.classify import categorize, classify_text, sentiment_of
+from app.feedback.classify import categorize, read_comment, sentiment_of
 from app.feedback.identity import IdentitySecrets
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import BatchItemResult, FeedbackCreate, Sentiment
@@ -64,6 +64,7 @@ _INSERT_COLUMNS = (
     "attributes",
     "category",
     "sentiment",
+    "sentiment_cues",
     "routing_rule_id",
     "routing_rule_version",
     "routing_team",
@@ -79,6 +80,7 @@ _COLUMN_TYPES = {
     "routing_rule_id": "uuid",
     "routing_rule_version": "integer",
     "tags": "text[]",
+    "sentiment_cues": "text[]",
     "attributes": "jsonb",
     "submitted_at": "timestamptz",
     "received_at": "timestamptz",
@@ -88,7 +90,7 @@ _READ_COLUMNS = (
     "id, source, channel, external_id, customer_external_id, customer_email, customer_phone, "
     "customer_name, customer_locale, contact_consent, customer_verified, metric, score, comment, "
     "tags, touchpoint, "
-    "journey_stage, attributes, category, sentiment, submitted_at, received_at, "
+    "journey_stage, attributes, category, sentiment, sentiment_cues, submitted_at, received_at, "
     "routing_rule_id, routing_rule_version, routing_team, api_key_id, idempotency_key, request_hash"
 )
 # Feedback with the case it opened or joined, if any.
@@ -176,6 +178,7 @@ _REPLACED = (
     "attributes",
     "category",
     "sentiment",
+    "sentiment_cues",
     "routing_rule_id",
     "routing_rule_version",
     "routing_team",
@@ -221,9 +224,11 @@ def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[s
         category = categorize(payload.metric, payload.score, settings)
         sentiment = sentiment_of(category).value
         category_value: str | None = category.value
+        cues: list[str] = []
     else:
         category_value = None
-        sentiment = classify_text(payload.comment or "").value
+        reading = read_comment(payload.comment or "")
+        sentiment, cues = reading.sentiment.value, reading.cues
     comment = payload.comment
     if comment is not None and settings.redact_comments:
         comment = redact_personal_data(comment)
@@ -249,6 +254,7 @@ def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[s
         "attributes": payload.attributes,
         "category": category_value,
         "sentiment": sentiment,
+        "sentiment_cues": cues,
         "routing_rule_id": None,
         "routing_rule_version": None,
         "routing_team": None,
@@ -320,6 +326,7 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes,
         "category": row["category"],
         "sentiment": row["sentiment"],
+        "sentiment_cues": list(row["sentiment_cues"]),
         "submitted_at": _time(row["submitted_at"]),
         "received_at": _time(row["received_at"]),
         "routing": None

@@ -8,8 +8,10 @@ that failed. The same closure serves routing at ingest and the trace of /evaluat
 cannot disagree.
 
 Text is compared folded (Unicode NFKC, then casefold): `ＲＥＦＵＮＤ`, `Refund` and `refund`
-are one word, and full-width forms of Chinese punctuation match their plain forms. Regular
-expressions run on RE2, which works in linear time, and match case-insensitively on NFKC text.
+are one word, and full-width forms of Chinese punctuation match their plain forms. Traditional
+Chinese is read as simplified (`app.core.hanzi`), so a rule with 退款 matches 退款 and a
+condition written 發票 matches 发票. Regular expressions run on RE2, which works in linear time,
+and match case-insensitively on NFKC text, Chinese likewise in simplified characters.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import re2
 
 from app.core.errors import FieldError
+from app.core.hanzi import to_simplified
 from app.feedback.schemas import Category, Channel, JourneyStage, Metric, Sentiment
 
 MAX_DEPTH = 8
@@ -78,7 +81,7 @@ Check = Callable[["Context"], str | None]
 
 
 def fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    return to_simplified(unicodedata.normalize("NFKC", text).casefold())
 
 
 def field_kind(field: str) -> str | None:
@@ -116,7 +119,9 @@ class Context:
 
     def normalized(self, field: str) -> str | None:
         value = self.item.get(field)
-        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else None
+        return (
+            to_simplified(unicodedata.normalize("NFKC", value)) if isinstance(value, str) else None
+        )
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -282,7 +287,7 @@ def compile_pattern(pattern: str) -> Any:
     """RE2, case-insensitive, on NFKC text: the pattern is NFKC-normalised like the text it
     runs on, so a full-width comma in either matches the other (and full-width brackets become
     regex syntax: write `\\(` for a literal one)."""
-    pattern = unicodedata.normalize("NFKC", pattern)
+    pattern = to_simplified(unicodedata.normalize("NFKC", pattern))
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False

@@ -208,6 +208,7 @@ async def evaluate(
         add_tags=list(decision.add_tags),
         routed=row["sentiment"] == "negative",
         sentiment=row["sentiment"],
+        sentiment_cues=row["sentiment_cues"],
         category=row["category"],
         trace=[
             TraceStep(
