@@ -131,9 +131,10 @@ def show(name: str, tables: dict[str, list[int]]) -> None:
         f"  {name}: accuracy {accuracy(every):.3f} (dev {accuracy(tables['dev']):.3f}, "
         f"held-out {accuracy(tables['held_out']):.3f})"
     )
-    print("                       said negative   said not")
-    print(f"    negative          {every[0]:>13}  {every[1]:>9}")
-    print(f"    not negative      {every[2]:>13}  {every[3]:>9}")
+    held = tables["held_out"]
+    print("                    whole set: said negative  said not | held out: negative  not")
+    print(f"    negative          {every[0]:>24}  {every[1]:>8} | {held[0]:>17}  {held[1]:>3}")
+    print(f"    not negative      {every[2]:>24}  {every[3]:>8} | {held[2]:>17}  {held[3]:>3}")
 
 
 def cost_per_comment(texts: list[str]) -> float:

@@ -6,10 +6,10 @@ weight to comma-separated terms; a Latin-script term may be a phrase of several 
 may appear in two languages (Portuguese and Spanish share many) but only with the same weight
 and kind: `classify` refuses to load a lexicon that contradicts itself.
 
-Chinese is written once, in simplified characters: `classify` adds the traditional form of every
-term through `SIMPLIFIED_TO_TRADITIONAL`, so 态度差 also finds 態度差. When adding a term, add
-to that table any of its characters whose traditional form differs, or the traditional spelling
-of the term goes unmatched.
+Chinese is written once, in simplified characters: `classify` reads traditional text as
+simplified (OpenCC), so 态度差 also finds 態度差. A term written in traditional characters is
+folded to simplified too, so it still matches, but it would be listed twice if also written in
+simplified: write simplified.
 
 Weights: 3 strong (worst, 垃圾, adorei), 2 clear (bad, 满意), 1 to 1.5 mild (slow, thanks). Zero
 blocks a phrase whose words would otherwise count: "good morning", "boa tarde", 快递, 不好意思.
@@ -345,8 +345,8 @@ NEGATORS: dict[str, dict[float, str]] = {
 # scores its weight when it negates nothing only behind a clitic ("no se actualiza", "no lo
 # estaba"), which Portuguese "no" never precedes.
 SHORT_NEGATORS: dict[float, str] = {-1.0: "no"}
-SHORT_NEGATOR_BRIDGES = """me, te, se, le, les, lo, la, los, las, nos, os, ha, han, he, has, hemos, quedé, quedó,
-    había, hay, es, era, fue, está, están, estaba, muy, longer, more"""
+SHORT_NEGATOR_BRIDGES = """me, te, se, le, les, lo, la, los, las, nos, os, ha, han, he, has, hemos,
+    quedé, quedó, había, hay, es, era, fue, está, están, estaba, muy, longer, more"""
 
 # Multipliers for the sentiment word right after them ("muito ruim", "非常满意").
 INTENSIFIERS: dict[str, dict[float, str]] = {
