@@ -1,6 +1,6 @@
 """Sentiment of comments: negative or not, per language tag, against the labelled sets.
 
-    .venv/bin/python -m bench.sentiment              (--errors dev lists what the classifier missed)
+    .venv/bin/python -m bench.sentiment   (--errors dev: what it missed; --against 8b018f5: timing)
 
 The sets are `tests/data/sentiment/<tag>.jsonl` (en, zh-Hans, zh-Hant, pt, es): comments written
 as customers write them, each labelled `negative` or `not_negative`, a third of them (blocks of
@@ -11,7 +11,8 @@ For each tag, a confusion table of our classifier (`classify_text`, negative aga
 then the same for what packages ship for that language, where installed (`pip install -e
 '.[compare]'`): VADER, TextBlob and AFINN for English, LeIA for Portuguese, SnowNLP for Chinese
 (traditional converted to simplified first, which it needs), sentiment-analysis-spanish. Then
-the cost of one comment: `classify_text` over every comment of every set, best of 5 rounds.
+the cost of one comment: `classify_text` over every comment of every set, best of 5 rounds;
+`--against REV` times the classifier of a git revision too, in turns with today's.
 
 Exit status: 0 when our classifier holds ≥ 0.90 on every tag, 1 otherwise.
 """
@@ -19,8 +20,11 @@ Exit status: 0 when our classifier holds ≥ 0.90 on every tag, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,21 +141,44 @@ def show(name: str, tables: dict[str, list[int]]) -> None:
     print(f"    not negative      {every[2]:>24}  {every[3]:>8} | {held[2]:>17}  {held[3]:>3}")
 
 
-def cost_per_comment(texts: list[str]) -> float:
+def cost_per_comment(texts: list[str], classify: Callable[[str], object] = classify_text) -> float:
     """Microseconds per comment, best of 5 rounds over every comment."""
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
         for text in texts:
-            classify_text(text)
+            classify(text)
         best = min(best, time.perf_counter() - start)
     return best / len(texts) * 1e6
+
+
+def classifier_at(revision: str, into: Path) -> Callable[[str], object]:
+    """`classify_text` as it was at a git revision: its classify.py and lexicon.py, loaded as a
+    package of their own beside today's (they import nothing else that changed)."""
+    package = into / "classifier_then"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("classify", "lexicon"):
+        source = subprocess.run(
+            ["git", "show", f"{revision}:app/feedback/{name}.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=DATA,
+        ).stdout
+        source = source.replace("from app.feedback import lexicon", "from . import lexicon")
+        (package / f"{name}.py").write_text(source, encoding="utf-8")
+    sys.path.insert(0, str(into))
+    module = importlib.import_module("classifier_then.classify")
+    classify: Callable[[str], object] = module.classify_text
+    return classify
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--errors", choices=("dev", "held_out"), help="list what was missed")
     parser.add_argument("--no-packages", action="store_true", help="only our classifier")
+    parser.add_argument("--against", metavar="REV", help="also time the classifier of a git rev")
     args = parser.parse_args(argv)
     passed = True
     texts: list[str] = []
@@ -175,7 +202,16 @@ def main(argv: list[str] | None = None) -> int:
             for text, label, split in rows:
                 if split == args.errors and ours(text) != label:
                     print(f"    missed ({'negative' if label else 'not'}): {text}")
-    print(f"closeloop: {cost_per_comment(texts):.1f} µs per comment ({len(texts)} comments)")
+    if args.against:
+        with tempfile.TemporaryDirectory() as scratch:
+            then = classifier_at(args.against, Path(scratch))
+            for _ in range(3):  # in turns, so that a busy moment weighs on both
+                print(
+                    f"closeloop at {args.against}: {cost_per_comment(texts, then):.1f} µs, "
+                    f"now: {cost_per_comment(texts):.1f} µs per comment"
+                )
+    else:
+        print(f"closeloop: {cost_per_comment(texts):.1f} µs per comment ({len(texts)} comments)")
     return 0 if passed else 1
 
 

@@ -294,8 +294,8 @@ class FeedbackRead(BaseModel):
         "order met: `praise:fast`, `negated praise:not good`, `criticism:late`, "
         "`complaint:refund`, `problem:stopped working`, `unmet:arrived` (an expectation "
         "negated), `negation:never`, `intensity:very`, `contrast:but`, `sarcasm:great`, "
-        "`question:?`, `emoji:😡`. Traditional Chinese is reported in simplified characters. "
-        "Empty when a score gave the sentiment."
+        "`question:?`, `emoji:😡`; at most 12. Traditional Chinese is reported in simplified "
+        "characters. Empty when a score gave the sentiment."
     )
     submitted_at: datetime
     received_at: datetime
