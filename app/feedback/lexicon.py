@@ -231,7 +231,12 @@ PROBLEMS: dict[str, dict[float, str]] = {
             dim, noisy, smells of, smell of, rash, chemicals, fake, counterfeit, empty box, not
             what i ordered, not what i paid for, throw, threw, dumped, locked, blocked, lied to,
             copy paste, copy-paste, automated             reply, someone else, fault, nobody
-            came, no show, cold when""",
+            came, no show, cold when, refused, denied, scratched, dented, dent, expired, mouldy,
+            moldy, stale, soggy, overcooked, undercooked, spoiled, rotten, flimsy, doesn't fit,
+            too small, too big, hidden fees, hidden charges, spam, spammed, runaround, run
+            around, passed around, laggy, glitchy, unstable, timed out, logged out, wiped,
+            overheats, overheating, dies, died, dead, won't turn on, won't charge, no reply, no
+            answer, unreachable, mistake, incorrect, inaccurate""",
         -1.5: """wrong city, arrived after""",
     },
     "pt": {
@@ -251,7 +256,10 @@ PROBLEMS: dict[str, dict[float, str]] = {
             resposta pronta, resposta automática, outra pessoa, lerdo, lerda, grosso, grossa,
             vagabundo, vagabunda, cansei, bagunça, fria, frio, à             toa, enrolação,
             burocracia, revoltado, revoltada, acaba com, cortaram, apareceu duas
-            vezes""",
+            vezes, arranhado, arranhada, amassou, vencido, vencida, estragado, estragada,
+            mofado, podre, cru, crua, não serve, taxa escondida, spam, enrolaram, empurra, jogo
+            de empurra, transferiram, desconectando, superaquece, morreu, não liga, não carrega,
+            sem resposta, ninguém responde, ninguém atende, incorreto, incorreta""",
         -1.5: """não dá, outra cidade, chegou depois""",
     },
     "es": {
@@ -270,7 +278,10 @@ PROBLEMS: dict[str, dict[float, str]] = {
             falsificado, caja vacía, tiró, bloquearon, mintieron, texto             copiado,
             respuesta automática, otra persona, me harté, inservible, asqueroso, indignó, vaya
             tela, por dios, fría, frío, destroza, un             desastre, no hay forma,
-            quitaron, apareció dos veces, no vale""",
+            quitaron, apareció dos veces, no vale, rayado, rayada, abollado, caducado, caducada,
+            podrido, podrida, crudo, cruda, no me queda, cargos ocultos, de un lado a otro, me
+            transfirieron, se traba, va lento, se sobrecalienta, murió, no enciende, no carga,
+            sin respuesta, nadie contesta, nadie responde, incorrecto, incorrecta""",
         -1.5: """otra ciudad, llegó después""",
     },
     "zh": {
@@ -284,7 +295,9 @@ PROBLEMS: dict[str, dict[float, str]] = {
             没法用, 耗电, 暗, 噪音, 化学味, 味道, 起疹子, 过敏, 空盒, 白等, 扔, 锁了, 复制粘贴,
             自动回复, 别人的, 破, 智商税, 凉了, 离谱, 扯, 太贴心了, 什么忙都, 闪, 退出登录,
             上传不了, 充不进, 撑不到, 做不到, 没散, 系统繁忙, 少了, 多了一笔, 销户, 刁难, 脱胶,
-            断了, 瑕疵, 上错, 缩了, 登不进, 好一个""",
+            断了, 瑕疵, 上错, 缩了, 登不进, 好一个, 划痕, 磕碰, 夹生, 偏小, 偏大, 隐形消费, 乱收费,
+            推来推去, 转来转去, 掉线, 发烫, 过热, 开不了机, 充不上电, 黑屏, 白屏, 没反应, 不回,
+            已读不回, 少件, 缺件""",
     },
 }
 
