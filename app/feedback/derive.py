@@ -16,7 +16,7 @@ from app.core.auth import Principal
 from app.core.config import Settings
 from app.core.db import uuid7
 from app.core.errors import Forbidden
-from app.feedback.classify import categorize, classify_text, sentiment_of
+from app.feedback.classify import categorize, read_comment, sentiment_of
 from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import FeedbackCreate
 from app.routing.conditions import Item
@@ -47,9 +47,11 @@ def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[s
         category = categorize(payload.metric, payload.score, settings)
         sentiment = sentiment_of(category).value
         category_value: str | None = category.value
+        cues: list[str] = []
     else:
         category_value = None
-        sentiment = classify_text(payload.comment or "").value
+        reading = read_comment(payload.comment or "")
+        sentiment, cues = reading.sentiment.value, reading.cues
     comment = payload.comment
     if comment is not None and settings.redact_comments:
         comment = redact_personal_data(comment)
@@ -75,6 +77,7 @@ def derive(payload: FeedbackCreate, settings: Settings, now: datetime) -> dict[s
         "attributes": payload.attributes,
         "category": category_value,
         "sentiment": sentiment,
+        "sentiment_cues": cues,
         "routing_rule_id": None,
         "routing_rule_version": None,
         "routing_team": None,

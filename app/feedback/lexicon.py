@@ -6,10 +6,10 @@ weight to comma-separated terms; a Latin-script term may be a phrase of several 
 may appear in two languages (Portuguese and Spanish share many) but only with the same weight
 and kind: `classify` refuses to load a lexicon that contradicts itself.
 
-Chinese is written once, in simplified characters: `classify` adds the traditional form of every
-term through `SIMPLIFIED_TO_TRADITIONAL`, so 态度差 also finds 態度差. When adding a term, add
-to that table any of its characters whose traditional form differs, or the traditional spelling
-of the term goes unmatched.
+Chinese is written once, in simplified characters: `classify` reads traditional text as
+simplified (OpenCC), so 态度差 also finds 態度差. A term written in traditional characters is
+folded to simplified too, so it still matches, but it would be listed twice if also written in
+simplified: write simplified.
 
 Weights: 3 strong (worst, 垃圾, adorei), 2 clear (bad, 满意), 1 to 1.5 mild (slow, thanks). Zero
 blocks a phrase whose words would otherwise count: "good morning", "boa tarde", 快递, 不好意思.
@@ -54,7 +54,7 @@ TERMS: dict[str, dict[float, str]] = {
     "pt": {
         3.0: """ótimo, ótima, ótimos, ótimas, excelente, excelentes, perfeito, perfeita,
             maravilhoso, maravilhosa, maravilha, incrível, sensacional, adorei, amei, adoro, amo,
-            amando, fantástico, fantástica, espetacular, impecável, nota 10, nota dez""",
+            amando, fantástico, fantástica, espetacular, impecável, nota dez""",
         2.5: "parabéns",
         2.0: """bom, boa, bons, boas, gostei, legal, satisfeito, satisfeita, feliz, recomendo,
             recomendado, recomendada, atencioso, atenciosa, atenciosos, atenciosas, prestativo,
@@ -65,7 +65,8 @@ TERMS: dict[str, dict[float, str]] = {
             resolvido, resolvida, resolveu, resolveram, no prazo, certinho, educado, educada,
             bacana, lindo, linda, agradeço""",
         1.0: "obrigado, obrigada, obg, valeu, vlw, bem, beleza, prático, tranquilo",
-        0.0: """bom dia, boa tarde, boa noite, a tarde, de tarde, mais tarde, boa parte""",
+        0.0: """bom dia, boa tarde, boa noite, a tarde, de tarde, mais tarde, boa parte,
+            nota fiscal""",
         -1.0: "problema, problemas, caro, esperando, aguardando",
         -1.5: """demorou, demora, demorado, demorada, demorando, lento, lenta, lentidão, errado,
             errada, difícil, complicado, complicada, confuso, confusa, faltando, faltou,
@@ -94,7 +95,8 @@ TERMS: dict[str, dict[float, str]] = {
             solucionado, solucionaron, resolvieron, a tiempo, puntual, atento, atenta, atentos,
             agradezco""",
         1.0: "gracias, agradecido, agradecida",
-        0.0: """buenos días, buenas tardes, buenas noches, la tarde, esta tarde, más tarde""",
+        0.0: """buenos días, buenas tardes, buenas noches, la tarde, esta tarde, más tarde,
+            misma tarde, por la tarde, esa tarde""",
         -1.0: "problema, problemas, caro, esperando",
         -1.5: """lento, lenta, tarde, retrasos, tardó, tardaron, demora, equivocado, equivocada,
             incompleto, incompleta, difícil, complicado, confuso, error, falla, fallo, urgente,
@@ -136,6 +138,49 @@ TERMS: dict[str, dict[float, str]] = {
     },
 }
 
+# What went right, told without a praise word or through a negation: "no complaints", "can't
+# fault it", "a day early", 没毛病, 提前. Praise, turned around by a negation like TERMS.
+GOOD_NEWS: dict[str, dict[float, str]] = {
+    "en": {
+        1.0: "sure, lovely, wow",
+        2.0: """no complaints, nothing to complain about, can't fault, no tricks, respect, early, a
+            day early, thorough, fair, honest, not a single, never let down, don't regret, no
+            issues, no fuss, without any fuss, no hassle, worth the wait, don't hesitate, no
+            need, painless, spot on, like new, looks new, in one piece, sealed, intact, as
+            promised, as described, exactly, order again, shop here again, didn't rush, came
+            through, renewed, seals tight, no spills, one click, refund came through, refund
+            came, was reversed, explained""",
+    },
+    "pt": {
+        1.0: "claro, que lindo, que beleza",
+        2.0: """sem reclamações, nada a reclamar, do que reclamar, nunca me decepcionaram, não me
+            arrependo, sem complicação, sem enrolação, sem burocracia, valeu a espera, como
+            novo, novinho, novinha, inteiro, lacrado, conforme prometido, exatamente, comprar de
+            novo, compraria, não me apressou, me surpreendeu, respeito, justa, justo, honesto,
+            honesta, cuidadosa, estável, nenhum travamento, veda bem, caiu na mesma, antes do
+            previsto, antes de chegar, renovei, com certeza, vale o que custa, ajudou, estorno
+            caiu, reembolso caiu, foi estornada, foi estornado, não tenho do que reclamar, um
+            dia antes, explicou""",
+    },
+    "es": {
+        1.0: "claro, precioso, qué bien",
+        2.0: """sin quejas, ninguna queja, nada que objetar, nunca me han fallado, no me
+            arrepiento, sin líos, sin trampas, sin complicaciones, valió la pena, como nuevo,
+            entero, precintado, como prometieron, exactamente, volvería, volveré, chapó, justos,
+            justo, honesto, con cuidado, estable, ni un cierre, ni un corte, hermética, renové,
+            de diez, no me apuró, me sorprendió, sin duda, vale lo que cuesta, reembolso llegó,
+            lo anularon, anularon, un día antes, explicó, conforme""",
+    },
+    "zh": {
+        1.0: "厉害",
+        2.0: """没什么可抱怨, 没什么好抱怨, 没什么好挑剔, 无可挑剔, 没毛病, 不后悔, 提前, 提早,
+            一分钱一分货, 不输, 跟新的一样, 完好, 完整, 没有任何, 一样准时, 不用我催, 一键,
+            没有套路, 续了, 续约, 又给, 又帮, 讲明白, 说明, 不到一分钟, 好多了, 改善,
+            跟套餐说的一样, 一次都没, 人也不多, 很正常, 不赶我, 说的一样, 退了差价, 良心""",
+        3.0: """入账, 入帐, 退回来, 退给我了""",
+    },
+}
+
 # Complaint topics: as negative under a negation as without one ("still no refund").
 COMPLAINTS: dict[str, dict[float, str]] = {
     "en": {
@@ -165,6 +210,97 @@ COMPLAINTS: dict[str, dict[float, str]] = {
     },
 }
 
+# Problems told without a negative word: what broke, what went missing, what keeps happening,
+# how long it took, whom the customer had to chase. As negative under a negation as without one.
+PROBLEMS: dict[str, dict[float, str]] = {
+    "en": {
+        -1.0: """again, still, every time, every single, keeps, keep, kept, instead of, why, hold,
+            on hold, for weeks, all day, all morning, all week, chase, chasing, had to, have to,
+            three times, four times, five times, someone else's, just tell me, seriously,
+            expected better, would be nice if, is it normal, not ok, not okay, it's been, been
+            waiting, since, weeks, a month, went up, charged, fee, fees, scared, please
+            fix, fix the, too many, hours, an hour""",
+        -2.0: """crushed, cracked, in pieces, smashed, torn, tear, ripped, stopped working, stopped
+            charging, fell off, came off, unglued, peeled, chipped, faded, shrank, shrunk,
+            leaks, leaking, leak, spills, spill, drains, stuck, declined, hung up, hang up,
+            dropped out, drops out, down, out of order, overcrowded, burnt, burned, hair in,
+            fingerprints, clearly used, double billed, billed twice, no warning, without
+            warning, no explanation, without any explanation, no product, took my money, lose,
+            losing, logs me out, froze, freezes, freezing, deleted, disappeared, wrong item,
+            wrong size, joke, maze, unusable, not even, didn't even, doesn't even, can't even,
+            dim, noisy, smells of, smell of, rash, chemicals, fake, counterfeit, empty box, not
+            what i ordered, not what i paid for, throw, threw, dumped, locked, blocked, lied to,
+            copy paste, copy-paste, automated             reply, someone else, fault, nobody
+            came, no show, cold when, refused, denied, scratched, dented, dent, expired, mouldy,
+            moldy, stale, soggy, overcooked, undercooked, spoiled, rotten, flimsy, doesn't fit,
+            too small, too big, hidden fees, hidden charges, spam, spammed, runaround, run
+            around, passed around, laggy, glitchy, unstable, timed out, logged out, wiped,
+            overheats, overheating, dies, died, dead, won't turn on, won't charge, no reply, no
+            answer, unreachable, mistake, incorrect, inaccurate""",
+        -1.5: """wrong city, arrived after""",
+    },
+    "pt": {
+        -1.0: """de novo, outra vez, ainda, até agora, toda vez, toda hora, cada vez, por que,
+            cadê, sério, espera, na espera, esperava mais, tive que, tenho que, três vezes,
+            cinco vezes, faz uma semana, há semanas, semanas, um mês, subiu, taxa, cobraram,
+            cobrado, cobrada, cobrou, mal dura, sei lá, passo demais, demais, vive, só me, dá
+            erro, em vez de, seria ótimo se, e nada, segunda vez, mesmo depois, descadastrei, só
+            quero, culpa, medo, esquenta, já faz, mais uma, é normal""",
+        -2.0: """amassado, amassada, trincado, trincada, rasgado, rasgo, parou de funcionar, parou
+            de carregar, soltou, descolou, descascou, desbotou, encolheu, vaza, vazando, vazou,
+            travado, travada, recusado, recusada, desligou, desligaram, caiu, fora do ar,
+            lotada, lotado, queimada, queimado, cabelo, usado, marca de dedo, em dobro, sem
+            aviso, sem explicação, nada do produto, pegaram meu dinheiro, perco, perdi,
+            perderam, apagou, sumiram, item errado, piada, labirinto, inútil, escura, barulho,
+            cheiro de, alergia, falsificado, caixa vazia, jogou, bloqueada, bloqueado, mentiram,
+            resposta pronta, resposta automática, outra pessoa, lerdo, lerda, grosso, grossa,
+            vagabundo, vagabunda, cansei, bagunça, fria, frio, à             toa, enrolação,
+            burocracia, revoltado, revoltada, acaba com, cortaram, apareceu duas
+            vezes, arranhado, arranhada, amassou, vencido, vencida, estragado, estragada,
+            mofado, podre, cru, crua, não serve, taxa escondida, spam, enrolaram, empurra, jogo
+            de empurra, transferiram, desconectando, superaquece, morreu, não liga, não carrega,
+            sem resposta, ninguém responde, ninguém atende, incorreto, incorreta""",
+        -1.5: """não dá, outra cidade, chegou depois""",
+    },
+    "es": {
+        -1.0: """otra vez, de nuevo, todavía, sigo, sigue sin, cada vez, por qué, dónde está, en
+            serio, en espera, esperaba más, tuve que, tengo que, tres veces, cinco veces, hace
+            un mes, semanas, un mes, subieron, comisión, cobraron, cobrado, me cobró, apenas,
+            pues nada, demasiados, en vez de, estaría bien que, todo el rato, y nada, ni
+            siquiera, a día de hoy, segunda vez, aunque me di de baja, solo quiero, culpa,
+            miedo, calienta tanto, cero, ya pasó, faltó, es normal, díganme""",
+        -2.0: """aplastada, aplastado, rajada, rajado, desgarro, rota, rotos, rotas, dejó de
+            funcionar, dejó de cargar, se soltó, se despegó, se saltó, desteñió, encogió, gotea,
+            se cuelga, se colgó, se cierra, rechazada, rechazado, colgó, colgaron, se cayó,
+            caída, a reventar, quemada, quemado, un pelo, usado, huellas, por duplicado, sin
+            avisar, sin explicación, se quedaron con mi dinero, pierdo, perdieron, borró,
+            desaparecieron, chiste, laberinto, no sirve, oscura, ruido, huele a, sarpullido,
+            falsificado, caja vacía, tiró, bloquearon, mintieron, texto             copiado,
+            respuesta automática, otra persona, me harté, inservible, asqueroso, indignó, vaya
+            tela, por dios, fría, frío, destroza, un             desastre, no hay forma,
+            quitaron, apareció dos veces, no vale, rayado, rayada, abollado, caducado, caducada,
+            podrido, podrida, crudo, cruda, no me queda, cargos ocultos, de un lado a otro, me
+            transfirieron, se traba, va lento, se sobrecalienta, murió, no enciende, no carga,
+            sin respuesta, nadie contesta, nadie responde, incorrecto, incorrecta""",
+        -1.5: """otra ciudad, llegó después""",
+    },
+    "zh": {
+        -1.0: """又, 还在, 到现在, 至今, 每次, 一直, 老是, 总是, 为什么, 到底, 凭什么, 难道, 排队,
+            等了, 才到, 才来, 三次, 五次, 一个月, 星期了, 涨价, 涨了, 手续费, 多收, 都没有, 就行了,
+            就好了, 不是吧, 根本, 居然, 竟然, 结果, 说好, 号称, 以为会更好, 而不是, 只有, 只收到,
+            好多步, 服了, 受够, 比登天还难, 就这种, 就这么, 凭啥, 降价, 只会说, 就这样""",
+        -2.0: """压扁, 裂了, 破洞, 坏的, 不能用, 掉了, 开胶, 掉漆, 掉色, 褪色, 缩水, 漏水, 洒了,
+            卡死, 卡在, 卡得, 被拒, 挂我电话, 挂了, 断网, 断线, 烤糊, 烧焦, 头发, 指纹, 用过的,
+            重复扣, 没通知, 莫名其妙, 没给, 弄丢, 丢一次, 删了, 没了, 寄错, 笑话, 噩梦, 恶梦,
+            没法用, 耗电, 暗, 噪音, 化学味, 味道, 起疹子, 过敏, 空盒, 白等, 扔, 锁了, 复制粘贴,
+            自动回复, 别人的, 破, 智商税, 凉了, 离谱, 扯, 太贴心了, 什么忙都, 闪, 退出登录,
+            上传不了, 充不进, 撑不到, 做不到, 没散, 系统繁忙, 少了, 多了一笔, 销户, 刁难, 脱胶,
+            断了, 瑕疵, 上错, 缩了, 登不进, 好一个, 划痕, 磕碰, 夹生, 偏小, 偏大, 隐形消费, 乱收费,
+            推来推去, 转来转去, 掉线, 发烫, 过热, 开不了机, 充不上电, 黑屏, 白屏, 没反应, 不回,
+            已读不回, 少件, 缺件""",
+    },
+}
+
 # What a customer expected to happen: neutral alone, a complaint when negated ("never arrived").
 EXPECTED: dict[str, dict[float, str]] = {
     "en": {
@@ -181,9 +317,9 @@ EXPECTED: dict[str, dict[float, str]] = {
     },
     "es": {
         -2.0: """llegó, llegaron, llega, llegado, llegar, recibí, recibido, recibimos, funciona,
-            funcionó, funcionando,
-            sirve, respondió, respondieron, responden, respuesta, contesta, contestan, contestaron,
-            contestó, entregaron, entregado, atienden, atendieron, carga""",
+            funcionó, funcionando, sirve, respondió, respondieron, responden, respuesta, contesta,
+            contestan, contestaron, contestó, entregaron, entregado, atienden, atendieron, carga,
+            funcionan, hace, cierra, sirven, abre""",
     },
     "zh": {
         -2.0: """收到, 到货, 送到, 送达, 发货, 回复, 回应, 答复, 处理, 联系, 到账, 通知, 响应, 接听,
@@ -192,28 +328,38 @@ EXPECTED: dict[str, dict[float, str]] = {
 }
 
 # Words that negate what follows. The weight is what a negator scores when nothing follows it to
-# negate: "I can't log in" is a complaint even though "log in" is no sentiment word.
+# negate: in feedback, "nobody came", "it hasn't updated", "não chegou nada", 没人接 are complaints
+# even though "came" or "updated" is no sentiment word. Praise that a negator starts ("no
+# complaints", "can't fault it", 没毛病) is listed as a phrase in TERMS.
 NEGATORS: dict[str, dict[float, str]] = {
     "en": {
-        0.0: """not, never, nothing, nobody, no one, none, neither, nor, without, hardly, barely,
-            don't, doesn't, didn't, isn't, aren't, wasn't, weren't, won't, wouldn't, shouldn't,
-            haven't, hasn't, hadn't, ain't, dont, doesnt, didnt, isnt, arent, wasnt, werent,
-            wouldnt, havent, hasnt, hadnt""",
-        -1.0: "can't, cannot, cant, couldn't, couldnt",
+        0.0: "neither, nor, without, no one, none",
+        -1.0: """not, never, nothing, nobody, hardly, barely, don't, doesn't, didn't, isn't, aren't,
+            wasn't, weren't, won't, wouldn't, shouldn't, haven't, hasn't, hadn't, ain't, dont,
+            doesnt, didnt, isnt, arent, wasnt, werent, wouldnt, havent, hasnt, hadnt, can't,
+            cannot, cant, couldn't, couldnt, zero""",
     },
-    "pt": {0.0: "não, nunca, nem, nada, ninguém, sem, jamais, nenhum, nenhuma"},
-    "es": {0.0: "nunca, ni, nadie, sin, jamás, tampoco, ningún, ninguno, ninguna"},
+    "pt": {
+        0.0: "sem",
+        -1.0: "não, nunca, nem, nada, ninguém, jamais, nenhum, nenhuma, nao",
+    },
+    "es": {
+        0.0: "sin, tampoco",
+        -1.0: "nunca, ni, nadie, jamás, ningún, ninguno, ninguna, nada",
+    },
     "zh": {
-        0.0: """不, 没, 没有, 未, 无, 别, 不是, 不太, 不够, 不怎么, 从未, 从不, 从没, 毫无,
+        -1.0: """不, 没, 没有, 未, 无, 别, 不是, 不太, 不够, 不怎么, 从未, 从不, 从没, 毫无,
             未能, 尚未, 并非, 并不, 绝不, 还没, 还没有""",
     },
 }
 
 # "no" negates only the next word or a verb behind clitics ("no me llegó", "no lo recomiendo"):
-# in Portuguese it also means "in the" ("no app foi ótimo"), which must not negate anything.
-SHORT_NEGATORS = "no"
+# in Portuguese it also means "in the" ("no app foi ótimo"), which must not negate anything. It
+# scores its weight when it negates nothing only behind a clitic ("no se actualiza", "no lo
+# estaba"), which Portuguese "no" never precedes.
+SHORT_NEGATORS: dict[float, str] = {-1.0: "no"}
 SHORT_NEGATOR_BRIDGES = """me, te, se, le, les, lo, la, los, las, nos, os, ha, han, he, has, hemos,
-    había, hay, es, era, fue, está, están, estaba, muy, longer, more"""
+    quedé, quedó, había, hay, es, era, fue, está, están, estaba, muy, longer, more"""
 
 # Multipliers for the sentiment word right after them ("muito ruim", "非常满意").
 INTENSIFIERS: dict[str, dict[float, str]] = {
@@ -242,13 +388,23 @@ INTENSIFIERS: dict[str, dict[float, str]] = {
     },
 }
 
-# After one of these, the clause that follows counts half again: "great app but late delivery".
+# After one of these, the clause that follows counts half again and the one before it half:
+# "great app but late delivery". A contrast may score itself: "shame", 可惜 regret what follows.
 # Portuguese "mas" is left out: folded, it is also Spanish "más" (more).
-CONTRASTS: dict[str, str] = {
-    "en": "but, however",
-    "pt": "porém, contudo, entretanto, no entanto, só que",
-    "es": "pero, sin embargo, no obstante",
-    "zh": "但是, 但, 可是, 不过, 然而, 却",
+CONTRASTS: dict[str, dict[float, str]] = {
+    "en": {0.0: "but, however, although, though, except", -1.5: "shame, pity, too bad"},
+    "pt": {0.0: "porém, contudo, entretanto, no entanto, só que, embora", -1.5: "pena que, pena"},
+    "es": {0.0: "pero, sin embargo, no obstante, aunque", -1.5: "lástima, lástima que"},
+    "zh": {0.0: "但是, 但, 可是, 不过, 然而, 却, 就是", -1.5: "可惜, 遗憾"},
+}
+
+# Sarcasm: praise said to mean its opposite. Besides these phrases, `classify` reads a short
+# opening of praise before a complaint ("Great, another late delivery") as sarcasm.
+SARCASM: dict[str, dict[float, str]] = {
+    "en": {-3.0: "thanks for nothing, yeah right, love how, love that i have to, just great"},
+    "pt": {-3.0: "obrigado por nada, obrigada por nada, valeu por nada, adoro ter que"},
+    "es": {-3.0: "gracias por nada, me encanta tener que"},
+    "zh": {-3.0: "呵呵, 谢谢你们什么都没做"},
 }
 
 EMOJI: dict[float, str] = {
@@ -263,19 +419,3 @@ EMOJI: dict[float, str] = {
     -2.5: "😠, 👎, 💩, 🤮",
     -3.0: "😡, 🤬",
 }
-
-# Simplified character, then its traditional forms (the character itself too where traditional
-# text also uses it). Only characters that occur in the Chinese lists above are needed.
-SIMPLIFIED_TO_TRADITIONAL = """
-    说說 没沒 无無 还還 钱錢 坏壞 态態 满滿 谢謝 货貨 递遞 迟遲 烂爛 赞讚贊 让讓 买買 卖賣
-    质質 价價 贵貴 骗騙 难難 应應 复復複覆 处處 决決 务務 费費 发發 单單 号號 机機 们們 这這
-    个個 来來 时時 间間 问問 题題 后後 从從 过過 与與 么麼 会會 对對 开開 关關 气氣 愤憤 误誤
-    错錯 点點 电電 话話 线線 网網 页頁 载載 闪閃 当當 软軟 体體 实實 优優 专專 业業 热熱 贴貼
-    顺順 礼禮 简簡 谱譜 给給 划劃划 惊驚 欢歡 爱愛 评評 荐薦 极極 别別 并並 够夠 几幾 刚剛
-    见見 劲勁 讨討 厌厭 烦煩 损損 丢丟 联聯 系系繫係 络絡 两兩 诉訴 溃潰 顿頓 兴興 恶惡噁 购購
-    订訂 连連 录錄 账賬帳 尽盡儘 赶趕 该該 请請 样樣 吗嗎 总總 验驗 脏髒臟 旧舊 亏虧 诈詐 码碼
-    装裝 输輸 赔賠 偿償 换換 补補 员員 帮幫 细細 准準 变變 馈饋 诚誠 资資 续續 邮郵 报報 举舉
-    维維 权權 乱亂 额額 导導 户戶 虽雖 却卻 达達 终終 于于於 诺諾 兑兌 现現 响響 显顯 试試 进進
-    库庫 语語 听聽 动動 负負 责責 认認 畅暢 稳穩 断斷 论論 区區 类類 级級 蛮蠻 较較 绝絕 乐樂
-    艳豔艷 严嚴 郁鬱 闷悶 着著 虑慮 属屬 测測 头頭 边邊 钟鐘 败敗
-"""

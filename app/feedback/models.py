@@ -66,6 +66,9 @@ class Feedback(Base):
 
     category: Mapped[str | None] = mapped_column(Text)
     sentiment: Mapped[str] = mapped_column(Text)
+    # What the classifier read in the comment (`app.feedback.classify.read_comment`); empty when
+    # a score gave the sentiment.
+    sentiment_cues: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
 
     # Where routing sent it (negative feedback only): the rule and its version, or no rule
     # when the default team caught it.

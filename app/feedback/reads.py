@@ -55,6 +55,7 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "attributes": json.loads(attributes) if isinstance(attributes, str) else attributes,
         "category": row["category"],
         "sentiment": row["sentiment"],
+        "sentiment_cues": list(row["sentiment_cues"]),
         "submitted_at": _time(row["submitted_at"]),
         "received_at": _time(row["received_at"]),
         "routing": None

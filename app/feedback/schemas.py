@@ -249,6 +249,14 @@ class FeedbackRead(BaseModel):
     attributes: dict[str, Any]
     category: Category | None = Field(description="Derived from the score; null without one.")
     sentiment: Sentiment
+    sentiment_cues: list[str] = Field(
+        description="What the classifier read in a comment without a score, `kind:term` in the "
+        "order met: `praise:fast`, `negated praise:not good`, `criticism:late`, "
+        "`complaint:refund`, `problem:stopped working`, `unmet:arrived` (an expectation "
+        "negated), `negation:never`, `intensity:very`, `contrast:but`, `sarcasm:great`, "
+        "`question:?`, `emoji:😡`; at most 12. Traditional Chinese is reported in simplified "
+        "characters. Empty when a score gave the sentiment."
+    )
     submitted_at: datetime
     received_at: datetime
     routing: RoutingRead | None = Field(

@@ -46,6 +46,7 @@ async def evaluate(payload: EvaluateIn, request: Request, raw: RawDep, _: Admin)
         add_tags=list(decision.add_tags),
         routed=row["sentiment"] == "negative",
         sentiment=row["sentiment"],
+        sentiment_cues=row["sentiment_cues"],
         category=row["category"],
         trace=[
             TraceStep(

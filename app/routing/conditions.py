@@ -8,8 +8,10 @@ for an item, else the path of the condition that failed. The same closure serves
 ingest and the trace of /evaluate, so the two cannot disagree.
 
 Text is compared folded (Unicode NFKC, then casefold): `ＲＥＦＵＮＤ`, `Refund` and `refund`
-are one word, and full-width forms of Chinese punctuation match their plain forms. Regular
-expressions run on RE2, which works in linear time, and match case-insensitively on NFKC text.
+are one word, and full-width forms of Chinese punctuation match their plain forms. Traditional
+Chinese is read as simplified (`app.core.hanzi`), so a rule with 退款 matches 退款 and a
+condition written 發票 matches 发票. Regular expressions run on RE2, which works in linear time,
+and match case-insensitively on NFKC text, Chinese likewise in simplified characters.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import re2
 
+from app.core.hanzi import to_simplified
 from app.core.vocabulary import Category, Channel, JourneyStage, Metric, Sentiment
 
 MAX_DEPTH = 8
@@ -79,7 +82,7 @@ Check = Callable[["Context"], str | None]
 
 
 def fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    return to_simplified(unicodedata.normalize("NFKC", text).casefold())
 
 
 def field_kind(field: str) -> str | None:
@@ -117,7 +120,9 @@ class Context:
 
     def normalized(self, field: str) -> str | None:
         value = self.item.get(field)
-        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else None
+        return (
+            to_simplified(unicodedata.normalize("NFKC", value)) if isinstance(value, str) else None
+        )
 
 
 # Numbers in rules stay within what a float holds exactly (and JSON clients agree on).
@@ -148,7 +153,7 @@ def compile_pattern(pattern: str) -> Any:
     """RE2, case-insensitive, on NFKC text: the pattern is NFKC-normalised like the text it
     runs on, so a full-width comma in either matches the other (and full-width brackets become
     regex syntax: write `\\(` for a literal one)."""
-    pattern = unicodedata.normalize("NFKC", pattern)
+    pattern = to_simplified(unicodedata.normalize("NFKC", pattern))
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False

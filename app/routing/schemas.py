@@ -157,6 +157,9 @@ class EvaluateOut(BaseModel):
         description="Whether this feedback would be routed at all: only negative feedback is."
     )
     sentiment: str
+    sentiment_cues: list[str] = Field(
+        description="What the classifier read in the comment, as in the feedback item."
+    )
     category: str | None
     trace: list[TraceStep] = Field(description="Each enabled rule tried, in order, until one won.")
 

@@ -312,7 +312,12 @@ def test_clause_after_a_contrast_weighs_more(comment: str, expected: Sentiment) 
 
 
 def test_balanced_praise_and_criticism_is_neutral() -> None:
-    assert classify_text("The product is good but the delivery was slow") is Sentiment.NEUTRAL
+    assert classify_text("The product is good and the delivery was slow") is Sentiment.NEUTRAL
+
+
+def test_the_clause_after_but_outweighs_the_one_before() -> None:
+    assert classify_text("The product is good but the delivery was slow") is Sentiment.NEGATIVE
+    assert classify_text("The delivery was slow but the product is good") is Sentiment.POSITIVE
 
 
 def test_intensifiers_strengthen_and_softeners_weaken() -> None:

@@ -72,6 +72,26 @@ async def test_comment_only_feedback_takes_sentiment_from_the_text(
     assert response.json()["sentiment"] == "negative"
 
 
+async def test_a_comment_without_score_shows_the_cues_that_decided_it(
+    writer: httpx.AsyncClient,
+) -> None:
+    body = feedback_body(metric=None, score=None, comment="東西不錯，但是物流太慢")
+    response = await writer.post("/v1/feedback", json=body)
+    assert response.status_code == 201, response.text
+    cues = ["praise:不错", "contrast:但是", "intensity:太", "criticism:慢"]
+    assert (response.json()["sentiment"], response.json()["sentiment_cues"]) == ("negative", cues)
+    again = await writer.get(f"/v1/feedback/{response.json()['id']}")
+    assert again.json()["sentiment_cues"] == cues
+    listed = await writer.get("/v1/feedback", params={"source": body["source"]})
+    assert [item["sentiment_cues"] for item in listed.json()["items"]] == [cues]
+
+
+async def test_a_score_leaves_no_cues(writer: httpx.AsyncClient) -> None:
+    response = await writer.post("/v1/feedback", json=feedback_body(comment="Not good at all"))
+    assert response.status_code == 201, response.text
+    assert response.json()["sentiment_cues"] == []
+
+
 async def test_any_script_round_trips_unchanged(writer: httpx.AsyncClient) -> None:
     comment = "配送太慢了 😡 — التوصيل متأخر جدا — משלוח איטי 🚚"
     body = feedback_body(comment=comment, tags=["配送", "تأخير"], attributes={"城市": "上海"})

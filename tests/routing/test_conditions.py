@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app.routing.compiler import compile_table
 from app.routing.conditions import Context, compile_conditions, fold
 from app.routing.validation import validate
 
@@ -209,13 +210,11 @@ def test_decomposed_accent_matches_the_composed_term() -> None:
     assert not holds(leaf("comment", "contains_any", ["reembolso"]), comment=decomposed)
 
 
-def test_simplified_and_traditional_chinese_only_match_what_is_listed() -> None:
+def test_a_chinese_term_in_one_script_matches_the_other() -> None:
     assert holds(leaf("comment", "contains_any", ["退钱"]), comment="快退钱")
-    assert not holds(leaf("comment", "contains_any", ["退钱"]), comment="快退錢")
-    assert not holds(leaf("comment", "contains_any", ["退錢"]), comment="快退钱")
-    both = leaf("comment", "contains_any", ["退钱", "退錢"])
-    assert holds(both, comment="快退钱")
-    assert holds(both, comment="快退錢")
+    assert holds(leaf("comment", "contains_any", ["退钱"]), comment="快退錢")
+    assert holds(leaf("comment", "contains_any", ["退錢"]), comment="快退钱")
+    assert not holds(leaf("comment", "contains_any", ["退钱"]), comment="快退货")
 
 
 # -- matches: RE2, case-insensitive, on NFKC text ----------------------------------------
@@ -582,3 +581,23 @@ def test_dotted_attribute_names_are_fields_of_their_own() -> None:
     tree = leaf("attributes.account.owner", "eq", "ana")
     assert holds(tree, **{"attributes.account.owner": "Ana"})
     assert not holds(tree, **{"attributes.account": "ana"})
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        leaf("comment", "contains_any", ["退货", "发票"]),
+        leaf("comment", "contains_any", ["退貨", "發票"]),
+        leaf("comment", "matches", "退货|发票"),
+        leaf("comment", "matches", "退貨|發票"),
+        leaf("attributes.topic", "eq", "发票"),
+        leaf("attributes.topic", "in", ["發票"]),
+    ],
+)
+@pytest.mark.parametrize(
+    "text", ["我要退貨", "我要退货", "發票開錯了", "发票开错了", "ＡＢ發票"], ids=str
+)
+def test_simplified_and_traditional_chinese_match_each_other(condition: Tree, text: str) -> None:
+    item = {"comment": text, "attributes.topic": "發票" if "發" in text else "发票"}
+    assert failed_at(condition, item) is None
+    assert compile_table([condition])(Context(item)) == 0

@@ -338,6 +338,17 @@ async def test_evaluate_routes_in_any_language(
         assert result["rule"] is None
 
 
+async def test_evaluate_shows_what_the_classifier_read(
+    admin: httpx.AsyncClient, table: dict[str, Any]
+) -> None:
+    body = feedback_body(metric=None, score=None, comment="Great, another late delivery")
+    response = await admin.post("/v1/routing/evaluate", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["sentiment"], result["routed"]) == ("negative", True)
+    assert result["sentiment_cues"] == ["sarcasm:great", "criticism:late"]
+
+
 async def test_evaluate_traces_each_rule_tried(
     admin: httpx.AsyncClient, table: dict[str, Any]
 ) -> None:
