@@ -37,6 +37,7 @@ from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
+from app.web import router as web
 from app.worker import run_background
 
 logger = logging.getLogger(__name__)
@@ -150,10 +151,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(cases.router)
     app.include_router(cases.customers)
     app.include_router(webhooks.router)
+    app.include_router(web.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them.
-    app.add_middleware(RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT})
+    app.add_middleware(
+        RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT}, forms=("/f/",)
+    )
     app.add_middleware(
         IngestCors, paths={"/v1/feedback", "/v1/feedback/batch"}, origins=_browser_origins
     )
