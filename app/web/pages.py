@@ -47,6 +47,7 @@ def _layout(language: str, title: str, body: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n'
         f"<title>{escape(title)}</title>\n"
+        '<link rel="icon" href="../web/icon.svg" type="image/svg+xml">\n'
         '<link rel="stylesheet" href="../web/followup.css">\n'
         '<script src="../web/followup.js" defer></script>\n'
         "</head>\n<body>\n"
@@ -96,7 +97,7 @@ def question(
             f'<label class="choice" for="score-{value}">'
             f'<input type="radio" id="score-{value}" name="score" value="{value}"'
             f"{checked}{invalid}>"
-            f'<span class="num">{value}</span>'
+            f'<span class="num">{value}</span> '
             f'<span class="word">{escape(text[f"score_{value}"])}</span></label>\n'
         )
     parts.append("</div>\n</fieldset>\n")

@@ -45,6 +45,7 @@ FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 _ASSET_TYPES: Final = {
     "followup.css": "text/css; charset=utf-8",
     "followup.js": "text/javascript; charset=utf-8",
+    "icon.svg": "image/svg+xml",
 }
 _HTML_DOC: Final[dict[int | str, dict[str, Any]]] = {
     200: {"content": {"text/html": {}}, "description": "The page"},
