@@ -29,7 +29,7 @@ from app.main import create_app
 from tests.builders import auth, change_case, make_api_key, open_case, register_endpoint
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, ViewportSize
 
 HOOK = "http://127.0.0.1:9/hook"
 NOTICE = {"code": "refunded", "customer_message": "We refunded your order."}
@@ -84,8 +84,8 @@ CHROMIUM_ARGS = [
 ]
 # Each test run writes a screenshot of every page here (git ignores it).
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 760}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 360, "height": 760}
 
 
 def _browser_missing() -> str | None:

@@ -58,8 +58,9 @@
   var QUIET_MS = 90 * 24 * 3600 * 1000;
 
   var CSS =
+    // The page's styles reach the host element, and through it what inherits: start afresh.
     ":host{all:initial}" +
-    ".card{position:fixed;right:16px;bottom:16px;z-index:2147483000;box-sizing:border-box;" +
+    ".card{all:initial;display:block;position:fixed;right:16px;bottom:16px;z-index:2147483000;box-sizing:border-box;" +
     "width:380px;max-width:calc(100vw - 32px);max-height:calc(100vh - 32px);overflow:auto;" +
     "padding:16px 16px 14px;background:#fff;color:#1f2328;border:1px solid #8c959f;" +
     "border-radius:12px;box-shadow:0 8px 28px rgba(0,0,0,.22);font:15px/1.45 system-ui," +
@@ -91,7 +92,8 @@
     "cursor:pointer}" +
     ".close:hover{background:#eef1f5}" +
     "button:focus-visible{outline:3px solid #1f2328;outline-offset:2px}" +
-    ".status{margin:8px 0 0;min-height:1em;font-weight:600}.status.bad{color:#b3261e}" +
+    ".status{margin:8px 0 0;font-weight:600}.status:empty{display:none}" +
+    ".status.bad{color:#b3261e}" +
     ".thanks{margin:4px 40px 4px 0;font-size:16px;font-weight:600}.thanks:focus{outline:none}" +
     ".nps .scale{grid-template-columns:repeat(11,1fr)}.csat .scale{grid-template-columns:" +
     "repeat(5,1fr)}@media (max-width:420px){.nps .scale{grid-template-columns:repeat(6,1fr)}}";
