@@ -184,8 +184,8 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     for path in schema.get("paths", {}).values():
         for operation in path.values():
             for status, response in operation.get("responses", {}).items():
-                if not status.startswith(("4", "5")):
-                    continue
+                if not status.startswith(("4", "5")) or "text/html" in response.get("content", {}):
+                    continue  # (the follow-up page answers its refusals as pages)
                 if status == "422":
                     response["description"] = "The request is not valid; `errors` lists the fields"
                 response["content"] = {

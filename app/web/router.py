@@ -53,6 +53,10 @@ _HTML_DOC: Final[dict[int | str, dict[str, Any]]] = {
     410: {"content": {"text/html": {}}, "description": "The link was used, or has expired"},
     429: {"content": {"text/html": {}}, "description": "Too many tries from this address"},
 }
+_ANSWER_DOC: Final[dict[int | str, dict[str, Any]]] = {
+    **_HTML_DOC,
+    422: {"content": {"text/html": {}}, "description": "The question again, with what to fix"},
+}
 _FORM_DOC: Final = {
     "requestBody": {
         "required": True,
@@ -195,7 +199,7 @@ async def followup_page(request: Request, token: str) -> HTMLResponse:
 
 
 @router.post(
-    "/f/{token}", response_class=HTMLResponse, responses=_HTML_DOC, openapi_extra=_FORM_DOC
+    "/f/{token}", response_class=HTMLResponse, responses=_ANSWER_DOC, openapi_extra=_FORM_DOC
 )
 async def answer_followup(request: Request, token: str) -> HTMLResponse:
     """The customer's answer (a plain form post): stored on the case as a follow-up, once per

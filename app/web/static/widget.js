@@ -92,7 +92,7 @@
     "cursor:pointer}" +
     ".close:hover{background:#eef1f5}" +
     "button:focus-visible{outline:3px solid #1f2328;outline-offset:2px}" +
-    ".status{margin:8px 0 0;font-weight:600}.status:empty{display:none}" +
+    ".status{margin:8px 0 0;font-weight:600}.status:empty{margin:0}" +
     ".status.bad{color:#b3261e}" +
     ".thanks{margin:4px 40px 4px 0;font-size:16px;font-weight:600}.thanks:focus{outline:none}" +
     ".nps .scale{grid-template-columns:repeat(11,1fr)}.csat .scale{grid-template-columns:" +
