@@ -41,6 +41,7 @@ from app.notifications import router as webhooks
 from app.observability import router as observability
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
+from app.web import router as web
 from app.worker import finish_within, run_background
 
 logger = logging.getLogger(__name__)
@@ -172,11 +173,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(cases.router)
     app.include_router(cases.customers)
     app.include_router(webhooks.router)
+    app.include_router(web.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them, the body guard bounds what the input guard reads.
     app.add_middleware(InputGuard)
-    app.add_middleware(RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT})
+    app.add_middleware(
+        RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT}, forms=("/f/",)
+    )
     app.add_middleware(
         IngestCors, paths={"/v1/feedback", "/v1/feedback/batch"}, origins=_browser_origins
     )
@@ -220,8 +224,8 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault(str(status), {"description": response["description"]})
             operation["responses"] = dict(sorted(responses.items()))
             for status, response in operation.get("responses", {}).items():
-                if not status.startswith(("4", "5")):
-                    continue
+                if not status.startswith(("4", "5")) or "text/html" in response.get("content", {}):
+                    continue  # (the follow-up page answers its refusals as pages)
                 if status == "422":
                     response["description"] = "The request is not valid; `errors` lists the fields"
                 response["content"] = {

@@ -10,9 +10,13 @@ from __future__ import annotations
 import contextlib
 import hmac
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cases.identity import case_number
 from app.cases.models import Case, CaseFeedback
 from app.cases.service import CLOSED, RESOLVED, Change, followup_hash, reopen
 from app.core.db import utcnow
@@ -65,3 +69,41 @@ async def record_followup(
         with contextlib.suppress(Conflict):
             await reopen(change, "followup_negative")
     await change.finish()
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupLink:
+    """What the follow-up page (app/web) needs to know of the case a link's token belongs to."""
+
+    case_id: uuid.UUID
+    number: str
+    resolved_at: datetime | None
+    used: bool
+    customer_locale: str | None
+    # The source of the feedback that opened the case: the answer is filed under it, so it
+    # reaches the webhook endpoints and reports that follow that source.
+    source: str | None
+
+
+_FIND_LINK = text(
+    "SELECT c.id, c.number, c.resolved_at, c.followup_used_at, c.customer_locale, "
+    "(SELECT f.source FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
+    " WHERE cf.case_id = c.id AND cf.kind <> 'followup' ORDER BY cf.added_at LIMIT 1) AS source "
+    "FROM feedback_case c WHERE c.followup_token_hash = :hash"
+)
+
+
+async def find_followup(session: AsyncSession, token: str) -> FollowupLink | None:
+    """The case a follow-up link's token belongs to, answered or not; None for a token no case
+    holds (never issued, or replaced when the case was reopened or resolved again)."""
+    row = (await session.execute(_FIND_LINK, {"hash": followup_hash(token)})).first()
+    if row is None:
+        return None
+    return FollowupLink(
+        case_id=row.id,
+        number=case_number(row.number),
+        resolved_at=row.resolved_at,
+        used=row.followup_used_at is not None,
+        customer_locale=row.customer_locale,
+        source=row.source,
+    )

@@ -68,6 +68,12 @@ class Case(Base):
             "resolved_at",
             postgresql_where=text("status = 'resolved'"),
         ),
+        # The follow-up page (/f/{token}) finds its case by the token's hash.
+        Index(
+            "ix_feedback_case_followup_token",
+            "followup_token_hash",
+            postgresql_where=text("followup_token_hash IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)

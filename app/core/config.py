@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # exits anyway.
     shutdown_grace_seconds: float = Field(default=20, ge=0)
 
+    # The follow-up page (/f/{token}): a link works this long after the case was resolved, and
+    # one client address may try links this many times a minute (0 = no limit).
+    followup_ttl_days: float = Field(default=30, gt=0)
+    followup_attempts_per_minute: int = Field(default=10, ge=0)
+
     # Webhooks.
     dispatcher_in_process: bool = True
     webhook_timeout_seconds: float = Field(default=15, gt=0)

@@ -42,6 +42,10 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
 class RequestContext:
     """Gives every request an id (X-Request-ID, taken from the caller when sane) and logs it."""
 
@@ -92,11 +96,15 @@ class RequestContext:
 
 
 class RequestGuard:
-    """413 for a body over its route's limit, 415 for a body that is not JSON."""
+    """413 for a body over its route's limit, 415 for a body that is not JSON (or, under the
+    path prefixes in `forms`, not a plain HTML form either)."""
 
-    def __init__(self, app: ASGIApp, *, limits: dict[str, int]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limits: dict[str, int], forms: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.forms = forms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -113,7 +121,11 @@ class RequestGuard:
             await _send_error(_too_large(limit), scope, receive, send)
             return
         has_body = (length or 0) > 0 or "chunked" in headers.get("transfer-encoding", "")
-        if has_body and not _is_json(headers.get("content-type", "")):
+        content_type = headers.get("content-type", "")
+        if has_body and not (
+            _is_json(content_type)
+            or (scope["path"].startswith(self.forms) and _is_form(content_type))
+        ):
             error = UnsupportedMediaType(
                 "Send the body as JSON, with `Content-Type: application/json`.",
                 code="unsupported_media_type",

@@ -27,6 +27,12 @@ PUBLIC = None
 SCOPES: dict[str, str | None] = {
     "healthz": PUBLIC,
     "readyz": PUBLIC,
+    # The metrics page names teams and routes: not for a stranger.
+    "metrics": "reports:read",
+    # The follow-up page takes no key (its token allows one answer); the widget is a public file.
+    "followup_page": PUBLIC,
+    "answer_followup": PUBLIC,
+    "widget": PUBLIC,
     "create_feedback": "feedback:write",
     "create_feedback_batch": "feedback:write",
     "put_feedback": "feedback:write",
