@@ -28,6 +28,7 @@ from app.core.errors import (
     ValidationFailed,
     error_response,
     path_templates,
+    problem_response,
 )
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -198,4 +199,4 @@ async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
 
 async def _refuse(problems: list[FieldError], scope: Scope, receive: Receive, send: Send) -> None:
     error = ValidationFailed("Some values cannot be stored.", errors=problems)
-    await error_response(error)(scope, receive, send)
+    await problem_response(error.to_problem(scope["path"]))(scope, receive, send)

@@ -152,6 +152,7 @@ async def test_a_body_that_is_not_utf_8_is_a_400_problem(admin: httpx.AsyncClien
 async def test_a_nul_in_a_keys_name_is_a_422(admin: httpx.AsyncClient) -> None:
     response = await admin.post("/v1/api-keys", json={"name": "ops\x00", "scopes": ["admin"]})
     assert refused_fields(response) == ["name"]
+    assert response.json()["instance"] == "/v1/api-keys"
 
 
 @pytest.mark.parametrize(
