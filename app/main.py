@@ -35,6 +35,7 @@ from app.core.ratelimit import RateLimiter
 from app.feedback import router as feedback
 from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
+from app.reports import router as reports
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
 from app.worker import run_background
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(cases.router)
     app.include_router(cases.customers)
     app.include_router(webhooks.router)
+    app.include_router(reports.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them.
