@@ -32,6 +32,7 @@ from app.core.errors import (
 from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
+from app.feedback import privacy_router as privacy
 from app.feedback import router as feedback
 from app.feedback.identity import IdentitySecrets
 from app.notifications import router as webhooks
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(routing.rules)
     app.include_router(cases.router)
     app.include_router(cases.customers)
+    app.include_router(privacy.router)
     app.include_router(webhooks.router)
     app.include_router(reports.router)
 

@@ -30,59 +30,85 @@ _FEEDBACK_KEY = {
 _CASE_KEY = {**_FEEDBACK_KEY, LoopGroup.TEAM: "c.opened_for_team"}
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 
-_NEGATIVE = """
-WITH negative AS (
-    SELECT {key} AS key, f.contact_consent, cf.case_id
-    FROM feedback f LEFT JOIN case_feedback cf ON cf.feedback_id = f.id
-    WHERE f.sentiment = 'negative' AND f.submitted_at >= :start AND f.submitted_at < :end
-      AND cf.kind IS DISTINCT FROM 'followup'
-), told AS (
-    SELECT DISTINCT m.case_id FROM outbox_message m
-    WHERE m.case_id IN (SELECT case_id FROM negative)
-      AND m.event_type = 'case.resolved' AND m.status = 'delivered'
-)
+# Each case and feedback item in the range looks up its own few rows by index (LATERAL ...
+# LIMIT 1, which the planner cannot turn into a hash join over the whole of case_event or
+# outbox_message): a month is some thousands of probes whatever the tables' size.
+_TOLD = """
+LEFT JOIN LATERAL (
+    SELECT true AS told FROM outbox_message m
+    WHERE m.case_id = {case_id} AND m.event_type = 'case.resolved' AND m.status = 'delivered'
+    LIMIT 1
+) t ON true"""
+
+_NEGATIVE = (
+    """
 SELECT GROUPING(key) = 1 AS overall, key,
        count(*) AS negative_feedback,
        count(*) FILTER (WHERE contact_consent) AS negative_with_consent,
-       count(*) FILTER (WHERE contact_consent AND case_id IN (SELECT case_id FROM told))
-           AS closed_loop
-FROM negative
+       count(*) FILTER (WHERE contact_consent AND told) AS closed_loop
+FROM (
+    SELECT {key} AS key, f.contact_consent, t.told
+    FROM feedback f
+    LEFT JOIN LATERAL (
+        SELECT cf.case_id, cf.kind FROM case_feedback cf WHERE cf.feedback_id = f.id LIMIT 1
+    ) cf ON true"""
+    + _TOLD.format(case_id="cf.case_id")
+    + """
+    WHERE f.sentiment = 'negative' AND f.submitted_at >= :start AND f.submitted_at < :end
+      AND cf.kind IS DISTINCT FROM 'followup'
+) negative
 GROUP BY GROUPING SETS ((key), ())
 """
+)
 
+# Whatever belongs to a case (its links to feedback, its events, its messages) was written at
+# or after its opening, so each is read by a range from the report's start on its own time
+# index, and joined by hash: no probe per case into tables of every case ever opened. (A day's
+# margin covers clocks of one transaction read a moment apart.)
 _CASES = """
-WITH opened AS (
-    SELECT c.id, {key} AS key, c.status, c.created_at, c.first_response_at, c.resolved_at,
+WITH c AS MATERIALIZED (
+    SELECT id, opened_for_team, status, created_at, first_response_at, resolved_at,
+           first_response_due_at, resolution_due_at, first_response_breached,
+           resolution_breached
+    FROM feedback_case WHERE created_at >= :start AND created_at < :end
+), links AS MATERIALIZED (
+    SELECT cf.case_id, cf.kind, f.channel, f.source, f.journey_stage, f.metric, f.score,
+           f.sentiment
+    FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id
+    WHERE cf.added_at >= CAST(:start AS timestamptz) - interval '1 day'
+      AND cf.kind IN ('opened', 'followup') AND cf.case_id IN (SELECT id FROM c)
+), told AS (
+    SELECT DISTINCT case_id FROM outbox_message
+    WHERE created_at >= CAST(:start AS timestamptz) - interval '1 day'
+      AND event_type = 'case.resolved' AND status = 'delivered'
+), events AS (
+    SELECT case_id, bool_or(type = 'resolved') AS ever_resolved,
+           bool_or(type = 'reopened') AS reopened
+    FROM case_event
+    WHERE at >= CAST(:start AS timestamptz) - interval '1 day' AND type IN ('resolved', 'reopened')
+    GROUP BY case_id
+), followups AS (
+    SELECT a.case_id, count(*) AS answered,
+           count(*) FILTER (WHERE a.sentiment <> 'negative') AS recovered,
+           sum(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_sum,
+           count(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_count
+    FROM links a LEFT JOIN links o ON o.case_id = a.case_id AND o.kind = 'opened'
+    WHERE a.kind = 'followup'
+    GROUP BY a.case_id
+), cases AS (
+    SELECT {key} AS key, c.status, c.first_response_at, c.resolved_at,
            c.first_response_due_at, c.resolution_due_at,
            c.first_response_breached, c.resolution_breached,
-           f.metric AS complaint_metric, f.score AS complaint_score,
            extract(epoch FROM c.first_response_at - c.created_at) AS response_seconds,
-           extract(epoch FROM c.resolved_at - c.created_at) AS resolution_seconds
-    FROM feedback_case c
-    LEFT JOIN case_feedback o ON o.case_id = c.id AND o.kind = 'opened'
-    LEFT JOIN feedback f ON f.id = o.feedback_id
-    WHERE c.created_at >= :start AND c.created_at < :end
-), followups AS (
-    SELECT c.id, count(*) AS answered,
-           count(*) FILTER (WHERE a.sentiment <> 'negative') AS recovered,
-           sum(a.score - c.complaint_score) FILTER (WHERE a.metric = c.complaint_metric)
-               AS change_sum,
-           count(a.score - c.complaint_score) FILTER (WHERE a.metric = c.complaint_metric)
-               AS change_count
-    FROM opened c
-    JOIN case_feedback cf ON cf.case_id = c.id AND cf.kind = 'followup'
-    JOIN feedback a ON a.id = cf.feedback_id
-    GROUP BY c.id
-), cases AS (
-    SELECT c.*, coalesce(u.answered, 0) AS answered, coalesce(u.recovered, 0) AS recovered,
-           coalesce(u.change_sum, 0) AS change_sum, coalesce(u.change_count, 0) AS change_count,
-           EXISTS (SELECT 1 FROM outbox_message m WHERE m.case_id = c.id
-                   AND m.event_type = 'case.resolved' AND m.status = 'delivered') AS told,
-           EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id AND e.type = 'resolved')
-               AS ever_resolved,
-           EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id AND e.type = 'reopened')
-               AS reopened
-    FROM opened c LEFT JOIN followups u ON u.id = c.id
+           extract(epoch FROM c.resolved_at - c.created_at) AS resolution_seconds,
+           t.case_id IS NOT NULL AS told, coalesce(e.ever_resolved, false) AS ever_resolved,
+           coalesce(e.reopened, false) AS reopened, coalesce(u.answered, 0) AS answered,
+           u.recovered, u.change_sum, u.change_count
+    FROM c
+    LEFT JOIN links f ON f.case_id = c.id AND f.kind = 'opened'
+    LEFT JOIN told t ON t.case_id = c.id
+    LEFT JOIN events e ON e.case_id = c.id
+    LEFT JOIN followups u ON u.case_id = c.id
 )
 SELECT GROUPING(key) = 1 AS overall, key,
        count(*) AS cases_opened,

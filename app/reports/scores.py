@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, text
+from sqlalchemy import ColumnElement, Select, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.feedback.models import Feedback
@@ -89,15 +89,15 @@ def ordered_keys(keys: list[str | None], *, journey: bool) -> list[str | None]:
     return sorted(keys, key=lambda k: (k is None, k or ""))
 
 
-async def score_report(
-    session: AsyncSession,
+def score_query(
     *,
     metric: Metric,
     group_by: ScoreGroup,
     period: Period,
-    source: str | None = None,
-    channel: str | None = None,
-) -> dict[str, Any]:
+    source: str | None,
+    channel: str | None,
+) -> Select[tuple[Any, int, int]]:
+    """Answers per group and score: an index-only scan of ix_feedback_report_scores."""
     query = (
         select(group_key(group_by, period.tz), Feedback.score, func.count())
         .where(
@@ -114,6 +114,21 @@ async def score_report(
         query = query.where(Feedback.source == source)
     if channel is not None:
         query = query.where(Feedback.channel == channel)
+    return query
+
+
+async def score_report(
+    session: AsyncSession,
+    *,
+    metric: Metric,
+    group_by: ScoreGroup,
+    period: Period,
+    source: str | None = None,
+    channel: str | None = None,
+) -> dict[str, Any]:
+    query = score_query(
+        metric=metric, group_by=group_by, period=period, source=source, channel=channel
+    )
     groups: dict[str | None, dict[int, int]] = defaultdict(dict)
     overall: dict[int, int] = defaultdict(int)
     for key, score, count in (await session.execute(query)).all():
