@@ -59,6 +59,7 @@ class Feedback(Base):
                 "routing_team",
                 "journey_stage",
                 "contact_consent",
+                "received_at",
             ],
             postgresql_where=text("sentiment = 'negative'"),
         ),

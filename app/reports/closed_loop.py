@@ -30,36 +30,37 @@ _FEEDBACK_KEY = {
 _CASE_KEY = {**_FEEDBACK_KEY, LoopGroup.TEAM: "c.opened_for_team"}
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 
-# Each case and feedback item in the range looks up its own few rows by index (LATERAL ...
-# LIMIT 1, which the planner cannot turn into a hash join over the whole of case_event or
-# outbox_message): a month is some thousands of probes whatever the tables' size.
-_TOLD = """
-LEFT JOIN LATERAL (
-    SELECT true AS told FROM outbox_message m
-    WHERE m.case_id = {case_id} AND m.event_type = 'case.resolved' AND m.status = 'delivered'
-    LIMIT 1
-) t ON true"""
-
-_NEGATIVE = (
-    """
+# The negative feedback of the range comes from its covering index; its links to cases and
+# the deliveries of case.resolved are read by range from when the first of it arrived (a link
+# or a resolution is never older than the item), on their own time indexes, and hash-joined:
+# no probe per item. A customer counts as told when a case.resolved for the item's case was
+# delivered after the item arrived. (An hour's margin covers clocks read a moment apart.)
+_NEGATIVE = """
+WITH negative AS MATERIALIZED (
+    SELECT f.id, {key} AS key, f.contact_consent, f.received_at
+    FROM feedback f
+    WHERE f.sentiment = 'negative' AND f.submitted_at >= :start AND f.submitted_at < :end
+), since AS (
+    SELECT min(received_at) - interval '1 hour' AS at FROM negative
+), links AS (
+    SELECT cf.feedback_id, cf.case_id, cf.kind FROM case_feedback cf
+    WHERE cf.added_at >= (SELECT at FROM since)
+), told AS (
+    SELECT m.case_id, max(m.created_at) AS last_told FROM outbox_message m
+    WHERE m.created_at >= (SELECT at FROM since)
+      AND m.event_type = 'case.resolved' AND m.status = 'delivered'
+    GROUP BY m.case_id
+)
 SELECT GROUPING(key) = 1 AS overall, key,
        count(*) AS negative_feedback,
        count(*) FILTER (WHERE contact_consent) AS negative_with_consent,
-       count(*) FILTER (WHERE contact_consent AND told) AS closed_loop
-FROM (
-    SELECT {key} AS key, f.contact_consent, t.told
-    FROM feedback f
-    LEFT JOIN LATERAL (
-        SELECT cf.case_id, cf.kind FROM case_feedback cf WHERE cf.feedback_id = f.id LIMIT 1
-    ) cf ON true"""
-    + _TOLD.format(case_id="cf.case_id")
-    + """
-    WHERE f.sentiment = 'negative' AND f.submitted_at >= :start AND f.submitted_at < :end
-      AND cf.kind IS DISTINCT FROM 'followup'
-) negative
+       count(*) FILTER (WHERE contact_consent AND t.last_told >= n.received_at) AS closed_loop
+FROM negative n
+LEFT JOIN links l ON l.feedback_id = n.id
+LEFT JOIN told t ON t.case_id = l.case_id
+WHERE l.kind IS DISTINCT FROM 'followup'
 GROUP BY GROUPING SETS ((key), ())
 """
-)
 
 # Whatever belongs to a case (its links to feedback, its events, its messages) was written at
 # or after its opening, so each is read by a range from the report's start on its own time

@@ -43,6 +43,7 @@ def upgrade() -> None:
             "routing_team",
             "journey_stage",
             "contact_consent",
+            "received_at",
         ],
         postgresql_where=sa.text("sentiment = 'negative'"),
     )
