@@ -1,4 +1,5 @@
-"""The background work of a process: the SLA monitor and the webhook dispatcher.
+"""The background work of a process: the SLA monitor, the webhook dispatcher and, when set,
+comment retention.
 
 `closeloop serve` runs both beside the API (the dispatcher unless FEEDBACK_DISPATCHER_IN_PROCESS
 is false); `closeloop worker` runs both alone. Any number of processes may run them at once
@@ -13,6 +14,7 @@ from datetime import timedelta
 from app.cases.sla import monitor
 from app.core.config import Settings
 from app.core.db import Database
+from app.feedback.retention import retain_comments
 from app.notifications.dispatcher import Dispatcher
 
 
@@ -28,6 +30,10 @@ async def run_background(
             stop=stop,
         )
     ]
+    if settings.comment_retention_days is not None:
+        loops.append(
+            retain_comments(database.sessionmaker, days=settings.comment_retention_days, stop=stop)
+        )
     if dispatch:
         loops.append(Dispatcher(database, settings).run(stop))
     await asyncio.gather(*loops)

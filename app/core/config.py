@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     sla_check_interval_seconds: float = Field(default=30, gt=0)
     case_autoclose_days: float = Field(default=7, ge=0)
 
+    # Privacy: feedback older than this many days loses its comment and customer contact (the
+    # figures stay); unset keeps them.
+    comment_retention_days: float | None = Field(default=None, gt=0)
+
     # Webhooks.
     dispatcher_in_process: bool = True
     webhook_timeout_seconds: float = Field(default=15, gt=0)

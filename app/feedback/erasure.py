@@ -107,16 +107,18 @@ _AGE_OUT = text(
     "OR customer_external_id IS NOT NULL OR customer_email IS NOT NULL "
     "OR customer_phone IS NOT NULL OR customer_name IS NOT NULL OR attributes <> '{}')"
 )
-START = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
+# Where a walk of feedback stands: the (submitted_at, id) of the last item it read.
+WalkKey = tuple[datetime, uuid.UUID]
+START: WalkKey = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
 
 
 async def age_out_feedback(
     session: AsyncSession,
     *,
     before: datetime,
-    after: tuple[datetime, uuid.UUID] = START,
+    after: WalkKey = START,
     batch: int,
-) -> tuple[int, tuple[datetime, uuid.UUID] | None]:
+) -> tuple[int, WalkKey | None]:
     """Blank the next batch of feedback submitted before `before`, after the key `after`;
     answer how many items it blanked and where the next batch starts (None: the pass is done)."""
     rows = (
