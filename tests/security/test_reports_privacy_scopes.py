@@ -20,7 +20,7 @@ REPORTS = [
     ("GET", "/v1/reports/scores.svg", {"metric": "nps", "group_by": "channel", **PERIOD}),
     ("GET", "/v1/reports/closed-loop", {"group_by": "team", **PERIOD}),
 ]
-PRIVACY = [
+PRIVACY: list[tuple[str, str, dict[str, str]]] = [
     ("DELETE", "/v1/customers/cus_42", {}),
     ("GET", "/v1/customers/cus_42/export", {}),
 ]
