@@ -254,3 +254,30 @@ async def test_a_long_range_is_fine_by_month(admin: httpx.AsyncClient) -> None:
     assert report["groups"] == []
     assert report["overall"]["count"] == 0
     assert report["overall"]["score"] is None
+
+
+@pytest.mark.usefixtures("support")
+async def test_a_late_item_and_a_put_count_where_they_now_belong(admin: httpx.AsyncClient) -> None:
+    params = {"metric": "nps", "group_by": "channel", **NOVEMBER}
+    await answer(admin, "nps", 10, "2026-11-03T10:00:00Z", channel="web")
+    before = await scores(admin, **params)
+    assert before["overall"]["score"] == 100.0
+
+    # A late item: stored today, given in November, counts in November.
+    await answer(admin, "nps", 0, "2026-11-20T10:00:00Z", channel="web", external_id="late")
+    late = await scores(admin, **params)
+    assert (late["overall"]["count"], late["overall"]["score"]) == (2, 0.0)
+
+    # The same item changed on purpose: it moves channel and score, and the figures with it.
+    body = {
+        "channel": "email",
+        "metric": "nps",
+        "score": 9,
+        "submitted_at": "2026-11-20T10:00:00Z",
+        "comment": "Fixed, thanks",
+    }
+    response = await admin.put("/v1/feedback/checkout-web/late", json=body)
+    assert response.status_code == 200, response.text
+    after = by_key(await scores(admin, **params))
+    assert (after["web"]["count"], after["web"]["score"]) == (1, 100.0)
+    assert (after["email"]["count"], after["email"]["score"]) == (1, 100.0)
