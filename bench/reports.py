@@ -285,7 +285,7 @@ def plans(url: str, today: date) -> dict[str, str]:
     from sqlalchemy.dialects import postgresql
 
     from app.feedback.schemas import Metric
-    from app.reports.closed_loop import _CASE_KEY, _CASES, _FEEDBACK_KEY, _NEGATIVE
+    from app.reports.closed_loop import loop_statements
     from app.reports.period import report_period
     from app.reports.schemas import LoopGroup, ScoreGroup
     from app.reports.scores import score_query
@@ -302,20 +302,13 @@ def plans(url: str, today: date) -> dict[str, str]:
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
     compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     bounds = [period.start, period.end]
+    negative, cases = (
+        sql.replace(":start", "$1").replace(":end", "$2") for sql in loop_statements(LoopGroup.TEAM)
+    )
     statements = {
         "scores": (str(compiled), []),
-        "negative feedback": (
-            _NEGATIVE.format(key=_FEEDBACK_KEY[LoopGroup.TEAM])
-            .replace(":start", "$1")
-            .replace(":end", "$2"),
-            bounds,
-        ),
-        "cases": (
-            _CASES.format(key=_CASE_KEY[LoopGroup.TEAM], active="'open'")
-            .replace(":start", "$1")
-            .replace(":end", "$2"),
-            bounds,
-        ),
+        "negative feedback": (negative, bounds),
+        "cases": (cases, bounds),
     }
     found = {}
     for name, (sql, arguments) in statements.items():

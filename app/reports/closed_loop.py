@@ -73,9 +73,7 @@ WITH c AS MATERIALIZED (
            resolution_breached
     FROM feedback_case WHERE created_at >= :start AND created_at < :end
 ), links AS MATERIALIZED (
-    SELECT cf.case_id, cf.kind, f.channel, f.source, f.journey_stage, f.metric, f.score,
-           f.sentiment
-    FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id
+    SELECT cf.case_id, cf.feedback_id, cf.kind FROM case_feedback cf
     WHERE cf.added_at >= CAST(:start AS timestamptz) - interval '1 day'
       AND cf.kind IN ('opened', 'followup') AND cf.case_id IN (SELECT id FROM c)
 ), told AS (
@@ -90,10 +88,13 @@ WITH c AS MATERIALIZED (
     GROUP BY case_id
 ), followups AS (
     SELECT a.case_id, count(*) AS answered,
-           count(*) FILTER (WHERE a.sentiment <> 'negative') AS recovered,
-           sum(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_sum,
-           count(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_count
-    FROM links a LEFT JOIN links o ON o.case_id = a.case_id AND o.kind = 'opened'
+           count(*) FILTER (WHERE fa.sentiment <> 'negative') AS recovered,
+           sum(fa.score - fo.score) FILTER (WHERE fa.metric = fo.metric) AS change_sum,
+           count(fa.score - fo.score) FILTER (WHERE fa.metric = fo.metric) AS change_count
+    FROM links a
+    JOIN feedback fa ON fa.id = a.feedback_id
+    LEFT JOIN links o ON o.case_id = a.case_id AND o.kind = 'opened'
+    LEFT JOIN feedback fo ON fo.id = o.feedback_id
     WHERE a.kind = 'followup'
     GROUP BY a.case_id
 ), cases AS (
@@ -106,7 +107,7 @@ WITH c AS MATERIALIZED (
            coalesce(e.reopened, false) AS reopened, coalesce(u.answered, 0) AS answered,
            u.recovered, u.change_sum, u.change_count
     FROM c
-    LEFT JOIN links f ON f.case_id = c.id AND f.kind = 'opened'
+    LEFT JOIN links o ON o.case_id = c.id AND o.kind = 'opened'{opening_feedback}
     LEFT JOIN told t ON t.case_id = c.id
     LEFT JOIN events e ON e.case_id = c.id
     LEFT JOIN followups u ON u.case_id = c.id
@@ -173,6 +174,21 @@ _SECONDS = (
 )
 
 
+def loop_statements(group_by: LoopGroup) -> tuple[str, str]:
+    """The two statements, for the negative feedback and for the cases, grouped so."""
+    return (
+        _NEGATIVE.format(key=_FEEDBACK_KEY[group_by]),
+        _CASES.format(
+            key=_CASE_KEY[group_by],
+            active=_ACTIVE,
+            # By team the opening item is not needed: no probe into feedback for each case.
+            opening_feedback=""
+            if group_by is LoopGroup.TEAM
+            else "\n    LEFT JOIN feedback f ON f.id = o.feedback_id",
+        ),
+    )
+
+
 def loop_figures(key: str | None, raw: dict[str, Any]) -> dict[str, Any]:
     """A group's figures from its counts (the working counts stay out of the answer)."""
     seconds = {name: None if raw[name] is None else round(raw[name], 3) for name in _SECONDS}
@@ -212,10 +228,7 @@ async def closed_loop_report(
         lambda: {**_EMPTY_NEGATIVE, **_EMPTY_CASES}
     )
     overall = {**_EMPTY_NEGATIVE, **_EMPTY_CASES}
-    for sql in (
-        _NEGATIVE.format(key=_FEEDBACK_KEY[group_by]),
-        _CASES.format(key=_CASE_KEY[group_by], active=_ACTIVE),
-    ):
+    for sql in loop_statements(group_by):
         for row in (await session.execute(text(sql), bounds)).mappings():
             figures = {k: v for k, v in row.items() if k not in ("overall", "key")}
             (overall if row["overall"] else groups[row["key"]]).update(figures)
