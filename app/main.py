@@ -33,12 +33,14 @@ from app.core.http import IngestCors, RequestContext, RequestGuard
 from app.core.inputs import InputGuard
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
+from app.feedback import privacy_router as privacy
 from app.feedback import router as feedback
 from app.feedback import trials
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import IngestGroups, ingest_groups
 from app.notifications import router as webhooks
 from app.observability import router as observability
+from app.reports import router as reports
 from app.routing import router as routing
 from app.routing.evaluation import RoutingCache
 from app.web import router as web
@@ -172,8 +174,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(trials.router)
     app.include_router(cases.router)
     app.include_router(cases.customers)
+    app.include_router(privacy.router)
     app.include_router(webhooks.router)
     app.include_router(web.router)
+    app.include_router(reports.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them, the body guard bounds what the input guard reads.

@@ -1,4 +1,5 @@
-"""The background work of a process: the webhook dispatcher and the jobs.
+"""The background work of a process: the webhook dispatcher, the jobs and, when set,
+comment retention.
 
 `closeloop serve` runs both beside the API (the dispatcher unless FEEDBACK_DISPATCHER_IN_PROCESS
 is false, the jobs unless FEEDBACK_JOBS_IN_PROCESS is false); `closeloop worker` runs both
@@ -20,6 +21,7 @@ from app.core.config import Settings
 from app.core.db import Database, utcnow
 from app.core.jobs import Lease, run_exclusively
 from app.core.metrics import count_outbox_deleted
+from app.feedback.retention import retain_comments
 from app.notifications.dispatcher import Dispatcher
 from app.notifications.retention import delete_delivered
 
@@ -83,6 +85,13 @@ async def run_background(
                 ),
             ),
         ]
+        if settings.comment_retention_days is not None:
+            # Blanking twice changes nothing, so it needs no lease (app/feedback/retention.py).
+            loops.append(
+                retain_comments(
+                    database.sessionmaker, days=settings.comment_retention_days, stop=stop
+                )
+            )
     if dispatch:
         loops.append(Dispatcher(database, settings).run(stop))
     await asyncio.gather(*loops)

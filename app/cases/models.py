@@ -16,6 +16,7 @@ from sqlalchemy import (
     Sequence,
     SmallInteger,
     Text,
+    Uuid,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -135,7 +136,15 @@ class CaseFeedback(Base):
     """Which case a feedback item belongs to: the one it opened or joined, or answered."""
 
     __tablename__ = "case_feedback"
-    __table_args__ = (Index("ix_case_feedback_case", "case_id", "added_at"),)
+    __table_args__ = (
+        Index("ix_case_feedback_case", "case_id", "added_at"),
+        # The reports read a time range of links (app/reports/closed_loop.py).
+        Index(
+            "ix_case_feedback_added",
+            "added_at",
+            postgresql_include=["case_id", "feedback_id", "kind"],
+        ),
+    )
 
     feedback_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
@@ -150,7 +159,16 @@ class CaseEvent(Base):
     """The case's timeline: who did what, when."""
 
     __tablename__ = "case_event"
-    __table_args__ = (Index("ix_case_event_case", "case_id", "at", "id"),)
+    __table_args__ = (
+        Index("ix_case_event_case", "case_id", "at", "id"),
+        # The reports read a time range of resolutions and reopenings.
+        Index(
+            "ix_case_event_report",
+            "at",
+            postgresql_include=["case_id", "type"],
+            postgresql_where=text("type IN ('resolved', 'reopened')"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("feedback_case.id", ondelete="CASCADE"))
@@ -158,3 +176,23 @@ class CaseEvent(Base):
     actor: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
+
+
+class CustomerErasure(Base):
+    """A customer erased: who did it, when and how much, without anything that names them.
+
+    The identities are kept only as SHA-256 hashes, so that erasing the same customer again is
+    recognised (and answered as done) while nobody can read them back.
+    """
+
+    __tablename__ = "customer_erasure"
+    __table_args__ = (Index("ix_customer_erasure_keys", "key_hashes", postgresql_using="gin"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    key_hashes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    actor: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    feedback_items: Mapped[int] = mapped_column(Integer)
+    case_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid))
+    notes: Mapped[int] = mapped_column(Integer)
+    messages: Mapped[int] = mapped_column(Integer)

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     followup_ttl_days: float = Field(default=30, gt=0)
     followup_attempts_per_minute: int = Field(default=10, ge=0)
 
+    # Privacy: feedback older than this many days loses its comment and customer contact (the
+    # figures stay); unset keeps them.
+    comment_retention_days: float | None = Field(default=None, gt=0)
+
     # Webhooks.
     dispatcher_in_process: bool = True
     webhook_timeout_seconds: float = Field(default=15, gt=0)

@@ -35,6 +35,34 @@ class Feedback(Base):
             "customer_phone",
             postgresql_where=text("customer_phone IS NOT NULL"),
         ),
+        # The reports' covering indexes (app/reports/): they never read the table itself.
+        Index(
+            "ix_feedback_report_scores",
+            "metric",
+            "submitted_at",
+            postgresql_include=[
+                "score",
+                "channel",
+                "source",
+                "routing_team",
+                "touchpoint",
+                "journey_stage",
+            ],
+        ),
+        Index(
+            "ix_feedback_report_negative",
+            "submitted_at",
+            postgresql_include=[
+                "id",
+                "channel",
+                "source",
+                "routing_team",
+                "journey_stage",
+                "contact_consent",
+                "received_at",
+            ],
+            postgresql_where=text("sentiment = 'negative'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)

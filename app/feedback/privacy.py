@@ -1,0 +1,118 @@
+"""A customer's right to be forgotten and to have a copy (SPEC §7), across every room that holds
+something of theirs: each room forgets or exports its own rows (its `erasure.py`); this module
+only finds the customer and puts the parts together.
+
+A customer is known by an external id, e-mail or phone, and by the identities verified feedback
+gave beside it (the customer view's one step, app/cases/customers.py): all of them are erased
+together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.cases import erasure as cases
+from app.cases.identity import customer_lookup_keys
+from app.core.errors import NotFound
+from app.feedback import erasure as feedback
+from app.notifications import erasure as notifications
+
+
+def _unknown() -> NotFound:
+    return NotFound("No feedback or case has this customer.", code="customer_not_found")
+
+
+async def erase_customer(session: AsyncSession, key: str, *, actor: str) -> None:
+    """Forget the customer everywhere, in the session's transaction; a customer erased before is
+    done already, one never seen is a 404."""
+    asked = customer_lookup_keys(key)
+    keys, case_ids, answers = await _customer(session, asked)
+    erased = await feedback.erase_feedback(session, keys=keys, ids=answers)
+    if not erased.ids and not case_ids:
+        if await cases.was_erased(session, asked):
+            return
+        raise _unknown()
+    quoted = erased.quoted | set(keys)
+    notes = await cases.erase_cases(session, case_ids, quoted=quoted, actor=actor)
+    messages = await notifications.scrub_messages(
+        session,
+        case_ids=case_ids,
+        feedback_ids=erased.ids,
+        since=erased.first_received_at,
+        quoted=quoted,
+    )
+    cases.record_erasure(
+        session,
+        keys=keys,
+        actor=actor,
+        feedback_items=len(erased.ids),
+        case_ids=case_ids,
+        notes=notes,
+        messages=messages,
+    )
+    await session.flush()
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, default=str, option=orjson.OPT_UTC_Z)
+
+
+async def _array(items: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    yield b"["
+    first = True
+    async for item in items:
+        yield (b"" if first else b",") + _json(item)
+        first = False
+    yield b"]"
+
+
+@dataclass(frozen=True)
+class Customer:
+    keys: list[str]
+    case_ids: list[uuid.UUID]
+    # Their answers to follow-up questions, which may carry no identity.
+    answers: list[uuid.UUID]
+
+
+async def _customer(
+    session: AsyncSession, asked: list[str]
+) -> tuple[list[str], list[uuid.UUID], list[uuid.UUID]]:
+    """The customer's identities, their cases and their follow-up answers."""
+    keys = sorted(await feedback.linked_identities(session, asked))
+    items = await feedback.feedback_ids_of(session, keys)
+    case_ids = await cases.customer_case_ids(session, keys, items)
+    return keys, case_ids, await cases.followup_feedback_ids(session, case_ids)
+
+
+async def find_customer(session: AsyncSession, key: str) -> Customer:
+    """The customer, or a 404 when nothing is held about them."""
+    keys, case_ids, answers = await _customer(session, customer_lookup_keys(key))
+    if not case_ids and not await feedback.feedback_ids_of(session, keys):
+        raise _unknown()
+    return Customer(keys, case_ids, answers)
+
+
+async def export_customer(
+    sessionmaker: async_sessionmaker[AsyncSession], customer: Customer
+) -> AsyncIterator[bytes]:
+    """Everything held about the customer as one JSON document, written as it is read: their
+    feedback (follow-up answers among it, linked to their case), their cases with timelines and
+    notes, and every notification about those cases with its outcome."""
+    async with sessionmaker() as session, session.begin():
+        yield b'{"identities":' + _json(customer.keys) + b',"feedback":'
+        items = feedback.feedback_of(session, keys=customer.keys, ids=customer.answers)
+        async for chunk in _array(items):
+            yield chunk
+        yield b',"cases":'
+        async for chunk in _array(cases.cases_of(session, customer.case_ids)):
+            yield chunk
+        yield b',"notifications":'
+        async for chunk in _array(notifications.messages_of(session, customer.case_ids)):
+            yield chunk
+        yield b"}"
