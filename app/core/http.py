@@ -76,18 +76,32 @@ class RequestContext:
 
 
 class RequestGuard:
-    """413 for a body over its route's limit, 415 for a body that is not JSON."""
+    """413 for a body over its route's limit, 415 for a body that is not JSON.
 
-    def __init__(self, app: ASGIApp, *, limits: dict[str, int]) -> None:
+    `foreign_bodies` names path prefixes (survey tools' webhooks) that take bodies of any
+    type, the tool's own, up to its limit.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limits: dict[str, int],
+        foreign_bodies: tuple[tuple[str, ...], int] = ((), DEFAULT_BODY_LIMIT),
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.foreign_prefixes, self.foreign_limit = foreign_bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        limit = self.limits.get(scope["path"], DEFAULT_BODY_LIMIT)
+        foreign = scope["path"].startswith(self.foreign_prefixes)
+        limit = (
+            self.foreign_limit if foreign else self.limits.get(scope["path"], DEFAULT_BODY_LIMIT)
+        )
         length_header = headers.get("content-length")
         try:
             length = int(length_header) if length_header is not None else None
@@ -97,7 +111,7 @@ class RequestGuard:
             await _send_error(_too_large(limit), scope, receive, send)
             return
         has_body = (length or 0) > 0 or "chunked" in headers.get("transfer-encoding", "")
-        if has_body and not _is_json(headers.get("content-type", "")):
+        if has_body and not foreign and not _is_json(headers.get("content-type", "")):
             error = UnsupportedMediaType(
                 "Send the body as JSON, with `Content-Type: application/json`.",
                 code="unsupported_media_type",
