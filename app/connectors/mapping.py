@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from app.connectors.events import ScoreField, ToolEvent, payload_problem
 from app.connectors.signatures import Tool
-from app.connectors.tools import ScoreField, ToolEvent, payload_problem
 from app.core.errors import ValidationFailed
 from app.feedback.schemas import MAX_ATTRIBUTES, SCALES, Channel, JourneyStage, Metric
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.connectors.events import State, ToolEvent, parse_body
 from app.connectors.mapping import ConnectorMapping, feedback_body
 from app.connectors.models import Connector
 from app.connectors.schemas import (
@@ -30,7 +31,7 @@ from app.connectors.schemas import (
     ReplayOut,
 )
 from app.connectors.signatures import Tool, signature_holds
-from app.connectors.tools import State, ToolEvent, parse_body, read_event
+from app.connectors.tools import read_event
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.crypto import SecretBox

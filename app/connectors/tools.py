@@ -1,153 +1,24 @@
-"""Each tool's payload, read into one shape: which response it is, in what state, and its
-answers as flat `key -> value` fields, with what the tool's format says on its own (an NPS
-question is an NPS question). What the format leaves open, the connector's mapping says
-(app/connectors/mapping.py)."""
+"""Each tool's reader: its documented payload into a ToolEvent (app/connectors/events.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from email import policy
-from email.parser import BytesParser
-from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
+from app.connectors.events import (
+    ScoreField,
+    State,
+    ToolEvent,
+    an_id,
+    flatten,
+    list_at,
+    object_at,
+    payload_problem,
+    required,
+)
 from app.connectors.signatures import Tool
-from app.core.errors import BadRequest, FieldError, ValidationFailed
 from app.feedback.schemas import Metric
-
-MAX_DEPTH = 8
-
-
-class State(StrEnum):
-    COMPLETE = "complete"
-    PARTIAL = "partial"
-    PENDING = "pending"
-    IGNORED = "ignored"
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreField:
-    """Where the score is and how to read it."""
-
-    metric: Metric
-    key: str
-    scale: tuple[int, int] | None = None
-    # Good/bad: a CSAT on its own scale (good is 5, bad is 1; the rating itself is kept).
-    binary: bool = False
-
-
-@dataclass
-class ToolEvent:
-    response_id: str
-    delivery_id: str | None
-    state: State
-    fields: dict[str, Any] = field(default_factory=dict)
-    # The ids of the choices picked in a choice field, for mappings that score by choice id.
-    choice_ids: dict[str, list[str]] = field(default_factory=dict)
-    # What the tool's format says by itself: role (comment, email, ...) -> field key.
-    roles: dict[str, str] = field(default_factory=dict)
-    score: ScoreField | None = None
-    submitted_at: Any = None
-    note: str | None = None
-    # Standard Webhooks deliveries carry feedback content as the API takes it.
-    content: dict[str, Any] | None = None
-
-
-def payload_problem(path: str, message: str, kind: str = "payload_invalid") -> ValidationFailed:
-    return ValidationFailed(
-        "The payload is not what the tool sends.",
-        errors=[FieldError(field=path, message=message, type=kind)],
-    )
-
-
-def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    """The body as a JSON object, a form (url-encoded or multipart) as a map of strings."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    try:
-        if media == "application/x-www-form-urlencoded":
-            return dict(parse_qsl(body.decode(), keep_blank_values=True))
-        if media == "multipart/form-data":
-            return _multipart(body, content_type)
-        document = orjson.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest(
-            "The body cannot be read as the content type it names.", code="malformed_payload"
-        ) from None
-    if not isinstance(document, dict):
-        raise payload_problem("body", "a JSON object")
-    return document
-
-
-def _multipart(body: bytes, content_type: str) -> dict[str, Any]:
-    message = BytesParser(policy=policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
-    )
-    if not message.is_multipart():
-        raise ValueError("not multipart")
-    form: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and part.get_filename() is None:
-            content = part.get_payload(decode=True)
-            form[name] = content.decode() if isinstance(content, bytes) else ""
-    return form
-
-
-def flatten(value: Any, prefix: str = "", depth: int = 0) -> dict[str, Any]:
-    """`{"person": {"email": x}}` -> `{"person.email": x}`; lists by index."""
-    if depth > MAX_DEPTH:
-        return {}
-    items: Iterable[tuple[Any, Any]]
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return {prefix: value} if prefix else {}
-    flat: dict[str, Any] = {}
-    for key, inner in items:
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(inner, dict | list):
-            flat.update(flatten(inner, path, depth + 1))
-        else:
-            flat[path] = inner
-    return flat
-
-
-def _required(document: dict[str, Any], path: str) -> Any:
-    value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, dict) or value.get(part) in (None, ""):
-            raise payload_problem(path, "missing", "payload_field_missing")
-        value = value[part]
-    return value
-
-
-def _object(document: dict[str, Any], path: str) -> dict[str, Any]:
-    value = _required(document, path)
-    if not isinstance(value, dict):
-        raise payload_problem(path, "an object")
-    return value
-
-
-def _list(document: dict[str, Any], key: str, path: str) -> list[Any]:
-    value = document.get(key) or []
-    if not isinstance(value, list):
-        raise payload_problem(path, "a list")
-    return value
-
-
-def _id(value: Any, path: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
-        raise payload_problem(path, "an id (a string or a number)")
-    text = str(value)
-    if len(text) > 150:
-        raise payload_problem(path, "at most 150 characters")
-    return text
 
 
 def read_event(tool: Tool, document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
@@ -159,8 +30,8 @@ def read_event(tool: Tool, document: dict[str, Any], headers: dict[str, str]) ->
 def _standard(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     """Our own format: `{"type": "feedback.submitted" | "feedback.updated" |
     "feedback.partial", "timestamp", "data": {feedback content with external_id}}`."""
-    kind = _required(document, "type")
-    data = _object(document, "data")
+    kind = required(document, "type")
+    data = object_at(document, "data")
     states = {
         "feedback.submitted": State.COMPLETE,
         "feedback.updated": State.COMPLETE,
@@ -170,7 +41,7 @@ def _standard(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         raise payload_problem("type", "one of " + ", ".join(states))
     content = {key: value for key, value in data.items() if key not in ("source", "external_id")}
     return ToolEvent(
-        response_id=_id(data.get("external_id"), "data.external_id"),
+        response_id=an_id(data.get("external_id"), "data.external_id"),
         delivery_id=headers.get("webhook-id"),
         state=states[kind],
         content=content,
@@ -180,12 +51,12 @@ def _standard(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
 def _typeform(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     """`form_response` (finished) or `form_response_partial`: answers by field ref, hidden
     fields as `hidden.<name>`, variables as `variables.<key>`."""
-    kind = _required(document, "event_type")
+    kind = required(document, "event_type")
     if kind not in ("form_response", "form_response_partial"):
-        return ToolEvent(_id(document.get("event_id"), "event_id"), None, State.IGNORED)
-    response = _object(document, "form_response")
+        return ToolEvent(an_id(document.get("event_id"), "event_id"), None, State.IGNORED)
+    response = object_at(document, "form_response")
     event = ToolEvent(
-        response_id=_id(
+        response_id=an_id(
             response.get("token") or response.get("response_id"), "form_response.token"
         ),
         delivery_id=None if document.get("event_id") is None else str(document["event_id"]),
@@ -194,18 +65,18 @@ def _typeform(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     )
     steps: dict[str, tuple[int, int]] = {}
     definition = response.get("definition")
-    for spec in _list(definition if isinstance(definition, dict) else {}, "fields", "fields"):
+    for spec in list_at(definition if isinstance(definition, dict) else {}, "fields", "fields"):
         if isinstance(spec, dict) and isinstance(spec.get("properties"), dict):
             count = spec["properties"].get("steps")
             if isinstance(count, int) and not isinstance(count, bool):
                 low = 0 if spec["properties"].get("start_at_one") is False else 1
                 steps[str(spec.get("ref") or spec.get("id"))] = (low, low + count - 1)
-    for index, answer in enumerate(_list(response, "answers", "form_response.answers")):
+    for index, answer in enumerate(list_at(response, "answers", "form_response.answers")):
         path = f"form_response.answers[{index}]"
         if not isinstance(answer, dict) or not isinstance(answer.get("field"), dict):
             raise payload_problem(path, "an answer with its field")
         spec = answer["field"]
-        key = str(spec.get("ref") or _id(spec.get("id"), f"{path}.field.id"))
+        key = str(spec.get("ref") or an_id(spec.get("id"), f"{path}.field.id"))
         kind = answer.get("type")
         value = answer.get(kind) if isinstance(kind, str) else None
         if kind == "choice" and isinstance(value, dict):
@@ -229,7 +100,7 @@ def _typeform(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     hidden = response.get("hidden")
     for name, value in (hidden if isinstance(hidden, dict) else {}).items():
         event.fields[f"hidden.{name}"] = value
-    for variable in _list(response, "variables", "form_response.variables"):
+    for variable in list_at(response, "variables", "form_response.variables"):
         if isinstance(variable, dict) and "key" in variable:
             event.fields[f"variables.{variable['key']}"] = variable.get(
                 variable.get("type", "text")
@@ -262,13 +133,13 @@ _DELIGHTED = {
 def _delighted(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     """`survey_response.created` (a score, seldom a comment yet) and `survey_response.updated`
     (usually the comment): one response, updated in place."""
-    kind = _required(document, "event_type")
+    kind = required(document, "event_type")
     delivery = None if document.get("event_id") is None else str(document["event_id"])
     if kind not in ("survey_response.created", "survey_response.updated"):
         return ToolEvent(delivery or "-", delivery, State.IGNORED)
-    data = _object(document, "event_data")
+    data = object_at(document, "event_data")
     event = ToolEvent(
-        response_id=_id(data.get("id"), "event_data.id"),
+        response_id=an_id(data.get("id"), "event_data.id"),
         delivery_id=delivery,
         state=State.COMPLETE,
         fields=flatten(data),
@@ -293,7 +164,7 @@ def _zendesk(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     paste): the ticket's satisfaction rating, good or bad, and its comment. A rating that is
     only `offered` is the respondent not having answered yet."""
     fields = flatten(document)
-    rating = str(_required(document, "rating")).strip().lower()
+    rating = str(required(document, "rating")).strip().lower()
     if rating.startswith(("offered", "unoffered")):
         state = State.PARTIAL
     elif rating.startswith(("good", "bad")):
@@ -301,7 +172,7 @@ def _zendesk(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     else:
         raise payload_problem("rating", "good or bad (Zendesk's satisfaction rating)")
     return ToolEvent(
-        response_id=_id(document.get("ticket_id"), "ticket_id"),
+        response_id=an_id(document.get("ticket_id"), "ticket_id"),
         delivery_id=headers.get("x-zendesk-webhook-invocation-id")
         or (None if document.get("id") is None else str(document["id"])),
         state=state,
@@ -326,22 +197,22 @@ _TALLY_ROLES = {
 
 def _tally(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     """`FORM_RESPONSE`: fields by key and by label; choices arrive as option ids."""
-    kind = _required(document, "eventType")
+    kind = required(document, "eventType")
     delivery = None if document.get("eventId") is None else str(document["eventId"])
     if kind != "FORM_RESPONSE":
         return ToolEvent(delivery or "-", delivery, State.IGNORED)
-    data = _object(document, "data")
+    data = object_at(document, "data")
     event = ToolEvent(
-        response_id=_id(data.get("responseId") or data.get("submissionId"), "data.responseId"),
+        response_id=an_id(data.get("responseId") or data.get("submissionId"), "data.responseId"),
         delivery_id=delivery,
         state=State.COMPLETE,
         submitted_at=data.get("createdAt") or document.get("createdAt"),
     )
-    for index, spec in enumerate(_list(data, "fields", "data.fields")):
+    for index, spec in enumerate(list_at(data, "fields", "data.fields")):
         path = f"data.fields[{index}]"
         if not isinstance(spec, dict):
             raise payload_problem(path, "a field")
-        key = _id(spec.get("key"), f"{path}.key")
+        key = an_id(spec.get("key"), f"{path}.key")
         value = spec.get("value")
         options = {
             str(o.get("id")): o.get("text")
@@ -367,10 +238,136 @@ def _tally(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     return event
 
 
+_SURVEYMONKEY_RESPONSE_EVENTS = (
+    "response_created",
+    "response_updated",
+    "response_completed",
+)
+
+
+def _surveymonkey(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
+    """SurveyMonkey's callbacks name the response and nothing of its answers: pending."""
+    kind = required(document, "event_type")
+    delivery = None if document.get("event_id") is None else str(document["event_id"])
+    if kind not in _SURVEYMONKEY_RESPONSE_EVENTS:
+        return ToolEvent(delivery or "-", delivery, State.IGNORED)
+    return ToolEvent(
+        response_id=an_id(document.get("object_id"), "object_id"),
+        delivery_id=delivery,
+        state=State.PENDING,
+        fields=flatten(document),
+    )
+
+
+# What a Qualtrics event subscription posts: ids and a status, no answers.
+_QUALTRICS_ID_KEYS = frozenset(
+    {"Topic", "Status", "SurveyID", "ResponseID", "CompletedDate", "BrandID", "ResponseEventId"}
+)
+
+
+def _qualtrics(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
+    """An event subscription's form (ids only: pending), or the JSON of a workflow's web
+    service task, which carries the answers you put in it."""
+    response_id = an_id(document.get("ResponseID") or document.get("responseId"), "ResponseID")
+    if set(document) <= _QUALTRICS_ID_KEYS:
+        return ToolEvent(response_id, None, State.PENDING, fields=dict(document))
+    return ToolEvent(
+        response_id=response_id,
+        delivery_id=None,
+        state=State.COMPLETE,
+        fields=flatten(document),
+        submitted_at=document.get("EndDate") or document.get("RecordedDate"),
+        roles={"email": "RecipientEmail", "customer_id": "ExternalReference"},
+    )
+
+
+def _jotform(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
+    """A multipart form whose `rawRequest` is the answers as a JSON string (`q3_name` keys)."""
+    raw_request = required(document, "rawRequest")
+    try:
+        answers = orjson.loads(raw_request)
+    except (orjson.JSONDecodeError, TypeError):
+        raise payload_problem("rawRequest", "a JSON object, as a string") from None
+    if not isinstance(answers, dict):
+        raise payload_problem("rawRequest", "a JSON object, as a string")
+    fields = {
+        key: value
+        for key, value in document.items()
+        if key not in ("rawRequest", "pretty") and isinstance(value, str)
+    }
+    fields.update(flatten(answers))
+    event = ToolEvent(
+        response_id=an_id(document.get("submissionID"), "submissionID"),
+        delivery_id=None,
+        state=State.COMPLETE,
+        fields=fields,
+    )
+    for key in answers:
+        name = key.split("_", 1)[-1].lower()
+        if "email" in name or "e-mail" in name:
+            event.roles.setdefault("email", key)
+    return event
+
+
+_FORMBRICKS_EVENTS = ("responseCreated", "responseUpdated", "responseFinished")
+
+
+def _formbricks(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
+    """`responseCreated` / `responseUpdated` while unfinished (partial), `responseFinished`;
+    answers by question id, the contact's attributes as `contactAttributes.<key>`."""
+    kind = required(document, "event")
+    delivery = headers.get("webhook-id")
+    if kind not in _FORMBRICKS_EVENTS:
+        return ToolEvent(delivery or "-", delivery, State.IGNORED)
+    data = object_at(document, "data")
+    answers = data.get("data") or {}
+    if not isinstance(answers, dict):
+        raise payload_problem("data.data", "the answers, by question id")
+    fields = {key: value for key, value in answers.items() if not isinstance(value, dict)}
+    for part in ("contactAttributes", "meta", "contact"):
+        if isinstance(data.get(part), dict):
+            fields.update(flatten(data[part], part))
+    finished = data.get("finished") is True or kind == "responseFinished"
+    return ToolEvent(
+        response_id=an_id(data.get("id"), "data.id"),
+        delivery_id=delivery,
+        state=State.COMPLETE if finished else State.PARTIAL,
+        fields=fields,
+        submitted_at=data.get("updatedAt") or data.get("createdAt"),
+        roles={"email": "contactAttributes.email", "customer_id": "contactAttributes.userId"},
+    )
+
+
+def _google_forms(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
+    """What the Apps Script in docs/connectors.md posts on each form submit: `responseId`,
+    `timestamp`, `respondentEmail` and `answers` by question title."""
+    answers = document.get("answers")
+    if not isinstance(answers, dict):
+        raise payload_problem("answers", "the answers, by question title")
+    fields = {
+        str(title): ", ".join(str(v) for v in value) if isinstance(value, list) else value
+        for title, value in answers.items()
+    }
+    fields["respondentEmail"] = document.get("respondentEmail")
+    return ToolEvent(
+        response_id=an_id(document.get("responseId"), "responseId"),
+        delivery_id=None,
+        state=State.COMPLETE,
+        fields=fields,
+        submitted_at=document.get("timestamp"),
+        roles={"email": "respondentEmail"},
+    )
+
+
 _READERS = {
     Tool.STANDARD: _standard,
     Tool.TYPEFORM: _typeform,
     Tool.DELIGHTED: _delighted,
     Tool.ZENDESK: _zendesk,
     Tool.TALLY: _tally,
+    Tool.SURVEYMONKEY: _surveymonkey,
+    Tool.QUALTRICS: _qualtrics,
+    Tool.JOTFORM: _jotform,
+    Tool.FORMBRICKS: _formbricks,
+    Tool.GOOGLE_FORMS: _google_forms,
 }
