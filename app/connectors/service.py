@@ -49,6 +49,10 @@ PENDING_NOTE = (
 )
 
 
+class SignatureInvalid(Unauthorized):
+    code, title = "signature_invalid", "Missing or invalid signature"
+
+
 def new_secret(tool: Tool) -> str:
     if tool in (Tool.STANDARD, Tool.FORMBRICKS):
         return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -116,6 +120,13 @@ async def delete_connector(session: AsyncSession, connector_id: uuid.UUID) -> No
     await session.flush()
 
 
+def _mapping(stored: str | dict[str, Any]) -> ConnectorMapping:
+    # A raw connection may hand jsonb back as text (no codec on a pooled connection).
+    if isinstance(stored, str):
+        return ConnectorMapping.model_validate_json(stored)
+    return ConnectorMapping.model_validate(stored)
+
+
 def _principal(connector_id: uuid.UUID, tool: str, source: str) -> Principal:
     return Principal(
         key_id=connector_id,
@@ -163,9 +174,8 @@ async def receive(
             f"The source `{source}` has no {tool.value} connector.", code="connector_not_found"
         )
     if not signature_holds(tool, box.open(row["secret"]), body, headers, token, time.time()):
-        raise Unauthorized(
+        raise SignatureInvalid(
             f"The delivery does not carry a valid {tool.value} signature for this connector.",
-            code="signature_invalid",
             headers={},
         )
     event = read_event(tool, parse_body(body, content_type), headers)
@@ -175,7 +185,7 @@ async def receive(
         row["id"],
         tool,
         source,
-        ConnectorMapping.model_validate(row["mapping"]),
+        _mapping(row["mapping"]),
         event,
         body=body,
         content_type=content_type,

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 
 from app.core.config import Settings
 from app.core.crypto import SEALED_PREFIX
-from app.core.db import BoundDatabase
+from app.core.db import BoundDatabase, Database
 from tests.builders import auth, make_api_key, refused_fields
 from tests.connectors.deliveries import (
     TYPEFORM_SECRET,
@@ -117,3 +117,26 @@ async def test_only_admins_manage_connectors(
         )
         assert created.status_code == 403
     assert (await client.get("/v1/connectors")).status_code == 401
+
+
+async def test_a_delivery_through_a_real_pool(
+    committed_client: httpx.AsyncClient, committed: Database
+) -> None:
+    """On pooled connections jsonb comes back as text: the mapping is read all the same."""
+    connector = await create_connector(
+        committed_client,
+        "typeform",
+        "pooled-survey",
+        secret=TYPEFORM_SECRET,
+        mapping={"attributes": ["hidden.plan"]},
+    )
+    try:
+        body = raw(typeform_response("tok-pool"))
+        answer = await committed_client.post(
+            "/v1/connectors/typeform/pooled-survey", content=body, headers=typeform_headers(body)
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["feedback"]["attributes"] == {"plan": "pro"}
+    finally:
+        async with committed.raw() as conn:
+            await conn.execute("DELETE FROM connector WHERE id = $1::uuid", connector["id"])
