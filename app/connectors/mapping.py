@@ -70,6 +70,13 @@ class ConnectorMapping(BaseModel):
     locale: FieldKey | None = None
     touchpoint: FieldKey | None = None
     journey_stage: FieldKey | None = None
+    submitted_at: FieldKey | None = Field(
+        default=None, description="The field holding the answer's time (else the tool's)."
+    )
+    response_id: FieldKey | None = Field(
+        default=None,
+        description="For `closeloop import`: the column holding the tool's response id.",
+    )
     attributes: list[FieldKey] = Field(default_factory=list, max_length=MAX_ATTRIBUTES - 5)
     channel: Channel | None = None
     set: MappingSet = Field(default_factory=MappingSet)
@@ -197,13 +204,19 @@ def _text(event: ToolEvent, key: str | None) -> str | None:
     return text or None
 
 
+def external_id_of(tool: Tool | None, response_id: str) -> str:
+    """One response is one item: the tool's response id, named by its tool (a file import
+    with no connector, and our own Standard Webhooks, use the id as it is)."""
+    if tool is None or tool is Tool.STANDARD:
+        return response_id
+    return f"{tool.value}:{response_id}"
+
+
 def feedback_body(
-    event: ToolEvent, mapping: ConnectorMapping, *, tool: Tool, source: str
+    event: ToolEvent, mapping: ConnectorMapping, *, tool: Tool | None, source: str
 ) -> dict[str, Any]:
     """The item the event says, as a `POST /v1/feedback` body (validated by the caller)."""
-    external_id = (
-        event.response_id if tool is Tool.STANDARD else f"{tool.value}:{event.response_id}"
-    )
+    external_id = external_id_of(tool, event.response_id)
     if event.content is not None:
         return {**event.content, "source": source, "external_id": external_id}
     roles = {**event.roles}
@@ -215,7 +228,9 @@ def feedback_body(
     body: dict[str, Any] = {
         "source": source,
         "external_id": external_id,
-        "channel": (mapping.channel or DEFAULT_CHANNELS.get(tool, Channel.WEB)).value,
+        "channel": (
+            mapping.channel or (DEFAULT_CHANNELS.get(tool, Channel.WEB) if tool else Channel.WEB)
+        ).value,
         "comment": _text(event, roles.get("comment")),
         "tags": list(mapping.set.tags),
     }
@@ -249,7 +264,12 @@ def feedback_body(
             attributes[key.rsplit(".", 1)[-1][:100]] = (
                 value[:1000] if isinstance(value, str) else value
             )
-    submitted_at, zoneless = read_time(event.submitted_at, "submitted_at")
+    if mapping.submitted_at is not None:
+        submitted_at, zoneless = read_time(
+            event.fields.get(mapping.submitted_at), mapping.submitted_at
+        )
+    else:
+        submitted_at, zoneless = read_time(event.submitted_at, "submitted_at")
     if submitted_at is not None:
         body["submitted_at"] = submitted_at.isoformat()
     if zoneless:
