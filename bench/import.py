@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from app.connectors.imports import Counts
 from bench.common import embedded_postgres, fresh_database, run_cleanly
 
 TARGET_ROWS_PER_SECOND = 20_000
@@ -87,7 +88,7 @@ def write_export(path: Path, rows: int, seed: int = 7) -> None:
             )
 
 
-async def timed_import(url: str, csv_path: Path, mapping_path: Path) -> list[tuple[float, object]]:
+async def timed_import(url: str, csv_path: Path, mapping: bytes) -> list[tuple[float, Counts]]:
     from app.connectors.imports import ImportRun, import_file
     from app.connectors.mapping import ConnectorMapping
     from app.core.config import Settings
@@ -97,15 +98,14 @@ async def timed_import(url: str, csv_path: Path, mapping_path: Path) -> list[tup
 
     settings = Settings(database_url=url)
     database = await Database.connect(url, pool_size=4)
-    results = []
+    results: list[tuple[float, Counts]] = []
     try:
-        mapping = ConnectorMapping.model_validate_json(mapping_path.read_bytes())
         for _ in range(2):
-            run = ImportRun(database, settings, "legacy-nps", mapping)
-            started = time.perf_counter()
-            counts, _failures = await import_file(
-                csv_path, run, IdentitySecrets(secret_box(None))
+            run = ImportRun(
+                database, settings, "legacy-nps", ConnectorMapping.model_validate_json(mapping)
             )
+            started = time.perf_counter()
+            counts, _failures = await import_file(csv_path, run, IdentitySecrets(secret_box(None)))
             results.append((time.perf_counter() - started, counts))
     finally:
         await database.close()
@@ -122,7 +122,9 @@ def run(stack: ExitStack, args: argparse.Namespace) -> int:
     postgres = stack.enter_context(embedded_postgres())
     url = stack.enter_context(fresh_database(postgres, DATABASE))
     upgrade(url)
-    (first, counts), (second, again) = asyncio.run(timed_import(url, csv_path, mapping_path))
+    (first, counts), (second, again) = asyncio.run(
+        timed_import(url, csv_path, mapping_path.read_bytes())
+    )
     first_rate, second_rate = args.rows / first, args.rows / second
     print(f"rows: {args.rows:,} ({csv_path.stat().st_size / 1e6:.1f} MB CSV)")
     print(f"first run:  {first:6.2f} s  {first_rate:10,.0f} rows/s  {counts}")

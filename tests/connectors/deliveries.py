@@ -76,7 +76,7 @@ def typeform_response(
 ) -> dict[str, Any]:
     """A `form_response` as Typeform's example payload shapes it: the form's definition, the
     answers with their fields, hidden fields."""
-    fields = [
+    fields: list[dict[str, Any]] = [
         {"id": "nPsq1", "ref": "nps_recommend", "type": "nps", "title": "How likely...?"},
         {"id": "cMmt2", "ref": "why", "type": "long_text", "title": "Why?"},
         {"id": "eMl3", "ref": "contact", "type": "email", "title": "Your e-mail"},

@@ -104,11 +104,11 @@ async def test_jsonl_rows_without_ids_are_stable_across_runs(
 ) -> None:
     path = tmp_path / "old.jsonl"
     lines = [
-        {"channel": "app", "metric": "star", "score": 5},
-        {"channel": "app", "comment": "Muy lento"},
+        json.dumps({"channel": "app", "metric": "star", "score": 5}),
+        json.dumps({"channel": "app", "comment": "Muy lento"}),
         "not json",
     ]
-    path.write_text("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")
     first, _ = await import_file(path, ImportRun(database, settings, "app-old"), identities())
     assert first == Counts(created=2, failed=1)
     assert failures(path) == [["3", "", "not a JSON object"]]
