@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.connectors import imports
 from app.connectors.imports import Counts, ImportRun, import_file
@@ -29,6 +31,18 @@ ROWS = [
     "r4,web,nps,10,Great,,,\n",
     'r5,"web,nps\n',  # a cell left open: the rest of the file is one bad row
 ]
+
+
+@pytest.fixture(autouse=True)
+async def transaction_started(connection: AsyncConnection) -> None:
+    """The test's outer transaction, begun for real: SQLAlchemy starts it on its first
+    statement, and until then a raw `conn.transaction()` (the batch ingest's) would be a
+    top-level one that commits."""
+    await connection.execute(text("SELECT 1"))
+
+
+class Interrupted(Exception):
+    pass
 
 
 def identities() -> IdentitySecrets:
@@ -133,9 +147,11 @@ async def test_an_interrupted_import_resumes_where_it_stopped(
     def stop_after_first_chunk(rows: int) -> None:
         seen.append(rows)
         if sum(seen) >= 2:
-            raise KeyboardInterrupt
+            # What Ctrl-C does to the running import (its task is cancelled), without
+            # interrupting the test's own event loop.
+            raise Interrupted
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted):
         await import_file(
             path,
             ImportRun(database, settings, "big"),
