@@ -1,4 +1,5 @@
-"""The command line: closeloop serve | worker | migrate | create-api-key | export-openapi.
+"""The command line: closeloop serve | worker | migrate | create-api-key | export-openapi |
+import.
 
 Every command reads the same settings. Without FEEDBACK_DATABASE_URL they share the embedded
 PostgreSQL under FEEDBACK_DATA_DIR: the first to need it starts it, the last to finish stops it.
@@ -224,6 +225,25 @@ def export_openapi(settings: Settings, output: str) -> None:
     print(f"wrote {path}")
 
 
+def import_file(settings: Settings, args: argparse.Namespace) -> None:
+    from app.connectors.import_cli import import_command
+    from app.core.migrations import upgrade
+
+    with database(settings) as target:
+        if target.embedded:
+            upgrade(target.url)
+        status = import_command(
+            target.url,
+            settings,
+            file=args.file,
+            source=args.source,
+            mapping=args.mapping,
+            connector=args.connector,
+        )
+    if status:
+        raise SystemExit(status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="closeloop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a key for a web page or app in strangers' hands (feedback:write only)",
     )
 
+    import_cmd = commands.add_parser(
+        "import", help="load a survey export (.csv or .jsonl) through the batch ingest"
+    )
+    import_cmd.add_argument("file", help="a .csv (with a header row) or .jsonl file")
+    import_cmd.add_argument("--source", help="the source the rows are stored under")
+    import_cmd.add_argument("--mapping", help="a JSON file: a connector mapping for the columns")
+    import_cmd.add_argument("--connector", help="a connector's id: its source, tool and mapping")
+
     export_cmd = commands.add_parser("export-openapi", help="write the OpenAPI document")
     export_cmd.add_argument("--output", default=str(DEFAULT_OPENAPI_PATH), help="a path, or -")
     return parser
@@ -271,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         migrate(settings)
     elif args.command == "create-api-key":
         create_key(settings, args)
+    elif args.command == "import":
+        import_file(settings, args)
     elif args.command == "export-openapi":
         export_openapi(settings, args.output)
 

@@ -17,6 +17,7 @@ from starlette.types import Scope
 # table's name when it first flushes, and no route imports the feedback model itself.
 import app.models  # noqa: F401
 from app.cases import router as cases
+from app.connectors import router as connectors
 from app.core import api_keys
 from app.core.auth import KeyCache
 from app.core.config import Settings, get_settings
@@ -178,12 +179,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(webhooks.router)
     app.include_router(web.router)
     app.include_router(reports.router)
+    app.include_router(connectors.router)
 
     # Added last runs first: the request id wraps everything, CORS answers preflights before
     # the body guard looks at them, the body guard bounds what the input guard reads.
     app.add_middleware(InputGuard)
     app.add_middleware(
-        RequestGuard, limits={"/v1/feedback/batch": BATCH_BODY_LIMIT}, forms=("/f/",)
+        RequestGuard,
+        limits={"/v1/feedback/batch": BATCH_BODY_LIMIT},
+        forms=("/f/",),
+        foreign_bodies=(connectors.RECEIVE_PREFIXES, connectors.RECEIVE_BODY_LIMIT),
     )
     app.add_middleware(
         IngestCors, paths={"/v1/feedback", "/v1/feedback/batch"}, origins=_browser_origins

@@ -1,6 +1,7 @@
 """Every table, imported once so the metadata (Alembic, tests) knows them all."""
 
 from app.cases.models import Case, CaseEvent, CaseFeedback
+from app.connectors.models import Connector, ConnectorDelivery, ConnectorResponse
 from app.core.auth import ApiKey
 from app.core.jobs import JobLease
 from app.core.ratelimit import RateLimitWindow
@@ -13,6 +14,9 @@ __all__ = [
     "Case",
     "CaseEvent",
     "CaseFeedback",
+    "Connector",
+    "ConnectorDelivery",
+    "ConnectorResponse",
     "DeliveryAttempt",
     "Feedback",
     "JobLease",

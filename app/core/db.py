@@ -320,15 +320,22 @@ class RawTransaction:
             await self._stack.aclose()
 
 
-async def get_raw(request: Request) -> AsyncIterator[RawTransaction]:
-    """The raw connection's counterpart of get_session: one transaction per request, committed
-    when the route returns, before the answer is sent; rolled back if the route raises."""
-    raw = RawTransaction(request.app.state.database)
+@asynccontextmanager
+async def raw_transaction(database: Database) -> AsyncIterator[RawTransaction]:
+    """One raw transaction, committed when the block ends, rolled back if it raises."""
+    raw = RawTransaction(database)
     try:
         yield raw
         await raw.commit()
     finally:
         await raw.close()
+
+
+async def get_raw(request: Request) -> AsyncIterator[RawTransaction]:
+    """The raw connection's counterpart of get_session: one transaction per request, committed
+    when the route returns, before the answer is sent; rolled back if the route raises."""
+    async with raw_transaction(request.app.state.database) as raw:
+        yield raw
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -97,21 +97,34 @@ class RequestContext:
 
 class RequestGuard:
     """413 for a body over its route's limit, 415 for a body that is not JSON (or, under the
-    path prefixes in `forms`, not a plain HTML form either)."""
+    path prefixes in `forms`, not a plain HTML form either).
+
+    `foreign_bodies` names path prefixes (survey tools' webhooks) that take bodies of any
+    type, the tool's own, up to its limit.
+    """
 
     def __init__(
-        self, app: ASGIApp, *, limits: dict[str, int], forms: tuple[str, ...] = ()
+        self,
+        app: ASGIApp,
+        *,
+        limits: dict[str, int],
+        forms: tuple[str, ...] = (),
+        foreign_bodies: tuple[tuple[str, ...], int] = ((), DEFAULT_BODY_LIMIT),
     ) -> None:
         self.app = app
         self.limits = limits
         self.forms = forms
+        self.foreign_prefixes, self.foreign_limit = foreign_bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        limit = self.limits.get(scope["path"], DEFAULT_BODY_LIMIT)
+        foreign = scope["path"].startswith(self.foreign_prefixes)
+        limit = (
+            self.foreign_limit if foreign else self.limits.get(scope["path"], DEFAULT_BODY_LIMIT)
+        )
         length_header = headers.get("content-length")
         try:
             length = int(length_header) if length_header is not None else None
@@ -122,9 +135,13 @@ class RequestGuard:
             return
         has_body = (length or 0) > 0 or "chunked" in headers.get("transfer-encoding", "")
         content_type = headers.get("content-type", "")
-        if has_body and not (
-            _is_json(content_type)
-            or (scope["path"].startswith(self.forms) and _is_form(content_type))
+        if (
+            has_body
+            and not foreign
+            and not (
+                _is_json(content_type)
+                or (scope["path"].startswith(self.forms) and _is_form(content_type))
+            )
         ):
             error = UnsupportedMediaType(
                 "Send the body as JSON, with `Content-Type: application/json`.",

@@ -1,7 +1,7 @@
 """The follow-up page's logic: which state a link is in, and the customer's answer.
 
 The answer takes the same path as any follow-up posted to `POST /v1/feedback` with
-`in_reply_to` (app/feedback/service.py): the item, its link to the case, the case's event and a
+`in_reply_to` (app/feedback/ingest.py): the item, its link to the case, the case's event and a
 reopening commit together, and the case's row lock lets one answer through per token. The page is
 a caller like a publishable key, with a fixed id of its own: it sends no identity (the token says
 whose case it is), and a replay would tell it nothing back.

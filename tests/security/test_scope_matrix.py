@@ -62,6 +62,17 @@ SCOPES: dict[str, str | None] = {
     "erase_customer_data": "admin",
     "export_customer_data": "admin",
     "get_scores": "reports:read",
+    "list_connectors": "admin",
+    "create_connector": "admin",
+    "get_connector": "admin",
+    "update_connector": "admin",
+    "delete_connector": "admin",
+    "replay_connector": "admin",
+    "list_connector_responses": "admin",
+    # A survey tool's delivery: checked by the tool's own signature, not by our keys, so every
+    # key (and none) gets past the key check and meets the signature check (a 404 here: no
+    # connector for the placeholder source).
+    "receive_delivery": PUBLIC,
     "get_scores_chart": "reports:read",
     "get_closed_loop": "reports:read",
     "update_case": "cases:write",

@@ -1,0 +1,149 @@
+"""The terminal side of `closeloop import`: the options, a progress bar, the summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from app.connectors.imports import Counts, ImportFileError, ImportRun, count_rows, import_file
+from app.connectors.mapping import ConnectorMapping
+from app.connectors.signatures import Tool
+from app.core.config import Settings
+from app.core.crypto import secret_box
+from app.core.db import Database
+from app.feedback.identity import IdentitySecrets
+
+
+class RateColumn(ProgressColumn):
+    """Rows a second, as rich measures the task's speed."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:,.0f} rows/s")
+
+
+def _mapping(path: str | None) -> ConnectorMapping | None:
+    if path is None:
+        return None
+    try:
+        return ConnectorMapping.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"closeloop import: {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"closeloop import: {path}: {problems}") from None
+
+
+async def _connector(database: Database, connector_id: str) -> tuple[uuid.UUID, Tool, str, str]:
+    try:
+        key = uuid.UUID(connector_id)
+    except ValueError:
+        raise SystemExit(f"closeloop import: `{connector_id}` is not a connector id") from None
+    async with database.raw() as conn:
+        row = await conn.fetchrow("SELECT tool, source, mapping FROM connector WHERE id = $1", key)
+    if row is None:
+        raise SystemExit(f"closeloop import: no connector has the id {connector_id}")
+    mapping = row["mapping"] if isinstance(row["mapping"], str) else json.dumps(row["mapping"])
+    return key, Tool(row["tool"]), row["source"], mapping
+
+
+async def run_import(
+    url: str,
+    settings: Settings,
+    *,
+    path: Path,
+    source: str | None,
+    mapping_path: str | None,
+    connector_id: str | None,
+    console: Console,
+) -> Counts:
+    database = await Database.connect(url, pool_size=4)
+    try:
+        run = ImportRun(database, settings, source or "", _mapping(mapping_path))
+        if connector_id is not None:
+            run.principal_id, run.tool, connector_source, stored = await _connector(
+                database, connector_id
+            )
+            if source is not None and source != connector_source:
+                raise SystemExit(
+                    f"closeloop import: the connector is for the source `{connector_source}`"
+                )
+            run.source = connector_source
+            if run.mapping is None:
+                run.mapping = ConnectorMapping.model_validate_json(stored)
+        if not run.source:
+            raise SystemExit("closeloop import: give --source (or --connector)")
+        identities = IdentitySecrets(secret_box(settings.secret_key))
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task(path.name, total=count_rows(path))
+            counts, failures = await import_file(
+                path, run, identities, advance=lambda rows: progress.advance(task, rows)
+            )
+    except ImportFileError as exc:
+        raise SystemExit(f"closeloop import: {exc}") from None
+    finally:
+        await database.close()
+    console.print(
+        f"created {counts.created}, replayed {counts.replayed}, updated {counts.updated}, "
+        f"failed {counts.failed}"
+    )
+    if counts.failed:
+        console.print(f"failures (line, external id, reason): {failures}")
+    return counts
+
+
+def import_command(
+    url: str,
+    settings: Settings,
+    *,
+    file: str,
+    source: str | None,
+    mapping: str | None,
+    connector: str | None,
+) -> int:
+    """Run the import; exit 0 when every row went in, 1 when some failed, 130 on Ctrl-C
+    (run the same command again to go on from where it stopped)."""
+    console = Console(stderr=True)
+    path = Path(file)
+    if not path.is_file():
+        raise SystemExit(f"closeloop import: {file}: no such file")
+    try:
+        counts = asyncio.run(
+            run_import(
+                url,
+                settings,
+                path=path,
+                source=source,
+                mapping_path=mapping,
+                connector_id=connector,
+                console=console,
+            )
+        )
+    except KeyboardInterrupt:
+        console.print("interrupted: run the same command again to go on where it stopped")
+        return 130
+    return 1 if counts.failed else 0

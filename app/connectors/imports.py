@@ -1,0 +1,356 @@
+"""`closeloop import FILE`: years of survey exports, through the batch ingest.
+
+Rows go in chunks of 1,000 to the same function as `POST /v1/feedback/batch` (one statement a
+chunk), two chunks in flight so PostgreSQL stores one while Python reads the next. A row that
+says something else than the item stored under its id is an update, through PUT's path.
+
+Safe to run again: each row has a stable id (the mapping's `response_id` column, else a hash
+of the row), so a second run replays. Resumable: after each pair of chunks the next line to
+read is written to `FILE.import-state.json`; a run that finds it (same file, same size and
+time) starts there, and removes it when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from app.connectors.events import State, ToolEvent, flatten
+from app.connectors.mapping import ConnectorMapping, feedback_body
+from app.connectors.signatures import Tool
+from app.core.auth import Principal, Scope
+from app.core.config import Settings
+from app.core.db import Database, raw_transaction
+from app.core.errors import AppError, Problem, validation_problem
+from app.feedback import ingest as feedback
+from app.feedback.identity import IdentitySecrets
+from app.feedback.schemas import FeedbackCreate
+from app.routing.evaluation import RoutingCache
+
+CHUNK_ROWS = 1_000
+IN_FLIGHT = 1
+# Keys of a CSV without a mapping whose cells are not text.
+_INTEGERS = frozenset({"score"})
+_BOOLEANS = frozenset({"customer.contact_consent"})
+
+
+class ImportFileError(Exception):
+    """The file cannot be imported at all (not .csv or .jsonl, no header, unreadable)."""
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    replayed: int = 0
+    updated: int = 0
+    failed: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.created + self.replayed + self.updated + self.failed
+
+
+@dataclass
+class Row:
+    line: int
+    item: dict[str, Any] | None
+    error: str | None = None
+
+
+@dataclass
+class ImportRun:
+    """What an import needs besides the file."""
+
+    database: Database
+    settings: Settings
+    source: str
+    mapping: ConnectorMapping | None = None
+    tool: Tool | None = None
+    # The connector whose items these rows may update (else the import's own id per source).
+    principal_id: uuid.UUID | None = None
+    routing: RoutingCache = field(default_factory=RoutingCache)
+
+
+def _problem_text(problem: Problem | dict[str, Any]) -> str:
+    data = problem if isinstance(problem, dict) else problem.model_dump()
+    errors = data.get("errors") or []
+    if errors:
+        return "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return str(data.get("detail") or data.get("title"))
+
+
+def _row_id(record: dict[str, Any]) -> str:
+    """A row without an id of its own: the hash of what it says, the same on every run."""
+    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return "import:" + digest[:32]
+
+
+def _csv_item(record: dict[str, str]) -> dict[str, Any]:
+    """A CSV in the API's own shape: a column per field, dotted for nested ones
+    (`customer.email`, `attributes.plan`), tags separated by `;`."""
+    item: dict[str, Any] = {}
+    for key, value in record.items():
+        if value == "":
+            continue
+        parsed: Any = value
+        if key in _INTEGERS and value.strip().lstrip("-").isdigit():
+            parsed = int(value)
+        elif key in _BOOLEANS:
+            parsed = value.strip().lower() in ("true", "1", "yes")
+        elif key == "tags":
+            parsed = [tag.strip() for tag in value.split(";") if tag.strip()]
+        head, _, rest = key.partition(".")
+        if rest:
+            item.setdefault(head, {})[rest] = parsed
+        else:
+            item[key] = parsed
+    return item
+
+
+def to_item(record: dict[str, Any], run: ImportRun, *, from_csv: bool) -> dict[str, Any]:
+    """One row as a feedback body; a row the mapping cannot read raises its problem."""
+    if run.mapping is None:
+        item = _csv_item(record) if from_csv else dict(record)
+        item["source"] = run.source
+        item.setdefault("external_id", _row_id(record))
+        return item
+    fields = record if from_csv else flatten(record)
+    key = run.mapping.response_id
+    response_id = fields.get(key) if key is not None else None
+    event = ToolEvent(
+        response_id=str(response_id) if response_id not in (None, "") else _row_id(record),
+        delivery_id=None,
+        state=State.COMPLETE,
+        fields=fields,
+    )
+    return feedback_body(event, run.mapping, tool=run.tool, source=run.source)
+
+
+def read_rows(path: Path, run: ImportRun, start_line: int) -> Iterator[Row]:
+    """Every row from `start_line` on, as an item or as what is wrong with it."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _jsonl_rows(path, run, start_line)
+    elif suffix == ".csv":
+        yield from _csv_rows(path, run, start_line)
+    else:
+        raise ImportFileError(f"{path}: a .csv or .jsonl file")
+
+
+def _converted(line: int, record: dict[str, Any], run: ImportRun, *, from_csv: bool) -> Row:
+    try:
+        return Row(line, to_item(record, run, from_csv=from_csv))
+    except AppError as exc:
+        return Row(line, None, _problem_text(exc.to_problem()))
+
+
+def _jsonl_rows(path: Path, run: ImportRun, start_line: int) -> Iterator[Row]:
+    with path.open("rb") as lines:
+        for number, text in enumerate(lines, start=1):
+            if number < start_line or not text.strip():
+                continue
+            try:
+                record = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                yield Row(number, None, "not a JSON object")
+                continue
+            if not isinstance(record, dict):
+                yield Row(number, None, "not a JSON object")
+                continue
+            yield _converted(number, record, run, from_csv=False)
+
+
+def _csv_rows(path: Path, run: ImportRun, start_line: int) -> Iterator[Row]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error) as exc:
+            raise ImportFileError(f"{path}: no header row") from exc
+        line = reader.line_num + 1
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Row(line, None, f"not CSV: {exc}")
+                line = reader.line_num + 1
+                continue
+            number, line = line, reader.line_num + 1
+            if number < start_line or not cells:
+                continue
+            if len(cells) != len(header):
+                yield Row(number, None, f"{len(cells)} cells where the header has {len(header)}")
+                continue
+            record = dict(zip(header, cells, strict=True))
+            yield _converted(number, record, run, from_csv=True)
+
+
+def count_rows(path: Path) -> int:
+    """Lines in the file (less a CSV's header): the progress bar's total."""
+    count = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+    return max(count - (1 if path.suffix.lower() == ".csv" else 0), 0)
+
+
+@dataclass
+class Failure:
+    line: int
+    external_id: str | None
+    reason: str
+
+
+async def _store_chunk(
+    run: ImportRun, principal: Principal, identities: IdentitySecrets, rows: list[Row]
+) -> tuple[Counts, list[Failure]]:
+    counts = Counts()
+    failures = []
+    good = [row for row in rows if row.item is not None]
+    for row in rows:
+        if row.item is None:
+            failures.append(Failure(row.line, None, row.error or "not readable"))
+    async with raw_transaction(run.database) as raw:
+        results = await feedback.ingest_batch(
+            raw,
+            [row.item for row in good if row.item is not None],
+            principal=principal,
+            settings=run.settings,
+            routing=run.routing,
+            identities=identities,
+        )
+    for row, result in zip(good, results, strict=True):
+        assert row.item is not None
+        external_id = row.item.get("external_id")
+        if result.status == "created":
+            counts.created += 1
+        elif result.status == "replayed":
+            counts.replayed += 1
+        elif result.problem is not None and result.problem.get("code") == "conflict":
+            try:
+                async with raw_transaction(run.database) as raw:
+                    await feedback.put_feedback(
+                        raw,
+                        FeedbackCreate.model_validate(row.item),
+                        principal=principal,
+                        settings=run.settings,
+                        routing=run.routing,
+                    )
+            except ValidationError as exc:
+                failures.append(
+                    Failure(
+                        row.line, external_id, _problem_text(validation_problem(exc).to_problem())
+                    )
+                )
+            except AppError as exc:
+                reason = _problem_text(exc.to_problem())
+                if exc.status == 404:
+                    reason = "an item under this id was stored by another key: not changed"
+                failures.append(Failure(row.line, external_id, reason))
+            else:
+                counts.updated += 1
+        else:
+            failures.append(Failure(row.line, external_id, _problem_text(result.problem or {})))
+    counts.failed = len(failures)
+    failures.sort(key=lambda failure: failure.line)
+    return counts, failures
+
+
+def _state_path(path: Path) -> Path:
+    return path.with_name(path.name + ".import-state.json")
+
+
+def failures_path(path: Path) -> Path:
+    return path.with_name(path.name + ".failures.csv")
+
+
+def _fingerprint(path: Path, source: str) -> dict[str, Any]:
+    stat = path.stat()
+    return {"source": source, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def load_state(path: Path, source: str) -> tuple[int, Counts]:
+    """Where an interrupted run of this file stopped: the next line, and its counts so far."""
+    state_file = _state_path(path)
+    if not state_file.exists():
+        return 1, Counts()
+    state = json.loads(state_file.read_text())
+    if state.get("file") != _fingerprint(path, source):
+        return 1, Counts()
+    return int(state["next_line"]), Counts(**state["counts"])
+
+
+def _save_state(path: Path, source: str, next_line: int, counts: Counts) -> None:
+    state = {"file": _fingerprint(path, source), "next_line": next_line, "counts": asdict(counts)}
+    temporary = _state_path(path).with_suffix(".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(_state_path(path))
+
+
+def _principal(run: ImportRun) -> Principal:
+    key_id = run.principal_id or uuid.uuid5(uuid.NAMESPACE_URL, f"closeloop:import:{run.source}")
+    return Principal(
+        key_id=key_id,
+        name=f"import {run.source}",
+        scopes=frozenset({Scope.FEEDBACK_WRITE}),
+        allowed_sources=frozenset({run.source}),
+        allowed_origins=None,
+    )
+
+
+def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def import_file(
+    path: Path,
+    run: ImportRun,
+    identities: IdentitySecrets,
+    *,
+    advance: Callable[[int], None] = lambda rows: None,
+) -> tuple[Counts, Path]:
+    """Import the file (from where an interrupted run stopped); answer the counts and the
+    path of the failures' CSV (line, external id, reason)."""
+    start_line, counts = load_state(path, run.source)
+    advance(counts.rows)
+    principal = _principal(run)
+    out = failures_path(path)
+    with out.open("a" if start_line > 1 else "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if start_line == 1:
+            writer.writerow(["line", "external_id", "reason"])
+        chunks = _chunks(read_rows(path, run, start_line))
+        while group := [chunk for _, chunk in zip(range(IN_FLIGHT), chunks, strict=False)]:
+            done = await asyncio.gather(
+                *(_store_chunk(run, principal, identities, chunk) for chunk in group)
+            )
+            for chunk_counts, failures in done:
+                counts.created += chunk_counts.created
+                counts.replayed += chunk_counts.replayed
+                counts.updated += chunk_counts.updated
+                counts.failed += chunk_counts.failed
+                writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
+            handle.flush()
+            _save_state(path, run.source, group[-1][-1].line + 1, counts)
+            advance(sum(len(chunk) for chunk in group))
+    _state_path(path).unlink(missing_ok=True)
+    return counts, out

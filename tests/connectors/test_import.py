@@ -1,0 +1,205 @@
+"""`closeloop import`: a file through the batch ingest, with an exact summary, a CSV of
+failures, safe to run again and resumable after an interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.connectors import imports
+from app.connectors.imports import Counts, ImportRun, import_file
+from app.connectors.mapping import ConnectorMapping
+from app.core.config import Settings
+from app.core.crypto import secret_box
+from app.core.db import BoundDatabase
+from app.feedback.identity import IdentitySecrets
+
+HEADER = "external_id,channel,metric,score,comment,customer.email,attributes.plan,tags\n"
+ROWS = [
+    "r1,email,nps,3,Late delivery,ana@example.com,pro,old;2019\n",
+    "r2,web,csat,9,,,,\n",  # outside the scale
+    "r3,web,nps,0,,,,\n",  # zero is a score
+    "r4,web,nps,10,Great,,,\n",
+    'r5,"web,nps\n',  # a cell left open: the rest of the file is one bad row
+]
+
+
+@pytest.fixture(autouse=True)
+async def transaction_started(connection: AsyncConnection) -> None:
+    """The test's outer transaction, begun for real: SQLAlchemy starts it on its first
+    statement, and until then a raw `conn.transaction()` (the batch ingest's) would be a
+    top-level one that commits."""
+    await connection.execute(text("SELECT 1"))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def identities() -> IdentitySecrets:
+    return IdentitySecrets(secret_box(None))
+
+
+def failures(path: Path) -> list[list[str]]:
+    with imports.failures_path(path).open(newline="") as handle:
+        return list(csv.reader(handle))[1:]
+
+
+async def test_a_csv_imports_with_an_exact_summary_and_failures(
+    tmp_path: Path, database: BoundDatabase, settings: Settings, admin: httpx.AsyncClient
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(HEADER + "".join(ROWS[:4]) + "r6,web,nps,5,Not great\n")
+    counts, failures_csv = await import_file(
+        path, ImportRun(database, settings, "legacy"), identities()
+    )
+    assert counts == Counts(created=3, replayed=0, updated=0, failed=2)
+    assert failures(path) == [
+        ["3", "r2", "score: csat scores run from 1 to 5"],
+        ["6", "", "5 cells where the header has 8"],
+    ]
+    assert failures_csv == imports.failures_path(path)
+    items = (await admin.get("/v1/feedback", params={"source": "legacy"})).json()["items"]
+    by_id = {item["external_id"]: item for item in items}
+    assert by_id["r1"]["tags"] == ["old", "2019"]
+    assert by_id["r1"]["attributes"] == {"plan": "pro"}
+    assert by_id["r1"]["case"] is not None
+    assert by_id["r3"]["score"] == 0
+    # Again: nothing new; a row changed since is an update.
+    path.write_text(HEADER + ROWS[0] + ROWS[2].replace(",0,", ",9,") + ROWS[3])
+    again, _ = await import_file(path, ImportRun(database, settings, "legacy"), identities())
+    assert again == Counts(created=0, replayed=2, updated=1, failed=0)
+    assert failures(path) == []
+
+
+async def test_a_mapping_reads_a_tools_export(
+    tmp_path: Path, database: BoundDatabase, settings: Settings, admin: httpx.AsyncClient
+) -> None:
+    path = tmp_path / "typeform.csv"
+    path.write_text(
+        "Token,How likely?,Why?,Email,Submitted At\n"
+        "tok-1,2,Slow app,dee@example.com,2024-03-01 10:00:00\n"
+        "tok-2,x,,,2024-03-01 11:00:00\n"
+    )
+    mapping = ConnectorMapping.model_validate(
+        {
+            "metric": "nps",
+            "field": "How likely?",
+            "comment": "Why?",
+            "email": "Email",
+            "submitted_at": "Submitted At",
+            "response_id": "Token",
+        }
+    )
+    run = ImportRun(database, settings, "typeform-archive", mapping)
+    counts, _ = await import_file(path, run, identities())
+    assert counts == Counts(created=1, failed=1)
+    assert failures(path)[0][:1] == ["3"]
+    assert "How likely?" in failures(path)[0][2]
+    [item] = (await admin.get("/v1/feedback", params={"source": "typeform-archive"})).json()[
+        "items"
+    ]
+    assert (item["external_id"], item["score"]) == ("tok-1", 2)
+    assert item["submitted_at"] == "2024-03-01T10:00:00Z"
+    assert item["attributes"] == {"time_zone_assumed": "UTC"}
+
+
+async def test_jsonl_rows_without_ids_are_stable_across_runs(
+    tmp_path: Path, database: BoundDatabase, settings: Settings
+) -> None:
+    path = tmp_path / "old.jsonl"
+    lines = [
+        json.dumps({"channel": "app", "metric": "star", "score": 5}),
+        json.dumps({"channel": "app", "comment": "Muy lento"}),
+        "not json",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    first, _ = await import_file(path, ImportRun(database, settings, "app-old"), identities())
+    assert first == Counts(created=2, failed=1)
+    assert failures(path) == [["3", "", "not a JSON object"]]
+    second, _ = await import_file(path, ImportRun(database, settings, "app-old"), identities())
+    assert second == Counts(replayed=2, failed=1)
+
+
+async def test_an_interrupted_import_resumes_where_it_stopped(
+    tmp_path: Path,
+    database: BoundDatabase,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    path = tmp_path / "big.csv"
+    path.write_text(
+        "external_id,channel,metric,score\n"
+        + "".join(f"row-{n},web,nps,{n % 11}\n" for n in range(9))
+    )
+    seen: list[int] = []
+
+    def stop_after_first_chunk(rows: int) -> None:
+        seen.append(rows)
+        if sum(seen) >= 2:
+            # What Ctrl-C does to the running import (its task is cancelled), without
+            # interrupting the test's own event loop.
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await import_file(
+            path,
+            ImportRun(database, settings, "big"),
+            identities(),
+            advance=stop_after_first_chunk,
+        )
+    assert json.loads((tmp_path / "big.csv.import-state.json").read_text())["next_line"] == 4
+    resumed_from: list[int] = []
+    counts, _ = await import_file(
+        path, ImportRun(database, settings, "big"), identities(), advance=resumed_from.append
+    )
+    assert resumed_from[0] == 2  # the rows done before, counted once
+    assert counts == Counts(created=9)
+    assert not (tmp_path / "big.csv.import-state.json").exists()
+
+
+def test_the_command_shows_progress_and_a_summary(tmp_path: Path, database_url: str) -> None:
+    """The real command on the test database (promoters only: no case is opened)."""
+    path = tmp_path / "cli.csv"
+    path.write_text(
+        "external_id,channel,metric,score\n"
+        + "".join(f"cli-{n},web,nps,{9 + n % 2}\n" for n in range(50))
+        + "cli-bad,web,nps,11\n"
+    )
+    env = {**os.environ, "FEEDBACK_DATABASE_URL": database_url, "COLUMNS": "120"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "import", str(path), "--source", "cli-import"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr  # one row failed
+        assert "51/51" in done.stderr
+        assert "rows/s" in done.stderr
+        assert "created 50, replayed 0, updated 0, failed 1" in done.stderr
+        assert failures(path) == [["52", "cli-bad", "score: nps scores run from 0 to 10"]]
+    finally:
+        subprocess.run([sys.executable, "-c", _CLEAN_UP, database_url], check=True, timeout=60)
+
+
+_CLEAN_UP = """
+import asyncio, sys
+import asyncpg
+async def main(url):
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    await conn.execute("DELETE FROM feedback WHERE source = 'cli-import'")
+    await conn.close()
+asyncio.run(main(sys.argv[1]))
+"""
