@@ -156,7 +156,7 @@ async def write_group(
     another item of the group took first is judged against that one by `_replay`, in this
     transaction, as if it had been sent after it.
     """
-    # The one place a group's size is known (metrics: closeloop_ingest_group_size).
+    # (Its size reaches the metrics through store_rows: closeloop_ingest_group_size.)
     outcomes: list[Ingested | Exception | None] = [None] * len(group)
     async with database.raw() as conn, conn.transaction():
         written: list[int] = []
