@@ -28,8 +28,10 @@ import uvicorn
 from fastapi import FastAPI, Request, status
 from pydantic import BaseModel, Field
 
-# The service's default (FEEDBACK_DB_POOL_SIZE).
-POOL_SIZE = 20
+from app.core.config import Settings
+
+# The service's default (FEEDBACK_DB_POOL_SIZE), read from its settings, not typed again.
+POOL_SIZE: int = Settings.model_fields["db_pool_size"].default
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS reference_feedback (

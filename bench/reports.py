@@ -36,22 +36,18 @@ from typing import Any
 
 import httpx
 
+from bench._postgres import checkpoint, embedded_postgres, fresh_database, postgres_version, run_sql
 from bench.common import (
     BenchError,
-    checkpoint,
     closeloop_server,
     create_api_key,
-    embedded_postgres,
-    fresh_database,
     machine,
     percentiles,
-    postgres_version,
     progress,
     run_cleanly,
-    run_sql,
     save_result,
+    service_environment,
 )
-from bench.ingest import service_environment
 
 TARGET_P99_MS = 300.0
 DATABASE = "closeloop_bench_reports"

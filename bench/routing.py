@@ -50,24 +50,20 @@ from app.core.config import Settings
 from app.feedback.derive import derive, routing_item
 from app.feedback.schemas import FeedbackCreate
 from app.routing.evaluation import build_table
+from bench._measure import WrkResult, measure_load, run_wrk
+from bench._postgres import embedded_postgres, fresh_database, postgres_version, run_sql
 from bench.common import (
+    QUIET_OTHER_CORES,
     BenchError,
-    WrkResult,
     closeloop_server,
     create_api_key,
-    embedded_postgres,
-    fresh_database,
     machine,
-    measure_load,
     percentiles,
-    postgres_version,
     progress,
     run_cleanly,
-    run_sql,
-    run_wrk,
     save_result,
+    service_environment,
 )
-from bench.ingest import QUIET_OTHER_CORES, service_environment
 
 TARGET_MEDIAN_MS = 0.2
 TARGET_RATIO = 0.9

@@ -55,20 +55,17 @@ from cryptography.fernet import Fernet
 from app.core.crypto import secret_box
 from app.core.embedded import EmbeddedPostgres
 from app.notifications.signing import new_secret
+from bench._measure import CpuSnapshot
+from bench._postgres import checkpoint, embedded_postgres, fresh_database, postgres_version, run_sql
 from bench.common import (
+    QUIET_OTHER_CORES,
     BenchError,
-    CpuSnapshot,
     ServerProcess,
-    checkpoint,
     clean_environment,
     closeloop_workers,
-    embedded_postgres,
-    fresh_database,
     machine,
-    postgres_version,
     progress,
     run_cleanly,
-    run_sql,
     save_result,
 )
 from bench.receiver import receivers
@@ -77,8 +74,6 @@ TARGET_RATE = 1000.0
 TARGET_RATIO = 0.9
 HEALTHY = 3
 DATABASE = "closeloop_bench_webhooks"
-# Above this (in cores) the rest of the machine was busy enough to move the figures.
-QUIET_OTHER_CORES = 0.15
 LEAD_SECONDS = 2.0  # between writing the messages and T0, when they fall due
 # How long, once every healthy message has arrived, the database may take to say so: longer than
 # a lease (2 × 15 s + 5 s), after which an outcome that was not recorded is sent again.
