@@ -52,6 +52,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from app.cases.reads import _ITEMS as case_items_sql
 from app.core.db import asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.schemas import decode_cursor
@@ -78,17 +79,14 @@ DATABASE = "closeloop_bench_cases"
 PAGE_SIZE = 50
 PATH = "/v1/cases"
 
-# The service's two queries for a page (app/cases/service.py), as SQLAlchemy writes them.
+# The service's two queries for a page (app/cases/reads.py). The page query as SQLAlchemy writes
+# it for the one filter and sort timed here; the items query is the app's own, not a copy, with
+# its one parameter in asyncpg's style.
 PAGE_SQL = """
 SELECT * FROM feedback_case WHERE status = $1::VARCHAR AND team = $2::VARCHAR {after}
 ORDER BY resolution_due_at, id LIMIT $3::INTEGER
 """
-ITEMS_SQL = """
-SELECT cf.case_id, cf.kind, cf.added_at, f.id, f.source, f.channel, f.external_id, f.metric,
-       f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at
-FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id
-WHERE cf.case_id = ANY($1) ORDER BY cf.added_at DESC, f.id DESC
-"""
+ITEMS_SQL = case_items_sql.text.replace(":ids", "$1")
 
 
 FACTS_SQL = """
