@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import httpx
 
-from bench.reference import POOL_SIZE
+from app.core.config import Settings
 
 LOOPBACK = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -41,6 +41,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 DATA_DIR = PROJECT_ROOT / ".closeloop-bench"
 
 _PR_SET_PDEATHSIG = 1
+# The service's default (FEEDBACK_DB_POOL_SIZE), read from its settings, not typed again; the
+# reference server's pool is as large.
+POOL_SIZE: int = Settings.model_fields["db_pool_size"].default
 # Above this (in cores) the rest of the machine was busy enough to move the figures.
 QUIET_OTHER_CORES = 0.15
 

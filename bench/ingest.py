@@ -73,6 +73,7 @@ from bench._ingest_measure import PATH, Options, check_answers, measure, profile
 from bench._ingest_report import report, verdicts
 from bench._postgres import embedded_postgres, fresh_database, postgres_version
 from bench.common import (
+    POOL_SIZE,
     QUIET_OTHER_CORES,
     RESULTS_DIR,
     clean_environment,
@@ -86,7 +87,6 @@ from bench.common import (
     server_process,
     service_environment,
 )
-from bench.reference import POOL_SIZE
 
 SERVICE_DATABASE = "closeloop_bench_service"
 REFERENCE_DATABASE = "closeloop_bench_reference"

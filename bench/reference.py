@@ -28,10 +28,7 @@ import uvicorn
 from fastapi import FastAPI, Request, status
 from pydantic import BaseModel, Field
 
-from app.core.config import Settings
-
-# The service's default (FEEDBACK_DB_POOL_SIZE), read from its settings, not typed again.
-POOL_SIZE: int = Settings.model_fields["db_pool_size"].default
+from bench.common import POOL_SIZE
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS reference_feedback (
