@@ -56,6 +56,7 @@ from app.core.embedded import EmbeddedPostgres
 from app.notifications.signing import new_secret
 from bench._measure import CpuSnapshot
 from bench._postgres import checkpoint, embedded_postgres, fresh_database, postgres_version, run_sql
+from bench._receivers import receivers
 from bench._webhooks_report import report, verdict
 from bench.common import (
     BenchError,
@@ -67,7 +68,6 @@ from bench.common import (
     run_cleanly,
     save_result,
 )
-from bench.receiver import receivers
 
 HEALTHY = 3
 DATABASE = "closeloop_bench_webhooks"
