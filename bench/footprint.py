@@ -29,20 +29,17 @@ from typing import Any
 import httpx
 import psutil
 
+from bench._measure import postgres_cpu_seconds
+from bench._postgres import embedded_postgres, fresh_database, postgres_version, run_sql
 from bench.common import (
     closeloop_server,
     create_api_key,
-    embedded_postgres,
-    fresh_database,
     machine,
-    postgres_cpu_seconds,
-    postgres_version,
     progress,
     run_cleanly,
-    run_sql,
     save_result,
+    service_environment,
 )
-from bench.ingest import service_environment
 
 DATABASE = "closeloop_bench_footprint"
 TABLES = ("feedback", "feedback_case", "case_feedback", "case_event", "outbox_message")

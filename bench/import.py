@@ -29,7 +29,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from app.connectors.imports import Counts
-from bench.common import embedded_postgres, fresh_database, run_cleanly
+from bench._postgres import embedded_postgres, fresh_database
+from bench.common import run_cleanly
 
 TARGET_ROWS_PER_SECOND = 20_000
 DATABASE = "closeloop_bench_import"

@@ -28,8 +28,7 @@ import uvicorn
 from fastapi import FastAPI, Request, status
 from pydantic import BaseModel, Field
 
-# The service's default (FEEDBACK_DB_POOL_SIZE).
-POOL_SIZE = 20
+from bench.common import POOL_SIZE
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS reference_feedback (

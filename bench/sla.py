@@ -29,19 +29,9 @@ from typing import Any
 
 from app.cases.sla import run_pass
 from app.core.db import Database
-from bench.cases import TEAM_COUNT, TEAMS_SQL, seed
-from bench.common import (
-    BenchError,
-    checkpoint,
-    embedded_postgres,
-    fresh_database,
-    machine,
-    postgres_version,
-    progress,
-    run_cleanly,
-    run_sql,
-    save_result,
-)
+from bench._cases_seed import TEAM_COUNT, TEAMS_SQL, seed
+from bench._postgres import checkpoint, embedded_postgres, fresh_database, postgres_version, run_sql
+from bench.common import BenchError, machine, progress, run_cleanly, save_result
 
 TARGET_CASES_PER_SECOND = 2000.0
 DATABASE = "closeloop_bench_sla"

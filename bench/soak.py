@@ -43,12 +43,11 @@ from typing import Any
 
 import httpx
 
+from bench._postgres import embedded_postgres, fresh_database
 from bench.common import (
     clean_environment,
     closeloop_server,
     create_api_key,
-    embedded_postgres,
-    fresh_database,
     machine,
     percentiles,
     progress,
