@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cases.identity import case_number
 from app.cases.models import Case, CaseEvent
 from app.cases.schemas import CaseSort, CaseStatus, CaseSummary
+from app.core.db import get_or_404
 from app.core.errors import NotFound
 from app.core.schemas import (
     cursor_id,
@@ -115,10 +116,10 @@ async def read_case(session: AsyncSession, case: Case) -> dict[str, Any]:
 
 
 async def get_case(session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
-    case = await session.get(Case, case_id, with_for_update=for_update, populate_existing=True)
-    if case is None:
-        raise NotFound("No case has this id.", code="case_not_found")
-    return case
+    missing = NotFound("No case has this id.", code="case_not_found")
+    return await get_or_404(
+        session, Case, case_id, missing, with_for_update=for_update, populate_existing=True
+    )
 
 
 # -- lists ----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.etag import etag
 from app.core.metrics import count_case_resolved
-from app.core.schemas import MAX_PAGE_SIZE, Page, Timestamp, json_bytes
+from app.core.schemas import Page, PageLimit, Timestamp, json_bytes
 from app.routing.schemas import CasePriority
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
@@ -69,7 +69,7 @@ async def list_cases(
             "`created_at`, `-created_at`, or `priority` (most urgent, then oldest, first)."
         ),
     ] = CaseSort.RESOLUTION_DUE_AT,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Response:
     """A queue of cases, a page at a time; pass `next_cursor` back as `cursor`."""
@@ -191,7 +191,7 @@ async def list_case_events(
     case_id: uuid.UUID,
     session: SessionDep,
     _: CasesReader,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    limit: PageLimit = 100,
     cursor: str | None = None,
 ) -> Page[CaseEventRead]:
     """The case's timeline, oldest first: every change, who made it and when."""

@@ -23,7 +23,7 @@ from app.core.auth import Admin
 from app.core.crypto import SecretBox, secret_box
 from app.core.db import DatabaseDep, SessionDep
 from app.core.errors import problem_responses
-from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN
+from app.core.schemas import SLUG_PATTERN, PageLimit
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 # Survey tools' deliveries come in their own formats: JSON, url-encoded or multipart forms.
@@ -145,7 +145,7 @@ async def list_connector_responses(
     database: DatabaseDep,
     _: Admin,
     state: Literal["complete", "partial", "pending"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    limit: PageLimit = 50,
 ) -> list[ConnectorResponseRead]:
     """The responses the tool delivered, last changed first: `partial` ones (no feedback, no
     case until finished) and `pending` ones (only ids were sent) included."""

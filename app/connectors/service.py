@@ -35,7 +35,7 @@ from app.connectors.tools import read_event
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.crypto import SecretBox
-from app.core.db import Database, raw_transaction, utcnow
+from app.core.db import Database, get_or_404, raw_transaction, utcnow
 from app.core.errors import AppError, Conflict, NotFound, Unauthorized, validation_problem
 from app.feedback import ingest as feedback
 from app.feedback.identity import IdentitySecrets
@@ -96,10 +96,7 @@ async def list_connectors(session: AsyncSession) -> list[Connector]:
 
 
 async def get_connector(session: AsyncSession, connector_id: uuid.UUID) -> Connector:
-    connector = await session.get(Connector, connector_id)
-    if connector is None:
-        raise _not_found()
-    return connector
+    return await get_or_404(session, Connector, connector_id, _not_found())
 
 
 async def update_connector(

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Admin, ApiKey, KeyCache, Scope, hash_key, new_key
-from app.core.db import SessionDep, utcnow
+from app.core.db import SessionDep, get_or_404, utcnow
 from app.core.errors import NotFound, problem_responses
 from app.core.schemas import SLUG_PATTERN, Page
 
@@ -114,9 +114,8 @@ async def create_api_key(session: AsyncSession, data: ApiKeyCreate) -> tuple[Api
 
 
 async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
-    row = await session.get(ApiKey, key_id, with_for_update=True)
-    if row is None:
-        raise NotFound("No API key has this id.", code="api_key_not_found")
+    missing = NotFound("No API key has this id.", code="api_key_not_found")
+    row = await get_or_404(session, ApiKey, key_id, missing, with_for_update=True)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self, cast
+from typing import Annotated, Any, Self, TypeVar, cast
 
 import asyncpg
 from fastapi import Depends, Request
@@ -30,6 +30,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from app.core.errors import NotFound
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -57,6 +61,8 @@ def uuid7() -> uuid.UUID:
 
     Monotonic within the process (RFC 9562 §6.2, method 3): ids made in the same millisecond
     still sort in the order they were made, so items of one batch keep their order.
+    Ids made inside SQL (INSERT ... SELECT) come from its SQL twin `closeloop_uuid7()`
+    (migration uuid7_function): the same layout, millisecond-ordered.
     """
     global _last_uuid7
     millis = time.time_ns() // 1_000_000
@@ -259,6 +265,16 @@ async def session_sql(session: AsyncSession, sql: str, *args: Any) -> CursorResu
     """
     connection = await session.connection()
     return await connection.exec_driver_sql(sql, args)
+
+
+async def get_or_404(
+    session: AsyncSession, model: type[T], key: Any, missing: NotFound, **options: Any
+) -> T:
+    """The row of `model` with this primary key (`options` go to `session.get`), else `missing`."""
+    row = await session.get(model, key, **options)
+    if row is None:
+        raise missing
+    return row
 
 
 async def get_database(request: Request) -> Database:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
+from fastapi import Query
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
@@ -18,6 +19,8 @@ from app.core.errors import BadRequest
 SLUG_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 MAX_PAGE_SIZE = 200
+# The `limit` of every list route (each route gives its own default).
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 
 # A pragmatic address check: one @, no spaces, a dotted domain. (email-validator's full check
 # cost a tenth of an ingest request's time, and a mailer verifies deliverability anyway.)

@@ -28,7 +28,7 @@ from app.core.errors import (
     problem_responses,
     validation_problem,
 )
-from app.core.schemas import MAX_PAGE_SIZE, SLUG_PATTERN, Page, Timestamp, json_bytes
+from app.core.schemas import SLUG_PATTERN, Page, PageLimit, Timestamp, json_bytes
 from app.core.vocabulary import Category, Channel, Metric, Sentiment
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
 from app.feedback.ingest import ingest_batch, ingest_feedback, ingest_followup
@@ -252,7 +252,7 @@ async def list_feedback(
     ] = None,
     submitted_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
     submitted_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Response:
     """List feedback, newest submitted first, a page at a time (of the sources the key may

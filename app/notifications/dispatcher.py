@@ -92,7 +92,7 @@ WITH r AS (
 attempts AS (
     INSERT INTO delivery_attempt (id, message_id, at, status_code, duration_ms,
         response_excerpt, error)
-    SELECT gen_random_uuid(), r.message_id, r.at, r.status_code, r.duration_ms, r.excerpt,
+    SELECT closeloop_uuid7(), r.message_id, r.at, r.status_code, r.duration_ms, r.excerpt,
         r.error
     FROM r JOIN outbox_message m ON m.id = r.message_id
 )

@@ -47,7 +47,7 @@ def outbox_insert(
     """SQL: write the messages of the events in `source_from` (a FROM list), each as SQL."""
     return (
         f"INSERT INTO outbox_message ({_COLUMNS}) "
-        f"SELECT gen_random_uuid(), e.id, {event_type}, {body}, {case_id}, 'pending', 0, 0, "
+        f"SELECT closeloop_uuid7(), e.id, {event_type}, {body}, {case_id}, 'pending', 0, 0, "
         f"{now}, {now} FROM {source_from} JOIN webhook_endpoint e "
         f"ON {subscribed(event_type, sources)}"
     )

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.core.auth import Admin
 from app.core.crypto import SecretBox, secret_box
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
-from app.core.schemas import MAX_PAGE_SIZE, Page
+from app.core.schemas import Page, PageLimit
 from app.notifications import service
 from app.notifications.addresses import AddressPolicy, Resolver
 from app.notifications.models import WebhookEndpoint
@@ -140,7 +140,7 @@ async def list_endpoint_messages(
     session: SessionDep,
     _: Admin,
     status: Literal["pending", "delivered", "failed"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Page[MessageRead]:
     """The endpoint's messages, newest first."""

@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import SEALED_PREFIX, SecretBox
-from app.core.db import utcnow
+from app.core.db import get_or_404, utcnow
 from app.core.errors import FieldError, NotFound, ValidationFailed
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.notifications.addresses import AddressRefused, Resolver
@@ -64,10 +64,10 @@ async def create_endpoint(
 async def get_endpoint(
     session: AsyncSession, endpoint_id: uuid.UUID, *, for_update: bool = False
 ) -> WebhookEndpoint:
-    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=for_update)
-    if endpoint is None:
-        raise NotFound("No webhook endpoint has this id.", code="endpoint_not_found")
-    return endpoint
+    missing = NotFound("No webhook endpoint has this id.", code="endpoint_not_found")
+    return await get_or_404(
+        session, WebhookEndpoint, endpoint_id, missing, with_for_update=for_update
+    )
 
 
 async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
@@ -172,11 +172,12 @@ async def list_messages(
     return [message_read(m) for m in messages[:limit]], next_cursor
 
 
+def _message_not_found() -> NotFound:
+    return NotFound("No webhook message has this id.", code="message_not_found")
+
+
 async def get_message(session: AsyncSession, message_uuid: uuid.UUID) -> OutboxMessage:
-    message = await session.get(OutboxMessage, message_uuid)
-    if message is None:
-        raise NotFound("No webhook message has this id.", code="message_not_found")
-    return message
+    return await get_or_404(session, OutboxMessage, message_uuid, _message_not_found())
 
 
 async def message_detail(session: AsyncSession, message: OutboxMessage) -> MessageDetail:
@@ -194,9 +195,9 @@ async def message_detail(session: AsyncSession, message: OutboxMessage) -> Messa
 
 async def retry_message(session: AsyncSession, message_uuid: uuid.UUID) -> OutboxMessage:
     """Send a message again now, delivered or failed before: a new round of the schedule."""
-    message = await session.get(OutboxMessage, message_uuid, with_for_update=True)
-    if message is None:
-        raise NotFound("No webhook message has this id.", code="message_not_found")
+    message = await get_or_404(
+        session, OutboxMessage, message_uuid, _message_not_found(), with_for_update=True
+    )
     message.status = "pending"
     message.tries = 0
     message.next_attempt_at = utcnow()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from app.core.auth import ReportsReader
 from app.core.db import SessionDep
@@ -56,23 +56,6 @@ def _answer(report: dict[str, Any], accept: str | None, name: str) -> Response:
 
 async def _scores(
     session: SessionDep,
-    metric: Metric,
-    group_by: ScoreGroup,
-    start: str,
-    end: str,
-    tz: str,
-    source: str | None,
-    channel: str | None,
-) -> dict[str, Any]:
-    period: Period = report_period(start, end, tz, daily=group_by in DAILY)
-    return await score_report(
-        session, metric=metric, group_by=group_by, period=period, source=source, channel=channel
-    )
-
-
-@router.get("/scores", response_model=ScoresReport, responses={**_ERRORS, 200: _CSV})
-async def get_scores(
-    session: SessionDep,
     _: ReportsReader,
     metric: Metric,
     group_by: ScoreGroup,
@@ -81,13 +64,23 @@ async def get_scores(
     tz: Tz = "UTC",
     source: Filter = None,
     channel: Filter = None,
-    accept: Accept = None,
-) -> Response:
+) -> dict[str, Any]:
+    """The scores report the JSON/CSV and SVG routes both answer with (their one query)."""
+    period: Period = report_period(start, to, tz, daily=group_by in DAILY)
+    return await score_report(
+        session, metric=metric, group_by=group_by, period=period, source=source, channel=channel
+    )
+
+
+Scores = Annotated[dict[str, Any], Depends(_scores)]
+
+
+@router.get("/scores", response_model=ScoresReport, responses={**_ERRORS, 200: _CSV})
+async def get_scores(report: Scores, accept: Accept = None) -> Response:
     """NPS (% promoters − % detractors), CSAT and star (% of 4–5) or CES (the mean) with the
     count and distribution of answers, per group and overall. By `journey_stage` this is the
     customer's emotion curve, in journey order."""
-    report = await _scores(session, metric, group_by, start, to, tz, source, channel)
-    return _answer(report, accept, f"{metric.value}-by-{group_by.value}")
+    return _answer(report, accept, f"{report['metric']}-by-{report['group_by']}")
 
 
 @router.get(
@@ -95,19 +88,8 @@ async def get_scores(
     response_class=Response,
     responses={**_ERRORS, 200: {"content": {"image/svg+xml": {}}, "description": "A chart."}},
 )
-async def get_scores_chart(
-    session: SessionDep,
-    _: ReportsReader,
-    metric: Metric,
-    group_by: ScoreGroup,
-    start: From,
-    to: To,
-    tz: Tz = "UTC",
-    source: Filter = None,
-    channel: Filter = None,
-) -> Response:
+async def get_scores_chart(report: Scores) -> Response:
     """The scores report as a bar chart: plain SVG, readable without JavaScript."""
-    report = await _scores(session, metric, group_by, start, to, tz, source, channel)
     return Response(scores_svg(report), media_type="image/svg+xml")
 
 

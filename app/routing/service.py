@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
+from app.core.db import get_or_404, utcnow
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.etag import check_if_match
 from app.routing.conditions import LIST, field_kind
@@ -36,10 +36,8 @@ async def bump_generation(session: AsyncSession) -> None:
 
 
 async def get_team(session: AsyncSession, key: str, *, for_update: bool = False) -> Team:
-    team = await session.get(Team, key, with_for_update=for_update)
-    if team is None:
-        raise NotFound(f"No team has the key `{key}`.", code="team_not_found")
-    return team
+    missing = NotFound(f"No team has the key `{key}`.", code="team_not_found")
+    return await get_or_404(session, Team, key, missing, with_for_update=for_update)
 
 
 async def list_teams(session: AsyncSession) -> list[Team]:
@@ -244,10 +242,8 @@ async def create_rule(session: AsyncSession, data: RuleCreate, *, actor: str) ->
 async def get_rule(
     session: AsyncSession, rule_id: uuid.UUID, *, for_update: bool = False
 ) -> RoutingRule:
-    rule = await session.get(RoutingRule, rule_id, with_for_update=for_update)
-    if rule is None:
-        raise NotFound("No routing rule has this id.", code="rule_not_found")
-    return rule
+    missing = NotFound("No routing rule has this id.", code="rule_not_found")
+    return await get_or_404(session, RoutingRule, rule_id, missing, with_for_update=for_update)
 
 
 async def list_rules(session: AsyncSession) -> list[RoutingRule]:
