@@ -93,6 +93,24 @@ def team_body(key: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
+def rule_body(name: str, team: str, conditions: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The body that creates a routing rule: these conditions route to this team."""
+    body = {"name": name, "priority": 100, "conditions": conditions, "team": team}
+    body.update(overrides)
+    return body
+
+
+async def make_rule(
+    admin: httpx.AsyncClient, team: str, conditions: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    """An admin client creates a rule routing to `team` (named "to <team>" unless told)."""
+    body = rule_body(overrides.pop("name", f"to {team}"), team, conditions, **overrides)
+    response = await admin.post("/v1/routing/rules", json=body)
+    assert response.status_code == 201, response.text
+    rule: dict[str, Any] = response.json()
+    return rule
+
+
 async def register_endpoint(
     client: httpx.AsyncClient, *event_types: str, url: str, **extra: Any
 ) -> dict[str, Any]:
