@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,18 +14,13 @@ import httpx
 
 from app.cases.sla import run_pass
 from app.core.db import Database
-from tests.builders import feedback_body
+from tests.builders import eventually, feedback_body, team_body
 
 CLOSELOOP = str(Path(sys.executable).parent / "closeloop")
 
 
 async def _team(client: httpx.AsyncClient) -> None:
-    body = {
-        "key": "support",
-        "name": "Support",
-        "first_response_minutes": 60,
-        "resolution_minutes": 480,
-    }
+    body = team_body("support", resolution_minutes=480)
     assert (await client.post("/v1/teams", json=body)).status_code == 201
 
 
@@ -140,14 +134,28 @@ async def test_worker_processes_flag_a_breach_without_any_request(
         )
     workers = [_start_worker(database_url) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 30
-        while not await _breach_events(committed):
-            assert time.monotonic() < deadline, "no worker flagged the breach"
+
+        async def flagged() -> bool:
             assert all(w.poll() is None for w in workers), "a worker exited"
-            await asyncio.sleep(0.1)
-        # Not waiting for anything to happen: giving both workers several more passes (at
-        # 0.2 s each) in which nothing may happen, as the breach must stay flagged once.
-        await asyncio.sleep(1)
+            return bool(await _breach_events(committed))
+
+        await eventually(flagged, within=30)
+        # Then more passes of both workers (each takes the job's lease and hands it back), in
+        # which nothing may happen: the breach must stay flagged once.
+        seen: set[tuple[str, datetime]] = set()
+
+        async def more_passes_by_both() -> bool:
+            assert all(w.poll() is None for w in workers), "a worker exited"
+            async with committed.raw() as conn:
+                lease = await conn.fetchrow(
+                    "SELECT holder, expires_at FROM job_lease WHERE name = 'sla_monitor'"
+                )
+            if lease is not None:
+                seen.add((lease["holder"], lease["expires_at"]))
+            pids = {holder.rsplit(":", 2)[1] for holder, _ in seen}
+            return len(seen) >= 6 and pids >= {str(w.pid) for w in workers}
+
+        await eventually(more_passes_by_both, within=30)
     finally:
         for worker in workers:
             worker.terminate()
