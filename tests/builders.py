@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import httpx
 
 from app.core.api_keys import ApiKeyCreate, create_api_key
+from app.core.config import Settings
 from app.core.db import Database
 
 T = TypeVar("T")
@@ -91,6 +92,19 @@ def team_body(key: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+async def make_team(admin: httpx.AsyncClient, key: str, **overrides: Any) -> None:
+    """An admin client creates a team (team_body with overrides)."""
+    response = await admin.post("/v1/teams", json=team_body(key, **overrides))
+    assert response.status_code == 201, response.text
+
+
+def webhooks_on_loopback(settings: Settings) -> Settings:
+    """These settings, letting webhook endpoints on 127.0.0.1 over http be registered."""
+    return settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
+    )
 
 
 def rule_body(name: str, team: str, conditions: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 
 from app.core.db import BoundDatabase
-from tests.builders import make_rule, team_body
+from tests.builders import make_rule, make_team
 
-__all__ = ["make_rule"]  # the case tests take it from here with the other helpers
+__all__ = ["make_rule", "make_team"]  # the case tests take it from here with the other helpers
 
 NUMBER = re.compile(r"^C-\d+$")
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -43,11 +43,6 @@ CASE_FIELDS = {
 }
 NO_NOTICE = {"code": "fixed", "notify_customer": False}
 UNKNOWN_CASE = "/v1/cases/00000000-0000-7000-8000-000000000000"
-
-
-async def make_team(admin: httpx.AsyncClient, key: str, **overrides: Any) -> None:
-    response = await admin.post("/v1/teams", json=team_body(key, **overrides))
-    assert response.status_code == 201, response.text
 
 
 def mentions(*words: str) -> dict[str, Any]:

@@ -14,20 +14,15 @@ import httpx
 
 from app.cases.sla import run_pass
 from app.core.db import Database
-from tests.builders import eventually, feedback_body, team_body
+from tests.builders import eventually, feedback_body, make_team
 
 CLOSELOOP = str(Path(sys.executable).parent / "closeloop")
-
-
-async def _team(client: httpx.AsyncClient) -> None:
-    body = team_body("support", resolution_minutes=480)
-    assert (await client.post("/v1/teams", json=body)).status_code == 201
 
 
 async def test_two_agents_resolving_at_once_exactly_one_wins(
     committed_client: httpx.AsyncClient,
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     item = (await committed_client.post("/v1/feedback", json=feedback_body())).json()
     url = f"/v1/cases/{item['case']['id']}/resolve"
 
@@ -51,7 +46,7 @@ async def test_two_agents_resolving_at_once_exactly_one_wins(
 async def test_complaints_arriving_at_once_join_one_case(
     committed_client: httpx.AsyncClient,
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     bodies = [feedback_body(comment=f"still broken, attempt {i}") for i in range(20)]
     answers = await asyncio.gather(
         *(committed_client.post("/v1/feedback", json=body) for body in bodies)
@@ -67,7 +62,7 @@ async def test_complaints_arriving_at_once_join_one_case(
 async def test_case_numbers_stay_unique_under_concurrency(
     committed_client: httpx.AsyncClient,
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     answers = await asyncio.gather(
         *(
             committed_client.post(
@@ -83,7 +78,7 @@ async def test_case_numbers_stay_unique_under_concurrency(
 async def test_monitors_side_by_side_flag_each_breach_once(
     committed_client: httpx.AsyncClient, committed: Database
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     for i in range(30):
         body = feedback_body(customer={"external_id": f"cus_{i}"})
         assert (await committed_client.post("/v1/feedback", json=body)).status_code == 201
@@ -126,7 +121,7 @@ async def _breach_events(database: Database) -> list[Any]:
 async def test_worker_processes_flag_a_breach_without_any_request(
     committed_client: httpx.AsyncClient, committed: Database, database_url: str
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     item = (await committed_client.post("/v1/feedback", json=feedback_body())).json()
     async with committed.raw() as conn:  # the first response was due a minute ago
         await conn.execute(

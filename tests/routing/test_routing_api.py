@@ -16,7 +16,15 @@ from app.feedback.reads import negative_items
 from app.main import create_app
 from app.routing import evaluation
 from app.routing.evaluation import GENERATION_CHECK_SECONDS, backtest, build_table
-from tests.builders import auth, feedback_body, make_api_key, make_rule, rule_body, team_body
+from tests.builders import (
+    auth,
+    feedback_body,
+    make_api_key,
+    make_rule,
+    make_team,
+    rule_body,
+    team_body,
+)
 
 # The example table of SPEC §3, as an admin would write it.
 REFUND_WORDS = ["refund", "退款", "退錢", "reembolso", "devolução"]
@@ -37,8 +45,7 @@ SPEC_CONDITIONS: dict[str, Any] = {
 
 async def make_teams(admin: httpx.AsyncClient, *keys: str) -> None:
     for key in keys:
-        response = await admin.post("/v1/teams", json=team_body(key))
-        assert response.status_code == 201, response.text
+        await make_team(admin, key)
 
 
 @pytest.fixture
