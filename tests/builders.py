@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import httpx
 
 from app.core.api_keys import ApiKeyCreate, create_api_key
+from app.core.config import Settings
 from app.core.db import Database
 
 T = TypeVar("T")
@@ -91,6 +92,37 @@ def team_body(key: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+async def make_team(admin: httpx.AsyncClient, key: str, **overrides: Any) -> None:
+    """An admin client creates a team (team_body with overrides)."""
+    response = await admin.post("/v1/teams", json=team_body(key, **overrides))
+    assert response.status_code == 201, response.text
+
+
+def webhooks_on_loopback(settings: Settings) -> Settings:
+    """These settings, letting webhook endpoints on 127.0.0.1 over http be registered."""
+    return settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
+    )
+
+
+def rule_body(name: str, team: str, conditions: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The body that creates a routing rule: these conditions route to this team."""
+    body = {"name": name, "priority": 100, "conditions": conditions, "team": team}
+    body.update(overrides)
+    return body
+
+
+async def make_rule(
+    admin: httpx.AsyncClient, team: str, conditions: dict[str, Any], **overrides: Any
+) -> dict[str, Any]:
+    """An admin client creates a rule routing to `team` (named "to <team>" unless told)."""
+    body = rule_body(overrides.pop("name", f"to {team}"), team, conditions, **overrides)
+    response = await admin.post("/v1/routing/rules", json=body)
+    assert response.status_code == 201, response.text
+    rule: dict[str, Any] = response.json()
+    return rule
 
 
 async def register_endpoint(

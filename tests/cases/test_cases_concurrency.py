@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,25 +14,15 @@ import httpx
 
 from app.cases.sla import run_pass
 from app.core.db import Database
-from tests.builders import feedback_body
+from tests.builders import eventually, feedback_body, make_team
 
 CLOSELOOP = str(Path(sys.executable).parent / "closeloop")
-
-
-async def _team(client: httpx.AsyncClient) -> None:
-    body = {
-        "key": "support",
-        "name": "Support",
-        "first_response_minutes": 60,
-        "resolution_minutes": 480,
-    }
-    assert (await client.post("/v1/teams", json=body)).status_code == 201
 
 
 async def test_two_agents_resolving_at_once_exactly_one_wins(
     committed_client: httpx.AsyncClient,
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     item = (await committed_client.post("/v1/feedback", json=feedback_body())).json()
     url = f"/v1/cases/{item['case']['id']}/resolve"
 
@@ -57,7 +46,7 @@ async def test_two_agents_resolving_at_once_exactly_one_wins(
 async def test_complaints_arriving_at_once_join_one_case(
     committed_client: httpx.AsyncClient,
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     bodies = [feedback_body(comment=f"still broken, attempt {i}") for i in range(20)]
     answers = await asyncio.gather(
         *(committed_client.post("/v1/feedback", json=body) for body in bodies)
@@ -73,7 +62,7 @@ async def test_complaints_arriving_at_once_join_one_case(
 async def test_case_numbers_stay_unique_under_concurrency(
     committed_client: httpx.AsyncClient,
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     answers = await asyncio.gather(
         *(
             committed_client.post(
@@ -89,7 +78,7 @@ async def test_case_numbers_stay_unique_under_concurrency(
 async def test_monitors_side_by_side_flag_each_breach_once(
     committed_client: httpx.AsyncClient, committed: Database
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     for i in range(30):
         body = feedback_body(customer={"external_id": f"cus_{i}"})
         assert (await committed_client.post("/v1/feedback", json=body)).status_code == 201
@@ -132,7 +121,7 @@ async def _breach_events(database: Database) -> list[Any]:
 async def test_worker_processes_flag_a_breach_without_any_request(
     committed_client: httpx.AsyncClient, committed: Database, database_url: str
 ) -> None:
-    await _team(committed_client)
+    await make_team(committed_client, "support", resolution_minutes=480)
     item = (await committed_client.post("/v1/feedback", json=feedback_body())).json()
     async with committed.raw() as conn:  # the first response was due a minute ago
         await conn.execute(
@@ -140,14 +129,28 @@ async def test_worker_processes_flag_a_breach_without_any_request(
         )
     workers = [_start_worker(database_url) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 30
-        while not await _breach_events(committed):
-            assert time.monotonic() < deadline, "no worker flagged the breach"
+
+        async def flagged() -> bool:
             assert all(w.poll() is None for w in workers), "a worker exited"
-            await asyncio.sleep(0.1)
-        # Not waiting for anything to happen: giving both workers several more passes (at
-        # 0.2 s each) in which nothing may happen, as the breach must stay flagged once.
-        await asyncio.sleep(1)
+            return bool(await _breach_events(committed))
+
+        await eventually(flagged, within=30)
+        # Then more passes of both workers (each takes the job's lease and hands it back), in
+        # which nothing may happen: the breach must stay flagged once.
+        seen: set[tuple[str, datetime]] = set()
+
+        async def more_passes_by_both() -> bool:
+            assert all(w.poll() is None for w in workers), "a worker exited"
+            async with committed.raw() as conn:
+                lease = await conn.fetchrow(
+                    "SELECT holder, expires_at FROM job_lease WHERE name = 'sla_monitor'"
+                )
+            if lease is not None:
+                seen.add((lease["holder"], lease["expires_at"]))
+            pids = {holder.rsplit(":", 2)[1] for holder, _ in seen}
+            return len(seen) >= 6 and pids >= {str(w.pid) for w in workers}
+
+        await eventually(more_passes_by_both, within=30)
     finally:
         for worker in workers:
             worker.terminate()

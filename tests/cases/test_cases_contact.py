@@ -19,6 +19,7 @@ from tests.builders import (
     refused_fields,
     register_endpoint,
     send_feedback,
+    webhooks_on_loopback,
 )
 
 
@@ -102,9 +103,7 @@ async def test_the_same_contact_again_changes_nothing(admin: httpx.AsyncClient) 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 async def _count(database: Database) -> dict[str, int]:

@@ -9,15 +9,13 @@ import httpx
 
 from app.cases.sla import run_pass
 from app.core.db import BoundDatabase
-from tests.builders import feedback_body
+from tests.builders import feedback_body, make_team
 
 WEEK = timedelta(days=7)
 
 
 async def _team(admin: httpx.AsyncClient, key: str, **overrides: Any) -> None:
-    body = {"key": key, "name": key, "first_response_minutes": 60, "resolution_minutes": 480}
-    response = await admin.post("/v1/teams", json={**body, **overrides})
-    assert response.status_code == 201, response.text
+    await make_team(admin, key, **{"resolution_minutes": 480, **overrides})
 
 
 async def _case(admin: httpx.AsyncClient, customer: str = "cus_1") -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Rate limits in one process: what counts, per what, for how long, and the shared table.
 
-Two real processes sharing one limit are in tests/test_processes.py.
+Two real processes sharing one limit are in tests/core/test_processes.py.
 """
 
 from __future__ import annotations

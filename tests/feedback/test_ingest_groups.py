@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.core.db import BoundDatabase
 from app.feedback.group import GroupCommit
 from app.main import create_app
-from tests.builders import feedback_body, make_api_key, register_endpoint
+from tests.builders import feedback_body, make_api_key, register_endpoint, webhooks_on_loopback
 
 Post = Callable[..., Awaitable[list[httpx.Response]]]
 
@@ -27,9 +27,7 @@ Post = Callable[..., Awaitable[list[httpx.Response]]]
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """An endpoint on 127.0.0.1 may subscribe, so the outbox rows show (nothing delivers them)."""
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 @pytest.fixture

@@ -11,7 +11,14 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
-from tests.builders import change_case, open_case, read_case, register_endpoint, send_feedback
+from tests.builders import (
+    change_case,
+    open_case,
+    read_case,
+    register_endpoint,
+    send_feedback,
+    webhooks_on_loopback,
+)
 
 ANA = {"external_id": "cus_42", "email": "ana@example.com", "name": "Ana Lima"}
 LATE = "The delivery was late and nobody answered"
@@ -20,9 +27,7 @@ WORDS = ("cus_42", "ana@example.com", "Ana Lima", LATE, "still waiting for my re
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 async def acted(

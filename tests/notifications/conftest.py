@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
+from tests.notifications.dispatching import watching_dispatcher_errors
 from tests.notifications.helpers import Outbox, admin_client
 
 
@@ -38,3 +39,10 @@ async def strict(database: BoundDatabase, settings: Settings) -> AsyncIterator[h
 @pytest.fixture
 def outbox(database: BoundDatabase) -> Outbox:
     return Outbox(database)
+
+
+@pytest.fixture
+def dispatcher_errors() -> Iterator[None]:
+    """The dispatcher tests use it: their waits fail at once when the dispatcher logs an error."""
+    with watching_dispatcher_errors():
+        yield

@@ -14,7 +14,15 @@ import pytest
 from app.core.config import Settings
 from app.core.db import BoundDatabase
 from app.reports.schemas import ClosedLoopReport
-from tests.builders import change_case, open_case, read_case, register_endpoint, send_feedback
+from tests.builders import (
+    change_case,
+    make_team,
+    open_case,
+    read_case,
+    register_endpoint,
+    send_feedback,
+    webhooks_on_loopback,
+)
 
 T = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
 RANGE = {"from": "2026-11-01", "to": "2026-12-31"}
@@ -25,15 +33,7 @@ NO_NOTICE = {"code": "fixed", "notify_customer": False}
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """case.resolved goes to an endpoint on 127.0.0.1 (it is never called: see `told`)."""
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
-
-
-async def make_team(admin: httpx.AsyncClient, key: str) -> None:
-    body = {"key": key, "name": key, "first_response_minutes": 60, "resolution_minutes": 1440}
-    response = await admin.post("/v1/teams", json=body)
-    assert response.status_code == 201, response.text
+    return webhooks_on_loopback(settings)
 
 
 async def complaint(

@@ -16,7 +16,15 @@ from app.feedback.reads import negative_items
 from app.main import create_app
 from app.routing import evaluation
 from app.routing.evaluation import GENERATION_CHECK_SECONDS, backtest, build_table
-from tests.builders import auth, feedback_body, make_api_key, team_body
+from tests.builders import (
+    auth,
+    feedback_body,
+    make_api_key,
+    make_rule,
+    make_team,
+    rule_body,
+    team_body,
+)
 
 # The example table of SPEC §3, as an admin would write it.
 REFUND_WORDS = ["refund", "退款", "退錢", "reembolso", "devolução"]
@@ -35,23 +43,9 @@ SPEC_CONDITIONS: dict[str, Any] = {
 }
 
 
-def rule_body(name: str, team: str, conditions: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    body = {"name": name, "priority": 100, "conditions": conditions, "team": team}
-    body.update(overrides)
-    return body
-
-
 async def make_teams(admin: httpx.AsyncClient, *keys: str) -> None:
     for key in keys:
-        response = await admin.post("/v1/teams", json=team_body(key))
-        assert response.status_code == 201, response.text
-
-
-async def make_rule(admin: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    response = await admin.post("/v1/routing/rules", json=body)
-    assert response.status_code == 201, response.text
-    rule: dict[str, Any] = response.json()
-    return rule
+        await make_team(admin, key)
 
 
 @pytest.fixture
@@ -60,29 +54,25 @@ async def table(admin: httpx.AsyncClient) -> dict[str, Any]:
     await make_teams(admin, "support", "billing", "accounts")
     refunds = await make_rule(
         admin,
-        **rule_body(
-            "Refunds to billing",
-            "billing",
-            {
-                "all": [
-                    {"field": "sentiment", "op": "eq", "value": "negative"},
-                    {"field": "comment", "op": "contains_any", "value": REFUND_WORDS},
-                ]
-            },
-            priority=10,
-            case_priority="high",
-            add_tags=["refund"],
-        ),
+        "billing",
+        {
+            "all": [
+                {"field": "sentiment", "op": "eq", "value": "negative"},
+                {"field": "comment", "op": "contains_any", "value": REFUND_WORDS},
+            ]
+        },
+        name="Refunds to billing",
+        priority=10,
+        case_priority="high",
+        add_tags=["refund"],
     )
     enterprise = await make_rule(
         admin,
-        **rule_body(
-            "Enterprise to the account team",
-            "accounts",
-            {"field": "attributes.plan", "op": "eq", "value": "enterprise"},
-            priority=20,
-            assignee={"from": "attributes.account_owner"},
-        ),
+        "accounts",
+        {"field": "attributes.plan", "op": "eq", "value": "enterprise"},
+        name="Enterprise to the account team",
+        priority=20,
+        assignee={"from": "attributes.account_owner"},
     )
     return {"refunds": refunds, "enterprise": enterprise}
 
@@ -181,7 +171,7 @@ async def test_rules_are_listed_in_evaluation_order(admin: httpx.AsyncClient) ->
     await make_teams(admin, "support")
     always: dict[str, Any] = {"all": []}
     for name, priority in [("c", 30), ("a", 10), ("b", 30), ("d", 5)]:
-        await make_rule(admin, **rule_body(name, "support", always, priority=priority))
+        await make_rule(admin, "support", always, name=name, priority=priority)
     listed = (await admin.get("/v1/routing/rules")).json()["items"]
     assert [r["name"] for r in listed] == ["d", "a", "c", "b"]
 
@@ -399,7 +389,7 @@ async def test_evaluate_validates_like_ingest(admin: httpx.AsyncClient) -> None:
 
 async def test_the_spec_example_table(admin: httpx.AsyncClient) -> None:
     await make_teams(admin, "support", "priority")
-    await make_rule(admin, **rule_body("SPEC example", "priority", SPEC_CONDITIONS))
+    await make_rule(admin, "priority", SPEC_CONDITIONS, name="SPEC example")
 
     async def team_for(**overrides: Any) -> str:
         result = await admin.post("/v1/routing/evaluate", json=feedback_body(**overrides))

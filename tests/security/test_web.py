@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
-from tests.builders import auth, make_api_key, read_case
+from tests.builders import auth, make_api_key, read_case, webhooks_on_loopback
 from tests.web.conftest import resolved_link, take_case_resolved
 
 SHOP = "https://shop.example.com"
@@ -26,9 +26,7 @@ SHOP = "https://shop.example.com"
 def settings(settings: Settings) -> Settings:
     """Resolutions hand out links only while an endpoint takes case.resolved: the tests register
     one on 127.0.0.1 (nothing is sent to it)."""
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 @pytest.fixture

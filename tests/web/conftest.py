@@ -26,7 +26,14 @@ from starlette.types import ASGIApp
 from app.core.config import Settings
 from app.core.db import Database
 from app.main import create_app
-from tests.builders import auth, change_case, make_api_key, open_case, register_endpoint
+from tests.builders import (
+    auth,
+    change_case,
+    make_api_key,
+    open_case,
+    register_endpoint,
+    webhooks_on_loopback,
+)
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, ViewportSize
@@ -37,9 +44,7 @@ NOTICE = {"code": "refunded", "customer_message": "We refunded your order."}
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 async def take_case_resolved(client: httpx.AsyncClient) -> None:

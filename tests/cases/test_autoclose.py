@@ -12,6 +12,7 @@ import pytest
 from app.cases.sla import run_pass
 from app.core.config import Settings
 from app.core.db import BoundDatabase
+from tests.builders import webhooks_on_loopback
 
 WEEK = timedelta(days=7)
 
@@ -19,9 +20,7 @@ WEEK = timedelta(days=7)
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # A webhook endpoint on loopback, so the outbox gets messages (nothing sends them here).
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 async def _resolved_case(admin: httpx.AsyncClient, customer: str) -> dict[str, Any]:

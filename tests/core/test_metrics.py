@@ -8,15 +8,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
-from tests.builders import auth, feedback_body, make_api_key
+from tests.builders import auth, feedback_body, make_api_key, webhooks_on_loopback
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # Webhook endpoints on loopback (nothing listens there: these tests send nothing).
-    return settings.model_copy(
-        update={"webhook_allow_http": True, "webhook_allowed_networks": "127.0.0.0/8"}
-    )
+    return webhooks_on_loopback(settings)
 
 
 async def _scrape(
