@@ -52,7 +52,7 @@ def case_document(case: Case, items: list[dict[str, Any]]) -> dict[str, Any]:
 
     A plain dict rather than the pydantic model: queues answer fifty of these a page, and
     building and dumping the models was a third of a page's time (measured).
-    tests/test_documents.py checks every answer against CaseRead.
+    tests/core/test_documents.py checks every answer against CaseRead.
     """
     return {
         "id": case.id,

@@ -28,7 +28,7 @@ def feedback_document(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     """A feedback row (stored column names) as the API shows it: the FeedbackRead schema.
 
     Built by hand rather than through the pydantic model: this is on the ingest hot path, and
-    validating and dumping the model cost more than the INSERT. tests/test_documents.py checks
+    validating and dumping the model cost more than the INSERT. tests/core/test_documents.py checks
     every answer against FeedbackRead.
     """
     attributes = row["attributes"]

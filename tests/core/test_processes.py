@@ -98,15 +98,21 @@ async def test_a_mixed_load_answers_no_5xx(pg_server: EmbeddedPostgres, tmp_path
                 await ready(http, served)
             result = await mixed_load(served.base_url, admin, seconds=8, connections=64)
             log = served.log_lines()
-        async with database.raw() as conn:
-            closed = await conn.fetchval(
-                "SELECT count(*) FROM feedback_case WHERE status = 'closed'"
-            )
-    assert result.server_errors == [], "\n".join(log[-40:])
-    assert result.failures == []
-    for kind in ("ingest", "case_page", "resolve", "admin_write", "hang_up"):
-        assert sum(result.statuses[kind].values()) > 0, kind
-    assert closed > 0, "the SLA monitor closed nothing meanwhile"
+            assert result.server_errors == [], "\n".join(log[-40:])
+            assert result.failures == []
+            for kind in ("ingest", "case_page", "resolve", "admin_write", "hang_up"):
+                assert sum(result.statuses[kind].values()) > 0, kind
+
+            async def closed() -> int:
+                async with database.raw() as conn:
+                    count: int = await conn.fetchval(
+                        "SELECT count(*) FROM feedback_case WHERE status = 'closed'"
+                    )
+                return count
+
+            # The load resolved cases; the server's SLA monitor closes them on its next passes
+            # (a loaded machine may need more than the load's 8 seconds).
+            assert await eventually(closed, within=30), "the SLA monitor closed nothing"
 
 
 # -- the README's tour, and what the logs say of it ---------------------------------------------
