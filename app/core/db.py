@@ -283,27 +283,29 @@ async def get_database(request: Request) -> Database:
     return database
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, committed when the route returns, before the answer is sent."""
-    async with request.app.state.database.sessionmaker() as session:
+@asynccontextmanager
+async def session_transaction(database: Database) -> AsyncIterator[AsyncSession]:
+    """One session, committed when the block ends; closing it rolls back if the block raises."""
+    async with database.sessionmaker() as session:
         yield session
         await session.commit()
 
 
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, committed when the route returns, before the answer is sent."""
+    async with session_transaction(request.app.state.database) as session:
+        yield session
+
+
 class RawTransaction:
     """A request's raw connection and its one transaction, both taken on first use (as a
-    session begins its transaction on its first statement); the dependency commits it.
-
-    A route that only sometimes needs the ORM (an ingest that turns out to be a follow-up) takes
-    its session from here too, also on first use, rather than making a session per request.
-    """
+    session begins its transaction on its first statement); the dependency commits it."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
         self._stack = AsyncExitStack()
         self._conn: asyncpg.Connection | None = None
         self._transaction: Any = None
-        self._session: AsyncSession | None = None
 
     async def connection(self) -> asyncpg.Connection:
         if self._conn is None:
@@ -313,14 +315,7 @@ class RawTransaction:
             self._conn, self._transaction = conn, transaction
         return self._conn
 
-    async def session(self) -> AsyncSession:
-        if self._session is None:
-            self._session = await self._stack.enter_async_context(self._database.sessionmaker())
-        return self._session
-
     async def commit(self) -> None:
-        if self._session is not None:
-            await self._session.commit()
         if self._transaction is not None:
             transaction, self._transaction = self._transaction, None
             await transaction.commit()
@@ -332,7 +327,7 @@ class RawTransaction:
                 transaction, self._transaction = self._transaction, None
                 await transaction.rollback()
         finally:
-            self._conn = self._session = None
+            self._conn = None
             await self._stack.aclose()
 
 

@@ -20,7 +20,7 @@ from app.core.auth import (
 )
 from app.core.config import Settings
 from app.core.crypto import secret_box
-from app.core.db import RawDep, SessionDep
+from app.core.db import RawDep, SessionDep, session_transaction
 from app.core.errors import (
     FieldError,
     Forbidden,
@@ -133,7 +133,7 @@ async def create_feedback(
         # A session of its own, committed before the answer as get_session would: not a
         # dependency of every ingest, which would hold a test's one connection while the
         # item waits for its group.
-        async with request.app.state.database.sessionmaker() as session:
+        async with session_transaction(request.app.state.database) as session:
             result = await ingest_followup(
                 session,
                 payload,
@@ -142,7 +142,6 @@ async def create_feedback(
                 settings=_settings(request),
                 identities=_identities(request),
             )
-            await session.commit()
     else:
         # Written by the process's group commit, in its own transaction (app/feedback/group.py).
         result = await ingest_feedback(

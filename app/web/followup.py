@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from app.cases.followups import FollowupLink, find_followup
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
-from app.core.db import Database
+from app.core.db import Database, session_transaction
 from app.core.errors import Conflict, ValidationFailed
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import ingest_followup
@@ -124,7 +124,7 @@ async def answer(
         raise AnswerInvalid({str(e["loc"][0]) for e in error.errors() if e["loc"]}) from None
     try:
         # The follow-up path commits the item, its link, the case's event and messages together.
-        async with database.sessionmaker() as session:
+        async with session_transaction(database) as session:
             ingested = await ingest_followup(
                 session,
                 payload,
@@ -133,7 +133,6 @@ async def answer(
                 settings=settings,
                 identities=identities,
             )
-            await session.commit()
     except Conflict as error:
         if error.code == "followup_used":
             return LinkView(LinkState.USED, link)
