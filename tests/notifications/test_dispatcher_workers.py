@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +202,15 @@ async def test_killing_a_worker_mid_flight_loses_no_message(
                 return delivered >= 30 and all(_sends_to(w.pid, receiver.port) for w in workers)
 
             await eventually(both_sending, within=10)
-            async with committed.raw() as conn:
-                killed_at: datetime = await conn.fetchval("SELECT clock_timestamp()")
             victim.kill()  # SIGKILL: no chance to finish or record anything
             assert await asyncio.wait_for(victim.wait(), 10) == -signal.SIGKILL
+            async with committed.raw() as conn:
+                # Every lease held at the kill, with the time it runs out: the victim's among them.
+                leased_at_kill = await conn.fetch(
+                    "SELECT id, next_attempt_at AS lease_end FROM outbox_message "
+                    "WHERE status = 'pending' AND lease_token IS NOT NULL"
+                )
+            assert leased_at_kill, "no message was leased when the victim died"
             undelivered_at_kill = await _undelivered(committed)
             assert undelivered_at_kill, "everything was delivered before the kill"
             assert len(undelivered_at_kill) < len(ids)
@@ -221,10 +225,14 @@ async def test_killing_a_worker_mid_flight_loses_no_message(
             assert set(received) >= {f"msg_{uuid.UUID(m).hex}" for m in ids}
             async with committed.raw() as conn:
                 taken_over = await conn.fetchval(
-                    "SELECT count(*) FROM outbox_message WHERE delivered_at >= $1",
-                    killed_at + timedelta(seconds=5),
+                    "SELECT count(*) FROM outbox_message m "
+                    "JOIN unnest($1::uuid[], $2::timestamptz[]) AS k(id, lease_end) ON k.id = m.id "
+                    "WHERE m.delivered_at >= k.lease_end",
+                    [r["id"] for r in leased_at_kill],
+                    [r["lease_end"] for r in leased_at_kill],
                 )
-            # The victim's leased messages were sent again once its lease ran out.
+            # The survivor records its own leased messages before their leases end; the victim's
+            # were recorded only after theirs ran out, when the survivor sent them again.
             assert taken_over > 0
 
             survivor.send_signal(signal.SIGTERM)
