@@ -141,6 +141,10 @@ def show(name: str, tables: dict[str, list[int]]) -> None:
     print(f"    not negative      {every[2]:>24}  {every[3]:>8} | {held[2]:>17}  {held[3]:>3}")
 
 
+# The modules `classify_text` is made of, at one revision or another.
+CLASSIFIER_MODULES = ("classify", "lexicon", "lexicon_index", "lexicon_modifiers")
+
+
 def cost_per_comment(texts: list[str], classify: Callable[[str], object] = classify_text) -> float:
     """Microseconds per comment, best of 5 rounds over every comment."""
     best = float("inf")
@@ -153,20 +157,25 @@ def cost_per_comment(texts: list[str], classify: Callable[[str], object] = class
 
 
 def classifier_at(revision: str, into: Path) -> Callable[[str], object]:
-    """`classify_text` as it was at a git revision: its classify.py and lexicon.py, loaded as a
-    package of their own beside today's (they import nothing else that changed)."""
+    """`classify_text` as it was at a git revision: its classify.py and the lexicon modules
+    beside it (those the revision has), loaded as a package of their own beside today's (they
+    import nothing else that changed)."""
     package = into / "classifier_then"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("classify", "lexicon"):
-        source = subprocess.run(
+    for name in CLASSIFIER_MODULES:
+        shown = subprocess.run(
             ["git", "show", f"{revision}:app/feedback/{name}.py"],
             capture_output=True,
             text=True,
-            check=True,
             cwd=DATA,
-        ).stdout
-        source = source.replace("from app.feedback import lexicon", "from . import lexicon")
+        )
+        if shown.returncode != 0:
+            continue  # a module split out after that revision
+        source = shown.stdout
+        for other in CLASSIFIER_MODULES:
+            source = source.replace(f"from app.feedback.{other} import", f"from .{other} import")
+        source = source.replace("from app.feedback import", "from . import")
         (package / f"{name}.py").write_text(source, encoding="utf-8")
     sys.path.insert(0, str(into))
     module = importlib.import_module("classifier_then.classify")
