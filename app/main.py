@@ -17,6 +17,7 @@ from starlette.types import Scope
 # table's name when it first flushes, and no route imports the feedback model itself.
 import app.models  # noqa: F401
 from app.cases import router as cases
+from app.cases.reads import team_cases
 from app.connectors import router as connectors
 from app.core import api_keys
 from app.core.auth import KeyCache
@@ -159,6 +160,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         trusted_proxies=settings.trusted_proxy_networks,
     )
     app.state.routing = RoutingCache()
+    # What, besides routing's own rules and teams, keeps a team from being deleted.
+    app.state.team_users = (team_cases,)
     app.state.identities = IdentitySecrets(secret_box(settings.secret_key))
     if database is not None:
         app.state.ingest_groups = _ingest_groups(app, database)

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, text, tuple_
+from sqlalchemy import Select, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import case_number
-from app.cases.models import Case, CaseEvent
+from app.cases.models import ACTIVE_STATUSES, Case, CaseEvent
 from app.cases.schemas import CaseSort, CaseStatus, CaseSummary
 from app.core.db import get_or_404
 from app.core.errors import NotFound
@@ -224,3 +224,20 @@ async def list_events(
         last_event = events[limit - 1]
         next_cursor = encode_cursor(last_event.at.isoformat(), str(last_event.id))
     return events[:limit], next_cursor
+
+
+async def team_cases(session: AsyncSession, team: str) -> list[str]:
+    """Why a team cannot be deleted, as far as cases go: its active cases, else its past ones
+    (their history names it). Routing asks through `app.routing.service.TeamUsers`."""
+    active, past = (
+        await session.execute(
+            select(func.count().filter(Case.status.in_(ACTIVE_STATUSES)), func.count()).where(
+                Case.team == team
+            )
+        )
+    ).one()
+    if active:
+        return [f"{active} active case(s) belong to it"]
+    if past:
+        return [f"{past} past case(s) belong to it"]
+    return []

@@ -78,7 +78,7 @@ async def update_team(
 @teams.delete("/{key}", status_code=204, responses=problem_responses(401, 403, 404, 409))
 async def delete_team(key: str, request: Request, session: SessionDep, _: Admin) -> Response:
     """Delete a team no rule, case or other team uses (else 409, saying what uses it)."""
-    await service.delete_team(session, key)
+    await service.delete_team(session, key, users_elsewhere=request.app.state.team_users)
     _routing(request)
     return Response(status_code=204)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import get_or_404, utcnow
@@ -132,8 +133,16 @@ async def update_team(session: AsyncSession, key: str, data: TeamUpdate) -> Team
     return team
 
 
-async def team_users(session: AsyncSession, key: str) -> list[str]:
-    """Why a team cannot be deleted: the rules and teams that refer to it."""
+# A room above routing that refers to teams (cases) says why a team is in use through one of
+# these, handed to delete_team by the app (create_app): routing imports none of those rooms.
+TeamUsers = Callable[[AsyncSession, str], Awaitable[list[str]]]
+
+
+async def team_users(
+    session: AsyncSession, key: str, *, users_elsewhere: Sequence[TeamUsers]
+) -> list[str]:
+    """Why a team cannot be deleted: the rules and teams that refer to it, then what each room
+    in `users_elsewhere` says."""
     reasons = []
     rules = await session.scalar(
         select(func.count()).select_from(RoutingRule).where(RoutingRule.team == key)
@@ -143,26 +152,16 @@ async def team_users(session: AsyncSession, key: str) -> list[str]:
     escalating = (await session.scalars(select(Team.key).where(Team.escalation_team == key))).all()
     if escalating:
         reasons.append(f"team(s) {', '.join(escalating)} escalate to it")
-    # Read by SQL, not through app.cases: routing does not depend on cases.
-    active, past = (
-        await session.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE status IN ('open', 'in_progress', "
-                "'waiting_on_customer')), count(*) FROM feedback_case WHERE team = :key"
-            ),
-            {"key": key},
-        )
-    ).one()
-    if active:
-        reasons.append(f"{active} active case(s) belong to it")
-    elif past:
-        reasons.append(f"{past} past case(s) belong to it")
+    for users in users_elsewhere:
+        reasons.extend(await users(session, key))
     return reasons
 
 
-async def delete_team(session: AsyncSession, key: str) -> None:
+async def delete_team(
+    session: AsyncSession, key: str, *, users_elsewhere: Sequence[TeamUsers]
+) -> None:
     team = await get_team(session, key, for_update=True)
-    reasons = await team_users(session, key)
+    reasons = await team_users(session, key, users_elsewhere=users_elsewhere)
     others = await session.scalar(select(func.count()).where(Team.key != key))
     if team.is_default and others:
         reasons.append("it is the default team; mark another team as the default first")

@@ -115,6 +115,22 @@ async def test_with_no_team_at_all_a_support_team_takes_the_case(
     assert at(case["resolution_due_at"]) == at(case["created_at"]) + timedelta(minutes=minutes)
 
 
+async def test_a_team_its_cases_name_cannot_be_deleted(admin: httpx.AsyncClient) -> None:
+    await make_team(admin, "support")
+    await make_team(admin, "billing")
+    await make_rule(admin, "billing", mentions("refund"))
+    case = await open_case(admin, comment="Where is my refund?")
+    active = await admin.delete("/v1/teams/billing")
+    assert active.status_code == 409
+    assert (active.json()["code"], active.json()["detail"]) == (
+        "team_in_use",
+        "The team is in use: 1 routing rule(s) send feedback to it; 1 active case(s) belong to it.",
+    )
+    await move_to(admin, case, "closed")
+    past = await admin.delete("/v1/teams/billing")
+    assert past.json()["detail"].endswith("; 1 past case(s) belong to it.")
+
+
 @pytest.mark.usefixtures("support")
 async def test_a_case_shows_every_field_and_its_version_as_etag(
     admin: httpx.AsyncClient,
