@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from app.core.schemas import LOCALE_PATTERN, email_address, phone_number
+from app.core.schemas import LOCALE_PATTERN, ShortText, Tag, email_address, phone_number
 from app.notifications.schemas import NotificationRead
 from app.routing.schemas import CasePriority
 
@@ -29,8 +29,7 @@ class CaseSort(StrEnum):
     PRIORITY = "priority"
 
 
-Assignee = Annotated[StrictStr, Field(min_length=1, max_length=200)]
-Tag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+Assignee = ShortText
 
 
 class CaseCustomer(BaseModel):
@@ -53,7 +52,7 @@ class CustomerContactUpdate(BaseModel):
 
     email: Annotated[StrictStr, AfterValidator(email_address)] | None = None
     phone: Annotated[StrictStr, AfterValidator(phone_number)] | None = None
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    name: ShortText | None = None
     locale: Annotated[StrictStr, Field(pattern=LOCALE_PATTERN)] | None = None
     contact_consent: StrictBool | None = None
 

@@ -82,20 +82,18 @@ async def run_exclusively(lease: Lease, work: Callable[[Lease], Awaitable[object
         logger.exception("taking the lease of job %s failed; trying next time", lease.name)
         count_job(lease.name, "failed")
         return False
+    outcome = "failed"
     try:
         await work(lease)
-        count_job(lease.name, "ran")
-        return True
+        outcome = "ran"
     except LeaseLost:
         logger.warning("job %s lost its lease to another process; it carries on", lease.name)
-        count_job(lease.name, "failed")
-        return False
     except Exception:
         logger.exception("job %s failed; retrying next interval", lease.name)
-        count_job(lease.name, "failed")
-        return False
     finally:
         try:
             await lease.release()
         except Exception:
             logger.warning("releasing the lease of job %s failed; it runs out", lease.name)
+    count_job(lease.name, outcome)
+    return outcome == "ran"

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictStr
 from pydantic_core import PydanticCustomError
 
 from app.core.errors import BadRequest
@@ -39,6 +39,10 @@ def _written_as_a_date(value: Any) -> Any:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_written_as_a_date)]
+
+# The text fields every room takes: a name, an id someone else made, an assignee; a tag.
+ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Tag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 
 
 def email_address(value: str) -> str:

@@ -24,6 +24,8 @@ from app.cases.schemas import CaseCustomer
 from app.core.schemas import (
     LOCALE_PATTERN,
     SLUG_PATTERN,
+    ShortText,
+    Tag,
     Timestamp,
     email_address,
     phone_number,
@@ -55,9 +57,7 @@ def _source(value: str) -> str:
 
 
 SourceSlug = Annotated[StrictStr, AfterValidator(_source)]
-ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]
-Tag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
-ExternalId = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+ExternalId = ShortText
 
 
 def _flat_value(value: Any) -> str | int | float | bool:
@@ -100,7 +100,7 @@ class InReplyTo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     case_id: uuid.UUID
-    token: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    token: ShortText
 
 
 class FeedbackContent(BaseModel):

@@ -9,12 +9,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from app.core.schemas import SLUG_PATTERN, Timestamp
+from app.core.schemas import SLUG_PATTERN, ShortText, Tag, Timestamp
 
 TeamKey = Annotated[StrictStr, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
 Minutes = Annotated[StrictInt, Field(ge=1, le=525_600)]
 Priority = Annotated[StrictInt, Field(ge=-1_000_000, le=1_000_000)]
-RuleTag = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 
 
 class CasePriority(StrEnum):
@@ -28,7 +27,7 @@ class TeamCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: TeamKey = Field(description="A slug naming the team: `billing`.")
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: ShortText
     first_response_minutes: Minutes = Field(description="SLA: first response within.")
     resolution_minutes: Minutes = Field(description="SLA: resolved within.")
     escalation_team: TeamKey | None = Field(
@@ -44,7 +43,7 @@ class TeamCreate(BaseModel):
 class TeamUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    name: ShortText | None = None
     first_response_minutes: Minutes | None = None
     resolution_minutes: Minutes | None = None
     escalation_team: TeamKey | None = None
@@ -74,13 +73,13 @@ class AssigneeFrom(BaseModel):
     )
 
 
-Assignee = Annotated[StrictStr, Field(min_length=1, max_length=200)] | AssigneeFrom
+Assignee = ShortText | AssigneeFrom
 
 
 class RuleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: ShortText
     priority: Priority = Field(description="Lower runs first; ties by creation.")
     enabled: StrictBool = True
     conditions: dict[str, Any] = Field(
@@ -88,7 +87,7 @@ class RuleCreate(BaseModel):
     )
     team: TeamKey
     case_priority: CasePriority = CasePriority.NORMAL
-    add_tags: list[RuleTag] = Field(default_factory=list, max_length=50)
+    add_tags: list[Tag] = Field(default_factory=list, max_length=50)
     assignee: Assignee | None = Field(
         default=None,
         description='A literal assignee, or {"from": "attributes.account_owner"} to take it '
@@ -99,13 +98,13 @@ class RuleCreate(BaseModel):
 class RuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    name: ShortText | None = None
     priority: Priority | None = None
     enabled: StrictBool | None = None
     conditions: dict[str, Any] | None = None
     team: TeamKey | None = None
     case_priority: CasePriority | None = None
-    add_tags: list[RuleTag] | None = Field(default=None, max_length=50)
+    add_tags: list[Tag] | None = Field(default=None, max_length=50)
     assignee: Assignee | None = None
 
 
