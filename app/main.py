@@ -40,6 +40,7 @@ from app.feedback import router as feedback
 from app.feedback import trials
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import IngestGroups, ingest_groups
+from app.feedback.reads import case_items
 from app.notifications import router as webhooks
 from app.observability import router as observability
 from app.reports import router as reports
@@ -162,6 +163,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.routing = RoutingCache()
     # What, besides routing's own rules and teams, keeps a team from being deleted.
     app.state.team_users = (team_cases,)
+    # How a case reads its feedback: cases import no feedback.
+    app.state.case_items = case_items
     app.state.identities = IdentitySecrets(secret_box(settings.secret_key))
     if database is not None:
         app.state.ingest_groups = _ingest_groups(app, database)

@@ -52,10 +52,10 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.cases.reads import _ITEMS as case_items_sql
 from app.core.db import asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.schemas import decode_cursor
+from app.feedback.reads import CASE_ITEMS
 from bench._cases_seed import TEAM_COUNT, TEAMS_SQL, seed
 from bench._measure import cpu_use
 from bench._postgres import embedded_postgres, fresh_database, postgres_version, run_sql
@@ -79,14 +79,14 @@ DATABASE = "closeloop_bench_cases"
 PAGE_SIZE = 50
 PATH = "/v1/cases"
 
-# The service's two queries for a page (app/cases/reads.py). The page query as SQLAlchemy writes
-# it for the one filter and sort timed here; the items query is the app's own, not a copy, with
-# its one parameter in asyncpg's style.
+# The service's two queries for a page (app/cases/reads.py, app/feedback/reads.py). The page
+# query as SQLAlchemy writes it for the one filter and sort timed here; the items query is the
+# app's own, not a copy, with its one parameter in asyncpg's style.
 PAGE_SQL = """
 SELECT * FROM feedback_case WHERE status = $1::VARCHAR AND team = $2::VARCHAR {after}
 ORDER BY resolution_due_at, id LIMIT $3::INTEGER
 """
-ITEMS_SQL = case_items_sql.text.replace(":ids", "$1")
+ITEMS_SQL = CASE_ITEMS.text.replace(":ids", "$1")
 
 
 FACTS_SQL = """

@@ -4,11 +4,11 @@ timeline."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, text, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import case_number
@@ -27,24 +27,21 @@ from app.routing.schemas import CasePriority
 
 # -- reading ------------------------------------------------------------------------------
 
-_ITEMS = text(
-    "SELECT cf.case_id, cf.kind, cf.added_at, f.id, f.source, f.channel, f.external_id, "
-    "f.metric, f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at, "
-    "f.customer_verified AS verified "
-    "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
-    "WHERE cf.case_id = ANY(:ids) ORDER BY cf.added_at DESC, f.id DESC"
-)
+# Each case's feedback, newest first, as the CaseFeedbackItem schema shows it. The feedback
+# room reads those rows (cases import no feedback): the app hands its reader to the case routes
+# (create_app), and the reader finds the cases' items by `links_sql`.
+CaseItems = Callable[
+    [AsyncSession, list[uuid.UUID]], Awaitable[dict[uuid.UUID, list[dict[str, Any]]]]
+]
 
 
-async def feedback_items(
-    session: AsyncSession, case_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[dict[str, Any]]]:
-    """Each case's feedback, newest first, as the CaseFeedbackItem schema shows it."""
-    items: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in case_ids}
-    if case_ids:
-        for row in (await session.execute(_ITEMS, {"ids": case_ids})).mappings():
-            items[row["case_id"]].append(dict(row))
-    return items
+def links_sql(case_ids: str) -> str:
+    """SQL: the links (feedback_id, case_id, kind, added_at) of the cases in `case_ids`, an SQL
+    expression of a uuid array."""
+    return (
+        "SELECT feedback_id, case_id, kind, added_at FROM case_feedback "
+        f"WHERE case_id = ANY({case_ids})"
+    )
 
 
 def case_document(case: Case, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,8 +108,8 @@ def case_summary(case: Case) -> CaseSummary:
     )
 
 
-async def read_case(session: AsyncSession, case: Case) -> dict[str, Any]:
-    return case_document(case, (await feedback_items(session, [case.id]))[case.id])
+async def read_case(session: AsyncSession, case: Case, case_items: CaseItems) -> dict[str, Any]:
+    return case_document(case, (await case_items(session, [case.id]))[case.id])
 
 
 async def get_case(session: AsyncSession, case_id: uuid.UUID, *, for_update: bool = False) -> Case:
@@ -172,6 +169,7 @@ async def list_cases(
     sort: CaseSort,
     limit: int,
     cursor: str | None,
+    case_items: CaseItems,
 ) -> tuple[list[dict[str, Any]], str | None]:
     query = select(Case)
     statuses = list(statuses or [])
@@ -199,7 +197,7 @@ async def list_cases(
     query = _order_and_after(query, sort, cursor).limit(limit + 1)
     cases = list(await session.scalars(query))
     page = cases[:limit]
-    items = await feedback_items(session, [c.id for c in page])
+    items = await case_items(session, [c.id for c in page])
     next_cursor = None
     if len(cases) > limit:
         next_cursor = encode_cursor(sort.value, *_sort_key(page[-1], sort))

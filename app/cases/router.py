@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import reads, service
@@ -40,8 +40,17 @@ IfMatch = Annotated[
 _CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
 
 
-async def _answer(session: AsyncSession, case: Case) -> Response:
-    document = await reads.read_case(session, case)
+def _case_items(request: Request) -> reads.CaseItems:
+    """The reader of cases' feedback the app was given (create_app): cases import no feedback."""
+    case_items: reads.CaseItems = request.app.state.case_items
+    return case_items
+
+
+CaseItemsDep = Annotated[reads.CaseItems, Depends(_case_items)]
+
+
+async def _answer(session: AsyncSession, case: Case, case_items: reads.CaseItems) -> Response:
+    document = await reads.read_case(session, case, case_items)
     return Response(
         json_bytes(document), media_type="application/json", headers={"ETag": etag(case.version)}
     )
@@ -50,6 +59,7 @@ async def _answer(session: AsyncSession, case: Case) -> Response:
 @router.get("", response_model=Page[CaseRead], responses=problem_responses(400, 401, 403, 422))
 async def list_cases(
     session: SessionDep,
+    case_items: CaseItemsDep,
     _: CasesReader,
     status: Annotated[list[CaseStatus] | None, Query(description="Repeat for several.")] = None,
     team: str | None = None,
@@ -87,6 +97,7 @@ async def list_cases(
         sort=sort,
         limit=limit,
         cursor=cursor,
+        case_items=case_items,
     )
     return Response(
         json_bytes({"items": items, "next_cursor": next_cursor}), media_type="application/json"
@@ -94,9 +105,11 @@ async def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseRead, responses=problem_responses(401, 403, 404))
-async def get_case(case_id: uuid.UUID, session: SessionDep, _: CasesReader) -> Response:
+async def get_case(
+    case_id: uuid.UUID, session: SessionDep, case_items: CaseItemsDep, _: CasesReader
+) -> Response:
     """One case, with its feedback newest first; its version is the ETag."""
-    return await _answer(session, await reads.get_case(session, case_id))
+    return await _answer(session, await reads.get_case(session, case_id), case_items)
 
 
 @router.patch("/{case_id}", response_model=CaseRead, responses=_CHANGE_ERRORS)
@@ -104,6 +117,7 @@ async def update_case(
     case_id: uuid.UUID,
     data: CaseUpdate,
     session: SessionDep,
+    case_items: CaseItemsDep,
     principal: CasesWriter,
     if_match: IfMatch = None,
 ) -> Response:
@@ -112,7 +126,7 @@ async def update_case(
     case = await service.update_case(
         session, case_id, data, if_match=if_match, actor=principal.name
     )
-    return await _answer(session, case)
+    return await _answer(session, case, case_items)
 
 
 @router.post("/{case_id}/resolve", response_model=CaseRead, responses=_CHANGE_ERRORS)
@@ -121,6 +135,7 @@ async def resolve_case(
     data: ResolveIn,
     request: Request,
     session: SessionDep,
+    case_items: CaseItemsDep,
     principal: CasesWriter,
     if_match: IfMatch = None,
 ) -> Response:
@@ -135,7 +150,7 @@ async def resolve_case(
         public_url=request.app.state.settings.public_url,
     )
     count_case_resolved(case.team)
-    return await _answer(session, case)
+    return await _answer(session, case, case_items)
 
 
 @router.post("/{case_id}/reopen", response_model=CaseRead, responses=_CHANGE_ERRORS)
@@ -143,6 +158,7 @@ async def reopen_case(
     case_id: uuid.UUID,
     data: ReopenIn,
     session: SessionDep,
+    case_items: CaseItemsDep,
     principal: CasesWriter,
     if_match: IfMatch = None,
 ) -> Response:
@@ -150,16 +166,20 @@ async def reopen_case(
     case = await service.reopen_case(
         session, case_id, data, if_match=if_match, actor=principal.name
     )
-    return await _answer(session, case)
+    return await _answer(session, case, case_items)
 
 
 @router.post("/{case_id}/close", response_model=CaseRead, responses=_CHANGE_ERRORS)
 async def close_case(
-    case_id: uuid.UUID, session: SessionDep, principal: CasesWriter, if_match: IfMatch = None
+    case_id: uuid.UUID,
+    session: SessionDep,
+    case_items: CaseItemsDep,
+    principal: CasesWriter,
+    if_match: IfMatch = None,
 ) -> Response:
     """Close a resolved case (resolved cases also close by themselves after a quiet period)."""
     case = await service.close_case(session, case_id, if_match=if_match, actor=principal.name)
-    return await _answer(session, case)
+    return await _answer(session, case, case_items)
 
 
 @router.post(

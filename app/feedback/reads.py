@@ -10,8 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import case_number, customer_lookup_keys
+from app.cases.reads import links_sql
 from app.core.auth import Principal, Scope
 from app.core.errors import NotFound
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
@@ -189,3 +192,23 @@ async def negative_items(
     connection's transaction: a cursor needs one)."""
     async for row in conn.cursor(SELECT_NEGATIVE_BETWEEN, start, end, prefetch=2_000):
         yield row["id"], routing_item(row)
+
+
+CASE_ITEMS = text(
+    "SELECT cf.case_id, cf.kind, cf.added_at, f.id, f.source, f.channel, f.external_id, "
+    "f.metric, f.score, f.category, f.sentiment, f.comment, f.tags, f.submitted_at, "
+    f"f.customer_verified AS verified FROM ({links_sql(':ids')}) cf "
+    "JOIN feedback f ON f.id = cf.feedback_id ORDER BY cf.added_at DESC, f.id DESC"
+)
+
+
+async def case_items(
+    session: AsyncSession, case_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each case's feedback, newest first, as the CaseFeedbackItem schema shows it: the
+    `CaseItems` reader of app/cases/reads.py."""
+    items: dict[uuid.UUID, list[dict[str, Any]]] = {i: [] for i in case_ids}
+    if case_ids:
+        for row in (await session.execute(CASE_ITEMS, {"ids": case_ids})).mappings():
+            items[row["case_id"]].append(dict(row))
+    return items
