@@ -80,16 +80,11 @@ class FollowupLink:
     resolved_at: datetime | None
     used: bool
     customer_locale: str | None
-    # The source of the feedback that opened the case: the answer is filed under it, so it
-    # reaches the webhook endpoints and reports that follow that source.
-    source: str | None
 
 
 _FIND_LINK = text(
-    "SELECT c.id, c.number, c.resolved_at, c.followup_used_at, c.customer_locale, "
-    "(SELECT f.source FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
-    " WHERE cf.case_id = c.id AND cf.kind <> 'followup' ORDER BY cf.added_at LIMIT 1) AS source "
-    "FROM feedback_case c WHERE c.followup_token_hash = :hash"
+    "SELECT id, number, resolved_at, followup_used_at, customer_locale "
+    "FROM feedback_case WHERE followup_token_hash = :hash"
 )
 
 
@@ -105,5 +100,4 @@ async def find_followup(session: AsyncSession, token: str) -> FollowupLink | Non
         resolved_at=row.resolved_at,
         used=row.followup_used_at is not None,
         customer_locale=row.customer_locale,
-        source=row.source,
     )

@@ -212,3 +212,16 @@ async def case_items(
         for row in (await session.execute(CASE_ITEMS, {"ids": case_ids})).mappings():
             items[row["case_id"]].append(dict(row))
     return items
+
+
+_OPENING_SOURCE = text(
+    f"SELECT f.source FROM ({links_sql('ARRAY[CAST(:case_id AS uuid)]')}) cf "
+    "JOIN feedback f ON f.id = cf.feedback_id WHERE cf.kind <> 'followup' "
+    "ORDER BY cf.added_at LIMIT 1"
+)
+
+
+async def opening_source(session: AsyncSession, case_id: uuid.UUID) -> str | None:
+    """The source of the feedback that opened a case; None when it is gone (erased)."""
+    source: str | None = await session.scalar(_OPENING_SOURCE, {"case_id": case_id})
+    return source

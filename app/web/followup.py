@@ -25,6 +25,7 @@ from app.core.db import Database, session_transaction
 from app.core.errors import Conflict, ValidationFailed
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import ingest_followup
+from app.feedback.reads import opening_source
 from app.feedback.schemas import FeedbackCreate
 
 # Stands for the page where an API key would stand: in feedback.api_key_id of the answers it
@@ -109,9 +110,14 @@ async def answer(
     identities: IdentitySecrets,
 ) -> LinkView | bool:
     """Store the answer through the follow-up path. True when it reopened the case, False when
-    not; a LinkView when the link turned out to be spent or gone in the meantime."""
+    not; a LinkView when the link turned out to be spent or gone in the meantime.
+
+    The answer is filed under the source of the feedback that opened the case, so it reaches
+    the webhook endpoints and reports that follow that source."""
+    async with database.sessionmaker() as session:
+        source = await opening_source(session, link.case_id)
     body: dict[str, Any] = {
-        "source": link.source or FALLBACK_SOURCE,
+        "source": source or FALLBACK_SOURCE,
         "channel": "web",
         "metric": "csat",
         "score": score,
