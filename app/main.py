@@ -38,6 +38,7 @@ from app.core.ratelimit import RateLimiter
 from app.feedback import privacy_router as privacy
 from app.feedback import router as feedback
 from app.feedback import trials
+from app.feedback.erasure import customer_feedback
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import IngestGroups, ingest_groups
 from app.feedback.reads import case_items
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.team_users = (team_cases,)
     # How a case reads its feedback: cases import no feedback.
     app.state.case_items = case_items
+    app.state.customer_feedback = customer_feedback
     app.state.identities = IdentitySecrets(secret_box(settings.secret_key))
     if database is not None:
         app.state.ingest_groups = _ingest_groups(app, database)

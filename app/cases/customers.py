@@ -9,7 +9,7 @@ leads nowhere and gives the customer no contact details.
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select, text
@@ -21,46 +21,38 @@ from app.cases.reads import case_summary
 from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerView
 from app.core.errors import NotFound
 from app.notifications.schemas import NotificationRead
+from app.notifications.service import customer_notifications
 
 MAX_ITEMS = 500
 
-_IDENTITIES = text(
-    "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
-    "WHERE (customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
-    "OR customer_phone = ANY(:keys)) AND customer_verified LIMIT 100"
+# The customer's feedback, newest first (at most `limit` items), and the keys that found it:
+# those asked for and the verified identities feedback gives beside them. The feedback room
+# reads them (cases import no feedback); the app hands its reader to the route (create_app).
+CustomerFeedback = Callable[
+    [AsyncSession, set[str], int], Awaitable[tuple[set[str], list[dict[str, Any]]]]
+]
+_LINKS = text(
+    "SELECT feedback_id, case_id, kind, added_at FROM case_feedback WHERE feedback_id = ANY(:ids)"
 )
-_FEEDBACK = text(
-    "SELECT f.id, f.source, f.channel, f.external_id, f.metric, f.score, f.category, "
-    "f.sentiment, f.comment, f.tags, f.submitted_at, f.customer_external_id, f.customer_email, "
-    "f.customer_phone, f.customer_name, f.customer_locale, f.contact_consent, "
-    "f.customer_verified AS verified, cf.case_id, cf.kind, cf.added_at "
-    "FROM feedback f LEFT JOIN case_feedback cf ON cf.feedback_id = f.id "
-    "WHERE f.customer_external_id = ANY(:keys) OR f.customer_email = ANY(:keys) "
-    "OR f.customer_phone = ANY(:keys) "
-    "ORDER BY f.submitted_at DESC, f.id DESC LIMIT :limit"
-)
-
-
-_NOTIFICATIONS = text(
-    "SELECT m.case_id, c.number, m.status AS outcome, NULL AS reason, m.id AS message_id, "
-    "m.endpoint_id, m.attempts, m.created_at AS at "
-    "FROM outbox_message m JOIN feedback_case c ON c.id = m.case_id "
-    "WHERE m.case_id = ANY(:cases) AND m.event_type = 'case.resolved' "
-    "UNION ALL "
-    "SELECT ev.case_id, c.number, 'not_sent', ev.data->>'reason', NULL, NULL, 0, ev.at "
-    "FROM case_event ev JOIN feedback_case c ON c.id = ev.case_id "
-    "WHERE ev.case_id = ANY(:cases) AND ev.type = 'notification_skipped' "
-    "ORDER BY at DESC"
+_UNLINKED = {"case_id": None, "kind": None, "added_at": None}
+_SKIPPED = text(
+    "SELECT case_id, 'not_sent' AS outcome, data->>'reason' AS reason, NULL AS message_id, "
+    "NULL AS endpoint_id, 0 AS attempts, at FROM case_event "
+    "WHERE case_id = ANY(:cases) AND type = 'notification_skipped'"
 )
 
 
-async def notifications(session: AsyncSession, case_ids: list[uuid.UUID]) -> list[NotificationRead]:
+async def notifications(session: AsyncSession, cases: list[Case]) -> list[NotificationRead]:
     """Each time these cases' customer was to be told an outcome, and what came of it."""
-    if not case_ids:
+    if not cases:
         return []
-    rows = (await session.execute(_NOTIFICATIONS, {"cases": case_ids})).mappings()
+    numbers = {case.id: case_number(case.number) for case in cases}
+    rows = await customer_notifications(session, list(numbers))
+    skipped = await session.execute(_SKIPPED, {"cases": list(numbers)})
+    rows += [dict(row) for row in skipped.mappings()]
+    rows.sort(key=lambda row: row["at"], reverse=True)
     return [
-        NotificationRead.model_validate({**row, "case_number": case_number(row["number"])})
+        NotificationRead.model_validate({**row, "case_number": numbers[row["case_id"]]})
         for row in rows
     ]
 
@@ -96,13 +88,13 @@ def _customer(rows: list[Any], cases: list[Case]) -> CaseCustomer:
     return CaseCustomer.model_validate(details)
 
 
-async def customer_view(session: AsyncSession, key: str) -> CustomerView:
-    keys = set(customer_lookup_keys(key))
-    for row in (await session.execute(_IDENTITIES, {"keys": list(keys)})).all():
-        keys.update(k for k in row if k is not None)
-    rows = list(
-        (await session.execute(_FEEDBACK, {"keys": list(keys), "limit": MAX_ITEMS})).mappings()
-    )
+async def customer_view(
+    session: AsyncSession, key: str, customer_feedback: CustomerFeedback
+) -> CustomerView:
+    keys, found = await customer_feedback(session, set(customer_lookup_keys(key)), MAX_ITEMS)
+    linked = await session.execute(_LINKS, {"ids": [row["id"] for row in found]})
+    links = {link["feedback_id"]: link for link in linked.mappings()}
+    rows = [{**row, **_UNLINKED, **links.get(row["id"], {})} for row in found]
     cases = list(
         await session.scalars(
             select(Case)
@@ -117,5 +109,5 @@ async def customer_view(session: AsyncSession, key: str) -> CustomerView:
         customer=_customer(rows, cases),
         feedback=[CaseFeedbackItem.model_validate(dict(row)) for row in rows],
         cases=[case_summary(c) for c in cases],
-        notifications=await notifications(session, [c.id for c in cases]),
+        notifications=await notifications(session, cases),
     )

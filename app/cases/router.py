@@ -220,7 +220,9 @@ async def list_case_events(
 
 
 @customers.get("/{key}", response_model=CustomerView, responses=problem_responses(401, 403, 404))
-async def get_customer(key: str, session: SessionDep, _: CasesReader) -> CustomerView:
+async def get_customer(
+    key: str, request: Request, session: SessionDep, _: CasesReader
+) -> CustomerView:
     """One customer across every channel, by external id, e-mail or phone: their feedback,
     cases and notifications, newest first."""
-    return await customer_view(session, key)
+    return await customer_view(session, key, request.app.state.customer_feedback)

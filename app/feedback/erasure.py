@@ -1,4 +1,5 @@
-"""A customer's feedback forgotten, exported or aged out (SPEC §7).
+"""A customer's feedback found (for the customer view), forgotten, exported or aged out (SPEC §4,
+§7).
 
 Erasure and retention blank who said it and what they wrote (contact, name, external id,
 comment, attributes) and keep what it counts as: metric, score, category, sentiment, tags,
@@ -20,7 +21,7 @@ _OF_CUSTOMER = (
     "(customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
     "OR customer_phone = ANY(:keys))"
 )
-# Only verified identities link one to another, as in the customer view (app/cases/customers.py).
+# Only verified identities link one to another, in the customer view as in erasure.
 _LINKED = text(
     "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
     f"WHERE {_OF_CUSTOMER} AND customer_verified LIMIT 100"
@@ -53,6 +54,25 @@ async def linked_identities(session: AsyncSession, keys: list[str]) -> set[str]:
     for row in (await session.execute(_LINKED, {"keys": keys})).all():
         found.update(value for value in row if value is not None)
     return found
+
+
+_CUSTOMER_FEEDBACK = text(
+    "SELECT id, source, channel, external_id, metric, score, category, sentiment, comment, tags, "
+    "submitted_at, customer_external_id, customer_email, customer_phone, customer_name, "
+    "customer_locale, contact_consent, customer_verified AS verified "
+    f"FROM feedback WHERE {_OF_CUSTOMER} ORDER BY submitted_at DESC, id DESC LIMIT :limit"
+)
+
+
+async def customer_feedback(
+    session: AsyncSession, keys: set[str], limit: int
+) -> tuple[set[str], list[dict[str, Any]]]:
+    """The `CustomerFeedback` reader of app/cases/customers.py: the keys widened by
+    `linked_identities`, and the newest `limit` items bearing one of them."""
+    found = await linked_identities(session, list(keys))
+    params = {"keys": list(found), "limit": limit}
+    rows = (await session.execute(_CUSTOMER_FEEDBACK, params)).mappings()
+    return found, [dict(row) for row in rows]
 
 
 async def feedback_ids_of(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:

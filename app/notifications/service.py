@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import null, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import SEALED_PREFIX, SecretBox
@@ -223,3 +224,22 @@ async def recover_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, since:
         .returning(OutboxMessage.id)
     )
     return len(result.all())
+
+
+async def customer_notifications(
+    session: AsyncSession, case_ids: list[uuid.UUID]
+) -> list[dict[str, Any]]:
+    """The messages that were to tell these cases' customers the outcome (case.resolved), and
+    what became of each, as NotificationRead shows them but for the case number (the case's)."""
+    rows = await session.execute(
+        select(
+            OutboxMessage.case_id,
+            OutboxMessage.status.label("outcome"),
+            null().label("reason"),
+            OutboxMessage.id.label("message_id"),
+            OutboxMessage.endpoint_id,
+            OutboxMessage.attempts,
+            OutboxMessage.created_at.label("at"),
+        ).where(OutboxMessage.case_id.in_(case_ids), OutboxMessage.event_type == "case.resolved")
+    )
+    return [dict(row) for row in rows.mappings()]
