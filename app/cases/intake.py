@@ -21,6 +21,7 @@ from app.cases.identity import customer_identity
 from app.cases.messages import case_block
 from app.core.db import uuid7
 from app.notifications.outbox import outbox_insert, utc_text
+from app.routing.service import team_sla_sql
 
 # Most urgent first: queues sort by this ascending, with an index.
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
@@ -85,7 +86,7 @@ c AS (
         {p["now"]} + make_interval(mins => t.first_response_minutes),
         {p["now"]} + make_interval(mins => t.resolution_minutes),
         1, {p["now"]}, {p["now"]}
-    FROM {feedback} f JOIN team t ON t.key = {p["team"]}
+    FROM {feedback} f, ({team_sla_sql(p["team"])}) t
     ON CONFLICT (opened_for_team, customer_key)
         WHERE status IN ('open', 'in_progress', 'waiting_on_customer')
         AND customer_key IS NOT NULL

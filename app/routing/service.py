@@ -61,6 +61,12 @@ async def _make_default(session: AsyncSession, team: Team) -> None:
     team.is_default = True
 
 
+def team_sla_sql(key: str) -> str:
+    """SQL: the team whose key is the SQL expression `key`, with its SLA (key,
+    first_response_minutes, resolution_minutes); no row when there is no such team."""
+    return f"SELECT key, first_response_minutes, resolution_minutes FROM team WHERE key = {key}"
+
+
 async def create_team(session: AsyncSession, data: TeamCreate) -> Team:
     if await session.get(Team, data.key) is not None:
         raise Conflict(f"A team with the key `{data.key}` exists.", code="team_exists")
