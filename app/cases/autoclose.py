@@ -12,16 +12,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.messages import case_block, case_feedback_sql
+from app.cases.messages import case_block, case_feedback_sql, case_sources_sql
 from app.core.db import session_sql, uuid7
 from app.notifications.outbox import outbox_insert, utc_text
 
 BATCH = 1000
-
-_SOURCES = (
-    "(SELECT coalesce(array_agg(DISTINCT f.source), '{}') FROM case_feedback cf "
-    "JOIN feedback f ON f.id = cf.feedback_id WHERE cf.case_id = c.id)"
-)
 
 
 def _envelope(event_type: str, extra: str) -> str:
@@ -75,7 +70,8 @@ e AS (
     FROM numbered JOIN ids USING (n)
 ),
 b AS (
-    SELECT c.id, {case_block("c", case_feedback_sql("c"))} AS block, {_SOURCES} AS sources
+    SELECT c.id, {case_block("c", case_feedback_sql("c"))} AS block,
+        {case_sources_sql("c")} AS sources
     FROM c
 ),
 -- Each body built once per case, whatever the number of endpoints that get it.

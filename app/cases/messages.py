@@ -18,6 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.notifications.outbox import outbox_insert, utc_text
 
 
+# The one place cases read the feedback table: a case's messages name its items and go to the
+# endpoints of their sources, inside the statement that writes them, and cases import no
+# feedback. To end it, the link would record its item's source and external id (both fixed at
+# ingest) when it is made: a migration, and the follow-up path (app/feedback/ingest.py) handing
+# them to record_followup.
 def case_feedback_sql(case: str) -> str:
     """SQL: the feedback that opened or joined case `case`: [{id, source, external_id}]."""
     return (
@@ -25,6 +30,14 @@ def case_feedback_sql(case: str) -> str:
         "'external_id', f.external_id) ORDER BY cf.added_at), '[]'::jsonb) "
         "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
         f"WHERE cf.case_id = {case}.id AND cf.kind <> 'followup')"
+    )
+
+
+def case_sources_sql(case: str) -> str:
+    """SQL: the sources of every item linked to case `case`, answers included (text[])."""
+    return (
+        "(SELECT coalesce(array_agg(DISTINCT f.source), '{}') FROM case_feedback cf "
+        f"JOIN feedback f ON f.id = cf.feedback_id WHERE cf.case_id = {case}.id)"
     )
 
 
@@ -50,8 +63,7 @@ _CASE_EVENT = text(
     "'timestamp', CAST(:at_text AS text), 'data', "
     f"jsonb_build_object('case', {case_block('c', case_feedback_sql('c'))}) || "
     "CAST(:extra AS jsonb)) AS envelope, "
-    "(SELECT coalesce(array_agg(DISTINCT f.source), '{}') FROM case_feedback cf "
-    "JOIN feedback f ON f.id = cf.feedback_id WHERE cf.case_id = c.id) AS sources FROM c) "
+    f"{case_sources_sql('c')} AS sources FROM c) "
     + outbox_insert(
         event_type="CAST(:event_type AS text)",
         body="convert_to(d.envelope::text, 'UTF8')",
