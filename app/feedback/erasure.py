@@ -20,11 +20,6 @@ _OF_CUSTOMER = (
     "(customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
     "OR customer_phone = ANY(:keys))"
 )
-# Only verified identities link one to another, as in the customer view (app/cases/customers.py).
-_LINKED = text(
-    "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
-    f"WHERE {_OF_CUSTOMER} AND customer_verified LIMIT 100"
-)
 _BLANK = (
     "customer_external_id = NULL, customer_email = NULL, customer_phone = NULL, "
     "customer_name = NULL, customer_locale = NULL, comment = NULL, attributes = '{}'"
@@ -45,14 +40,6 @@ class ErasedFeedback:
     ids: list[uuid.UUID] = field(default_factory=list)
     first_received_at: datetime | None = None
     quoted: set[str] = field(default_factory=set)
-
-
-async def linked_identities(session: AsyncSession, keys: list[str]) -> set[str]:
-    """These keys and the identities verified feedback gave beside them (one step)."""
-    found = set(keys)
-    for row in (await session.execute(_LINKED, {"keys": keys})).all():
-        found.update(value for value in row if value is not None)
-    return found
 
 
 async def feedback_ids_of(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:
