@@ -17,10 +17,10 @@ What links, for each stored item in the order sent (`link_customers`):
   address links neither way), or either holds an identity an admin detached (the undo stands).
 - A verified item verifies the claimed identities it carries.
 
-On the ingest hot path: a set of items costs four statements whatever its size (record the new
-identities, lock their records, read them, write the changes), plus one per merge. Writers lock
-the customer records they touch in id order, so two items of one customer, sent at once, link
-one after the other.
+On the ingest hot path: a set of items costs the same few statements whatever its size (a
+savepoint, record the new identities, lock their records, read them, write the changes), plus
+one per merge. Writers lock the customer records they touch in id order, so two items of one
+customer, sent at once, link one after the other.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ _LOCK_RECORDS = """
 SELECT id FROM customer WHERE id IN (
     SELECT customer_id FROM customer_identity
     WHERE (value, kind) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-) OR id = ANY($3::uuid[])
+)
 ORDER BY id FOR UPDATE
 """
 _MEMBERS = """
@@ -208,17 +208,29 @@ async def link_customers(
     }
 
 
+class _Moved(Exception):
+    """A record this writer waited for was merged away, or an identity erased, meanwhile."""
+
+
 async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
     """Record the new identities, lock the records holding them all, in id order, and read
-    every identity of those records. An identity a concurrent writer moved (a merge) or erased
-    while this one waited is not among them: it is recorded and locked again."""
+    every identity of those records.
+
+    Each attempt is a savepoint: when a record this writer waited for was merged away meanwhile
+    (its identities now in another record), or a deadlock is found all the same, the attempt
+    lets go of what it locked and starts again, so locks are always taken in one order.
+    """
     kinds, values = columns[2], columns[3]
     wanted = set(zip(kinds, values, strict=True))
-    locked: list[uuid.UUID] = []
     for _ in range(_ATTEMPTS):
-        await conn.execute(_RECORD_NEW, *columns)
-        locked = [r["id"] for r in await conn.fetch(_LOCK_RECORDS, values, kinds, locked)]
-        members = await conn.fetch(_MEMBERS, locked)
-        if wanted <= {(m["kind"], m["value"]) for m in members}:
-            return _Records([dict(m) for m in members], fresh=set(columns[1]))
+        try:
+            async with conn.transaction():
+                await conn.execute(_RECORD_NEW, *columns)
+                locked = [r["id"] for r in await conn.fetch(_LOCK_RECORDS, values, kinds)]
+                members = await conn.fetch(_MEMBERS, locked)
+                if not wanted <= {(m["kind"], m["value"]) for m in members}:
+                    raise _Moved
+        except (_Moved, asyncpg.DeadlockDetectedError):
+            continue
+        return _Records([dict(m) for m in members], fresh=set(columns[1]))
     raise RuntimeError("customer records kept changing under the linking of identities")
