@@ -32,18 +32,17 @@ from typing import Any
 import asyncpg
 
 from app.cases.identity import customer_identities
-from app.core.db import uuid7
 
 _ACTIVE = "status IN ('open', 'in_progress', 'waiting_on_customer')"
 
 # The new identities, each in a record of its own (merged below when a verified item links it);
 # a known one is left as it is. The customer rows are written by the same statement, so the
-# foreign key holds at its end.
+# foreign key holds at its end; their ids (time-ordered, as uuid7's) are answered.
 _RECORD_NEW = """
 WITH n AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::boolean[],
-        $6::text[], $7::text[], $8::uuid[], $9::timestamptz[])
-        AS n(id, customer_id, kind, value, verified, source, channel, feedback_id, at)
+    SELECT closeloop_uuid7() AS id, closeloop_uuid7() AS customer_id, n.*
+    FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::uuid[],
+        $7::timestamptz[]) AS n(kind, value, verified, source, channel, feedback_id, at)
 ),
 i AS (
     INSERT INTO customer_identity (id, customer_id, kind, value, verified, verified_at, source,
@@ -54,7 +53,7 @@ i AS (
     ON CONFLICT (value, kind) DO NOTHING
     RETURNING customer_id, first_seen_at
 )
-INSERT INTO customer (id, created_at) SELECT customer_id, first_seen_at FROM i
+INSERT INTO customer (id, created_at) SELECT customer_id, first_seen_at FROM i RETURNING id
 """
 _LOCK_RECORDS = """
 SELECT id FROM customer WHERE id IN (
@@ -96,7 +95,7 @@ class _Records:
         self.members: dict[uuid.UUID, set[tuple[str, str]]] = {}
         for member in members:
             key = (member["kind"], member["value"])
-            self.identities[key] = dict(member)
+            self.identities[key] = member
             self.members.setdefault(member["customer_id"], set()).add(key)
         # The records made by this call, which no case can name yet.
         self.fresh = fresh & self.members.keys()
@@ -160,22 +159,15 @@ def _new_identities(rows: list[dict[str, Any]]) -> list[list[Any]]:
     for row in rows:
         for key in customer_identities(row):
             first.setdefault(key, row)
-    columns: list[list[Any]] = [[] for _ in range(9)]
-    for (kind, value), row in sorted(first.items(), key=lambda item: (item[0][1], item[0][0])):
-        values = (
-            uuid7(),
-            uuid7(),
-            kind,
-            value,
-            row["customer_verified"],
-            row["source"],
-            row["channel"],
-            row["id"],
-            row["received_at"],
-        )
-        for column, value_ in zip(columns, values, strict=True):
-            column.append(value_)
-    return columns
+    ordered = sorted(first.items(), key=lambda item: (item[0][1], item[0][0]))
+    return [
+        [kind for (kind, _), _ in ordered],
+        [value for (_, value), _ in ordered],
+        *(
+            [row[column] for _, row in ordered]
+            for column in ("customer_verified", "source", "channel", "id", "received_at")
+        ),
+    ]
 
 
 async def link_customers(
@@ -220,17 +212,17 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
     (its identities now in another record), or a deadlock is found all the same, the attempt
     lets go of what it locked and starts again, so locks are always taken in one order.
     """
-    kinds, values = columns[2], columns[3]
+    kinds, values = columns[0], columns[1]
     wanted = set(zip(kinds, values, strict=True))
     for _ in range(_ATTEMPTS):
         try:
             async with conn.transaction():
-                await conn.execute(_RECORD_NEW, *columns)
+                fresh = {r["id"] for r in await conn.fetch(_RECORD_NEW, *columns)}
                 locked = [r["id"] for r in await conn.fetch(_LOCK_RECORDS, values, kinds)]
                 members = await conn.fetch(_MEMBERS, locked)
                 if not wanted <= {(m["kind"], m["value"]) for m in members}:
                     raise _Moved
         except (_Moved, asyncpg.DeadlockDetectedError):
             continue
-        return _Records([dict(m) for m in members], fresh=set(columns[1]))
+        return _Records([dict(m) for m in members], fresh=fresh)
     raise RuntimeError("customer records kept changing under the linking of identities")
