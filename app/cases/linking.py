@@ -18,9 +18,9 @@ What links, for each stored item in the order sent (`link_customers`):
 - A verified item verifies the claimed identities it carries.
 
 On the ingest hot path: a set of items costs the same few statements whatever its size (a
-savepoint, record the new identities, lock their records, read them, write the changes), plus
-one per merge. Writers lock the customer records they touch in id order, so two items of one
-customer, sent at once, link one after the other.
+savepoint, find which identities are new, record those, lock their records, read them, write
+the changes), plus one per merge. Writers lock the customer records they touch in id order,
+so two items of one customer, sent at once, link one after the other.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ i AS (
     RETURNING customer_id, first_seen_at
 )
 INSERT INTO customer (id, created_at) SELECT customer_id, first_seen_at FROM i RETURNING id
+"""
+_STORED = """
+SELECT kind, value FROM customer_identity
+WHERE (value, kind) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 _LOCK_RECORDS = """
 SELECT id FROM customer WHERE id IN (
@@ -217,7 +221,14 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
     for _ in range(_ATTEMPTS):
         try:
             async with conn.transaction():
-                fresh = {r["id"] for r in await conn.fetch(_RECORD_NEW, *columns)}
+                # Most identities are known already (customers come back): only the others
+                # are offered to the insert, which costs an id and an index probe each.
+                stored = await conn.fetch(_STORED, values, kinds)
+                missing = wanted - {(r["kind"], r["value"]) for r in stored}
+                fresh: set[uuid.UUID] = set()
+                if missing:
+                    new = _only(columns, missing)
+                    fresh = {r["id"] for r in await conn.fetch(_RECORD_NEW, *new)}
                 locked = [r["id"] for r in await conn.fetch(_LOCK_RECORDS, values, kinds)]
                 members = await conn.fetch(_MEMBERS, locked)
                 if not wanted <= {(m["kind"], m["value"]) for m in members}:
@@ -226,3 +237,9 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
             continue
         return _Records([dict(m) for m in members], fresh=fresh)
     raise RuntimeError("customer records kept changing under the linking of identities")
+
+
+def _only(columns: list[list[Any]], keys: set[tuple[str, str]]) -> list[list[Any]]:
+    """The columns of `_RECORD_NEW` for these identities only."""
+    rows = [row for row in zip(*columns, strict=True) if (row[0], row[1]) in keys]
+    return [list(column) for column in zip(*rows, strict=True)]
