@@ -1,6 +1,6 @@
 """Every table, imported once so the metadata (Alembic, tests) knows them all."""
 
-from app.cases.models import Case, CaseEvent, CaseFeedback
+from app.cases.models import Case, CaseEvent, CaseFeedback, Customer, CustomerIdentity
 from app.connectors.models import Connector, ConnectorDelivery, ConnectorResponse
 from app.core.auth import ApiKey
 from app.core.jobs import JobLease
@@ -17,6 +17,8 @@ __all__ = [
     "Connector",
     "ConnectorDelivery",
     "ConnectorResponse",
+    "Customer",
+    "CustomerIdentity",
     "DeliveryAttempt",
     "Feedback",
     "JobLease",

@@ -1,10 +1,11 @@
-"""One customer across channels: their feedback, cases and notifications (SPEC §4).
+"""One customer across channels: their identities, feedback, cases and notifications (SPEC §4).
 
-A customer is known by their external id, e-mail or phone. The lookup takes one step along the
-identities it finds: asked for an e-mail, it also finds the app feedback that carried only the
-external id that the same customer gave beside that e-mail on the web. Only verified identities
-link: a claimed one (unsigned, from a publishable key) is listed, marked `verified: false`, but
-leads nowhere and gives the customer no contact details.
+A customer is known by any of their identities (external id, e-mail or phone): the lookup finds
+the customer record holding it (app/cases/linking.py) and, through the record, every identity
+linked to it, so asked for an e-mail it also finds the app feedback that carried only the
+external id. Only verified identities link: a claimed one (unsigned, from a publishable key) is
+listed, marked `verified: false`, but leads nowhere and gives the customer no contact details.
+An admin undoes a wrong link by detaching an identity into a record of its own.
 """
 
 from __future__ import annotations
@@ -12,25 +13,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.identity import case_number, customer_lookup_keys
-from app.cases.models import Case
+from app.cases.identity import IDENTITY_COLUMNS, case_number, customer_lookup_keys
+from app.cases.models import Case, Customer, CustomerIdentity
 from app.cases.reads import case_summary
-from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerView
-from app.core.errors import NotFound
+from app.cases.schemas import CaseCustomer, CaseFeedbackItem, CustomerIdentityRead, CustomerView
+from app.core.db import utcnow
+from app.core.errors import Conflict, NotFound
 from app.notifications.schemas import NotificationRead
 from app.notifications.service import customer_notifications
 
 MAX_ITEMS = 500
 
-# The customer's feedback, newest first (at most `limit` items), and the keys that found it:
-# those asked for and the verified identities feedback gives beside them. The feedback room
-# reads them (cases import no feedback); the app hands its reader to the route (create_app).
-CustomerFeedback = Callable[
-    [AsyncSession, set[str], int], Awaitable[tuple[set[str], list[dict[str, Any]]]]
-]
+# The customer's feedback bearing one of these keys, newest first (at most `limit` items). The
+# feedback room reads it (cases import no feedback); the app hands its reader to the route
+# (create_app).
+CustomerFeedback = Callable[[AsyncSession, list[str], int], Awaitable[list[dict[str, Any]]]]
 _LINKS = text(
     "SELECT feedback_id, case_id, kind, added_at FROM case_feedback WHERE feedback_id = ANY(:ids)"
 )
@@ -88,26 +88,107 @@ def _customer(rows: list[Any], cases: list[Case]) -> CaseCustomer:
     return CaseCustomer.model_validate(details)
 
 
+async def linked_identities(session: AsyncSession, keys: list[str]) -> list[CustomerIdentity]:
+    """Every identity of the customers these keys (stored forms) are identities of, oldest
+    first (of one item: external id, e-mail, phone)."""
+    owners = select(CustomerIdentity.customer_id).where(CustomerIdentity.value.in_(keys))
+    found = await session.scalars(
+        select(CustomerIdentity)
+        .where(CustomerIdentity.customer_id.in_(owners))
+        .order_by(
+            CustomerIdentity.first_seen_at,
+            case({kind: n for n, kind in enumerate(IDENTITY_COLUMNS)}, value=CustomerIdentity.kind),
+            CustomerIdentity.value,
+        )
+        .limit(MAX_ITEMS)
+    )
+    return list(found)
+
+
+def _unknown() -> NotFound:
+    return NotFound("No feedback or case has this customer.", code="customer_not_found")
+
+
 async def customer_view(
     session: AsyncSession, key: str, customer_feedback: CustomerFeedback
 ) -> CustomerView:
-    keys, found = await customer_feedback(session, set(customer_lookup_keys(key)), MAX_ITEMS)
+    asked = customer_lookup_keys(key)
+    identities = await linked_identities(session, asked)
+    keys = sorted({*asked, *(i.value for i in identities)})
+    records = sorted({str(i.customer_id) for i in identities})
+    found = await customer_feedback(session, keys, MAX_ITEMS)
     linked = await session.execute(_LINKS, {"ids": [row["id"] for row in found]})
     links = {link["feedback_id"]: link for link in linked.mappings()}
     rows = [{**row, **_UNLINKED, **links.get(row["id"], {})} for row in found]
     cases = list(
         await session.scalars(
             select(Case)
-            .where(Case.customer_keys.overlap(list(keys)))
+            .where(or_(Case.customer_key.in_(records), Case.customer_keys.overlap(keys)))
             .order_by(Case.created_at.desc(), Case.id.desc())
             .limit(MAX_ITEMS)
         )
     )
     if not rows and not cases:
-        raise NotFound("No feedback or case has this customer.", code="customer_not_found")
+        raise _unknown()
     return CustomerView(
         customer=_customer(rows, cases),
+        identities=[CustomerIdentityRead.model_validate(i) for i in identities],
         feedback=[CaseFeedbackItem.model_validate(dict(row)) for row in rows],
         cases=[case_summary(c) for c in cases],
         notifications=await notifications(session, cases),
     )
+
+
+async def detach_identity(session: AsyncSession, key: str, identity: str, *, actor: str) -> None:
+    """Undo a wrong link: move the identity out of the customer's record into one of its own,
+    which linking never merges again (app/cases/linking.py). The cases already open stay with
+    the customer; later items with the identity open or join cases of its own record."""
+    owners = select(CustomerIdentity.customer_id).where(
+        CustomerIdentity.value.in_(customer_lookup_keys(key))
+    )
+    # Locked as linking locks them (records in id order), so an item linking meanwhile waits.
+    records = list(
+        await session.scalars(
+            select(Customer.id)
+            .where(Customer.id.in_(owners))
+            .order_by(Customer.id)
+            .with_for_update()
+        )
+    )
+    if not records:
+        raise _unknown()
+    found = list(
+        await session.scalars(
+            select(CustomerIdentity)
+            .where(
+                CustomerIdentity.customer_id.in_(records),
+                CustomerIdentity.value.in_(customer_lookup_keys(identity)),
+            )
+            .order_by(CustomerIdentity.id)
+            .with_for_update()
+        )
+    )
+    if not found:
+        raise NotFound("The customer has no such identity.", code="identity_not_found")
+    for detached in found:
+        others = await session.scalar(
+            select(func.count())
+            .select_from(CustomerIdentity)
+            .where(
+                CustomerIdentity.customer_id == detached.customer_id,
+                CustomerIdentity.id.not_in([i.id for i in found]),
+            )
+        )
+        if not others:
+            raise Conflict(
+                "This is the customer's only identity: it is linked to nothing.",
+                code="identity_not_linked",
+            )
+    record = Customer(created_at=utcnow())
+    session.add(record)
+    await session.flush()
+    for detached in found:
+        detached.customer_id = record.id
+        detached.detached_at = record.created_at
+        detached.detached_by = actor
+    await session.flush()

@@ -13,10 +13,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.models import Case, CaseEvent, CustomerErasure
+from app.cases.models import Case, CaseEvent, Customer, CustomerErasure
 from app.cases.service import record
 from app.core.db import utcnow
 
@@ -41,6 +41,17 @@ _ERASE_NOTES = text(
     "UPDATE case_event SET data = jsonb_set(data, '{body}', to_jsonb(CAST(:erased AS text))) "
     "WHERE case_id = ANY(:ids) AND type = 'note_added' AND " + _QUOTES.format("data->>'body'")
 )
+
+
+async def erase_records(session: AsyncSession, records: Iterable[uuid.UUID]) -> None:
+    """Forget the customer records and every identity linked in them (locked in id order, as
+    linking locks them)."""
+    ids = sorted(set(records))
+    if ids:
+        await session.scalars(
+            select(Customer.id).where(Customer.id.in_(ids)).order_by(Customer.id).with_for_update()
+        )
+        await session.execute(delete(Customer).where(Customer.id.in_(ids)))
 
 
 def key_hashes(keys: Iterable[str]) -> list[str]:

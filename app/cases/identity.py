@@ -7,13 +7,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import phonenumbers
+
 _PHONE_NOISE = re.compile(r"[^0-9+]")
 _PHONE_LIKE = re.compile(r"\+?[0-9 ().\-]{5,}")
 
 
 def normalize_phone(phone: str) -> str:
-    """Phones are kept as + and digits, so the same customer matches across channels."""
-    return _PHONE_NOISE.sub("", phone)
+    """A phone in E.164 (+351912345678), however it was typed (`+351 912-345 678`, `+44 (0)20
+    ...`), so the same customer matches across channels. A number that does not say its country
+    is kept as its digits: guessing one could make two customers one."""
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return _PHONE_NOISE.sub("", phone)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def customer_lookup_keys(key: str) -> list[str]:
@@ -28,14 +36,17 @@ def customer_lookup_keys(key: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def customer_identity(row: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """The key complaints join on (external id, else e-mail, else phone) and every identity."""
-    keys = [
-        k
-        for k in (row["customer_external_id"], row["customer_email"], row["customer_phone"])
-        if k is not None
-    ]
-    return (keys[0] if keys else None), keys
+# Each kind of identity and the column that holds it in feedback (and in cases).
+IDENTITY_COLUMNS = {
+    "external_id": "customer_external_id",
+    "email": "customer_email",
+    "phone": "customer_phone",
+}
+
+
+def customer_identities(row: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, value) identities an item or a case carries: external id, e-mail, phone."""
+    return [(kind, row[column]) for kind, column in IDENTITY_COLUMNS.items() if row[column]]
 
 
 def case_number(number: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from app.cases.identity import customer_identity
+from app.cases.identity import customer_identities
 from app.cases.messages import case_block
 from app.core.db import uuid7
 from app.notifications.outbox import outbox_insert, utc_text
@@ -152,14 +152,10 @@ def _case_opened(feedback: str, now: str) -> str:
 
 def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
     """The case statement's parameters for a routed feedback row (stored column names) and
-    what routing decided for its case (`priority`, `assignee`, `tags`).
-
-    A claimed (unverified) identity gets no join key: its case is its own, nothing joins it and
-    it joins nothing, while its identities still find it in lookups.
+    what routing decided for its case (`priority`, `assignee`, `tags`), without the key it joins
+    on: that is the customer's, known once the row's identities are linked (`with_customer`).
     """
-    key, keys = customer_identity(row)
-    if not row["customer_verified"]:
-        key = None
+    keys = [value for _, value in customer_identities(row)]
     values = {
         "case_id": uuid7(),
         "event_id": uuid7(),
@@ -167,7 +163,7 @@ def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
         "priority_rank": PRIORITY_RANK[case["priority"]],
         "team": row["routing_team"],
         "assignee": case["assignee"],
-        "customer_key": key,
+        "customer_key": None,
         "customer_keys": keys,
         "customer_external_id": row["customer_external_id"],
         "customer_email": row["customer_email"],
@@ -183,6 +179,16 @@ def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
         "now": row["received_at"],
     }
     return [values[name] for name in _PARAMS]
+
+
+_KEY = _PARAMS.index("customer_key")
+
+
+def with_customer(values: list[Any], customer_key: str | None) -> list[Any]:
+    """The case statement's parameters, joining the customer's active case with the team: the
+    key of their customer record (app/cases/linking.py). An item without one (anonymous, or a
+    claimed identity) opens a case of its own, which nothing joins."""
+    return [*values[:_KEY], customer_key, *values[_KEY + 1 :]]
 
 
 # What the event tells of the change (a comment's text is not copied: only that it changed).

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Sequence,
     SmallInteger,
     Text,
+    UniqueConstraint,
     Uuid,
     text,
 )
@@ -89,8 +90,9 @@ class Case(Base):
     opened_for_team: Mapped[str] = mapped_column(Text)
     assignee: Mapped[str | None] = mapped_column(Text)
 
-    # The customer's identity: the key complaints join on (external id, else e-mail, else
-    # phone), every identity for lookups, and their contact details as last given.
+    # The customer: the key complaints join on (the id of their customer record, as text; null
+    # for a claimed identity or none), every identity for lookups, and their contact details
+    # as last given.
     customer_key: Mapped[str | None] = mapped_column(Text)
     customer_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
     customer_external_id: Mapped[str | None] = mapped_column(Text)
@@ -196,3 +198,42 @@ class CustomerErasure(Base):
     case_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid))
     notes: Mapped[int] = mapped_column(Integer)
     messages: Mapped[int] = mapped_column(Integer)
+
+
+class Customer(Base):
+    """One customer, across every channel: the record their identities belong to
+    (app/cases/linking.py). Complaints join a case by it (`feedback_case.customer_key`)."""
+
+    __tablename__ = "customer"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CustomerIdentity(Base):
+    """An external id, e-mail or phone (E.164) of a customer, and where it was first learned."""
+
+    __tablename__ = "customer_identity"
+    __table_args__ = (
+        # One owner per identity; lookups go by value (a key may be any kind).
+        UniqueConstraint("value", "kind"),
+        Index("ix_customer_identity_customer", "customer_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    # external_id, email or phone, stored as feedback stores them (e-mail lower case, phone E.164).
+    kind: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    # Verified when an item that carried it was (signed, or from a trusted key); a claimed
+    # identity stays alone in a record of its own and links nothing.
+    verified: Mapped[bool] = mapped_column(Boolean)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where it was learned: the first stored item that carried it.
+    source: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    feedback_id: Mapped[uuid.UUID | None]
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # An admin undid a link: it was moved to a record of its own, which items never merge again.
+    detached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    detached_by: Mapped[str | None] = mapped_column(Text)

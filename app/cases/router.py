@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import reads, service
-from app.cases.customers import customer_view
+from app.cases.customers import customer_view, detach_identity
 from app.cases.identity import customer_lookup_keys
 from app.cases.models import Case
 from app.cases.schemas import (
@@ -23,7 +23,7 @@ from app.cases.schemas import (
     ReopenIn,
     ResolveIn,
 )
-from app.core.auth import CasesReader, CasesWriter
+from app.core.auth import Admin, CasesReader, CasesWriter
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.etag import etag
@@ -226,3 +226,27 @@ async def get_customer(
     """One customer across every channel, by external id, e-mail or phone: their feedback,
     cases and notifications, newest first."""
     return await customer_view(session, key, request.app.state.customer_feedback)
+
+
+def _identity_path(description: str) -> Any:
+    return Path(min_length=1, max_length=320, pattern=r"^[^\x00]+$", description=description)
+
+
+@customers.delete(
+    "/{key}/identities/{identity}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def detach_customer_identity(
+    key: Annotated[str, _identity_path("The customer's external id, e-mail or phone.")],
+    identity: Annotated[str, _identity_path("The identity to detach from them.")],
+    session: SessionDep,
+    principal: Admin,
+) -> Response:
+    """Undo a wrong link: the identity leaves the customer for a customer record of its own,
+    which later items never link again. The customer's cases stay theirs; later items with
+    that identity no longer join them. 404 when the customer, or the identity on them, is
+    unknown; 409 when it is their only identity."""
+    await detach_identity(session, key, identity, actor=principal.name)
+    return Response(status_code=204)

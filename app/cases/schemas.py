@@ -191,8 +191,40 @@ class CaseEventRead(BaseModel):
     data: dict[str, Any]
 
 
+class IdentityKind(StrEnum):
+    EXTERNAL_ID = "external_id"
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+class CustomerIdentityRead(BaseModel):
+    """One of the customer's identities, and where it was learned."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: IdentityKind
+    value: str = Field(description="As stored: an e-mail in lower case, a phone in E.164.")
+    verified: bool = Field(
+        description="True once an item carried it verified (signed, or from a trusted key). A "
+        "claimed identity links to nothing: it stays alone in a record of its own."
+    )
+    verified_at: datetime | None
+    source: str = Field(description="The source of the first item that carried it.")
+    channel: str = Field(description="That item's channel.")
+    feedback_id: uuid.UUID | None = Field(description="That item.")
+    first_seen_at: datetime = Field(description="When that item was received.")
+    detached_at: datetime | None = Field(
+        description="When an admin detached it from another customer: it is never linked again."
+    )
+    detached_by: str | None
+
+
 class CustomerView(BaseModel):
     customer: CaseCustomer
+    identities: list[CustomerIdentityRead] = Field(
+        description="Every identity linked to the customer, and where each was learned, oldest "
+        "first."
+    )
     feedback: list[CaseFeedbackItem] = Field(description="Every item they gave, newest first.")
     cases: list[CaseSummary] = Field(description="Their cases, newest first.")
     notifications: list[NotificationRead] = Field(

@@ -21,11 +21,6 @@ _OF_CUSTOMER = (
     "(customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
     "OR customer_phone = ANY(:keys))"
 )
-# Only verified identities link one to another, in the customer view as in erasure.
-_LINKED = text(
-    "SELECT DISTINCT customer_external_id, customer_email, customer_phone FROM feedback "
-    f"WHERE {_OF_CUSTOMER} AND customer_verified LIMIT 100"
-)
 _BLANK = (
     "customer_external_id = NULL, customer_email = NULL, customer_phone = NULL, "
     "customer_name = NULL, customer_locale = NULL, comment = NULL, attributes = '{}'"
@@ -48,14 +43,6 @@ class ErasedFeedback:
     quoted: set[str] = field(default_factory=set)
 
 
-async def linked_identities(session: AsyncSession, keys: list[str]) -> set[str]:
-    """These keys and the identities verified feedback gave beside them (one step)."""
-    found = set(keys)
-    for row in (await session.execute(_LINKED, {"keys": keys})).all():
-        found.update(value for value in row if value is not None)
-    return found
-
-
 _CUSTOMER_FEEDBACK = text(
     "SELECT id, source, channel, external_id, metric, score, category, sentiment, comment, tags, "
     "submitted_at, customer_external_id, customer_email, customer_phone, customer_name, "
@@ -65,14 +52,12 @@ _CUSTOMER_FEEDBACK = text(
 
 
 async def customer_feedback(
-    session: AsyncSession, keys: set[str], limit: int
-) -> tuple[set[str], list[dict[str, Any]]]:
-    """The `CustomerFeedback` reader of app/cases/customers.py: the keys widened by
-    `linked_identities`, and the newest `limit` items bearing one of them."""
-    found = await linked_identities(session, list(keys))
-    params = {"keys": list(found), "limit": limit}
-    rows = (await session.execute(_CUSTOMER_FEEDBACK, params)).mappings()
-    return found, [dict(row) for row in rows]
+    session: AsyncSession, keys: list[str], limit: int
+) -> list[dict[str, Any]]:
+    """The `CustomerFeedback` reader of app/cases/customers.py: the newest `limit` items bearing
+    one of these identities (the customer record's, which cases gather)."""
+    rows = (await session.execute(_CUSTOMER_FEEDBACK, {"keys": keys, "limit": limit})).mappings()
+    return [dict(row) for row in rows]
 
 
 async def feedback_ids_of(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.followups import accept_followup, record_followup
-from app.cases.identity import customer_identity
-from app.cases.intake import case_values, record_feedback_updated
+from app.cases.intake import case_values, record_feedback_updated, with_customer
+from app.cases.linking import link_customers
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database, RawTransaction, session_sql, utcnow
@@ -395,14 +395,23 @@ async def store_rows(
         r["id"] for r in await conn.fetch(sql.INSERT_MANY, _recordset(rows), ids, bodies, now)
     }
     by_id = {r["id"]: r for r in rows}
+    customers = await link_customers(conn, [r for r in rows if r["id"] in inserted])
     # Cases in one order (team, customer), which every writer keeps, so that two transactions
     # joining the same customers' cases wait for each other rather than deadlock. The sort is
     # stable: of one customer's complaints the first sent opens the case, the others join it.
     negative = sorted(
         (by_id[fid] for fid in cases if fid in inserted),
-        key=lambda r: (r["routing_team"], customer_identity(r)[0] or ""),
+        key=lambda r: (r["routing_team"], customers.get(r["id"], "")),
     )
-    opened = [[r["id"], r["source"], r["external_id"], *cases[r["id"]]] for r in negative]
+    opened = [
+        [
+            r["id"],
+            r["source"],
+            r["external_id"],
+            *with_customer(cases[r["id"]], customers.get(r["id"])),
+        ]
+        for r in negative
+    ]
     if opened:
         await conn.executemany(sql.OPEN_CASE, opened)
     missing = [r for r in rows if r["id"] not in inserted]
@@ -470,6 +479,7 @@ async def put_feedback(
     )
     cases = await route_rows(conn, routing, [row])
     await conn.execute(sql.UPDATE_FEEDBACK, *sql.update_values(row))
+    customers = await link_customers(conn, [row])
     if stored["case_id"] is not None:
         await record_feedback_updated(
             conn,
@@ -481,7 +491,6 @@ async def put_feedback(
             now=now,
         )
     elif row["id"] in cases:
-        await conn.fetchrow(
-            sql.OPEN_CASE, row["id"], row["source"], row["external_id"], *cases[row["id"]]
-        )
+        values = with_customer(cases[row["id"]], customers.get(row["id"]))
+        await conn.fetchrow(sql.OPEN_CASE, row["id"], row["source"], row["external_id"], *values)
     return Ingested(await read_feedback(conn, row["id"]), created=False)

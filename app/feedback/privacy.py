@@ -2,9 +2,9 @@
 something of theirs: each room forgets or exports its own rows (its `erasure.py`); this module
 only finds the customer and puts the parts together.
 
-A customer is known by an external id, e-mail or phone, and by the identities verified feedback
-gave beside it (the customer view's one step, app/cases/customers.py): all of them are erased
-together.
+A customer is known by an external id, e-mail or phone, and by every identity linked to it in
+their customer record (app/cases/linking.py): all of them are erased together, the record with
+them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cases import erasure as cases
+from app.cases.customers import linked_identities
 from app.cases.identity import customer_lookup_keys
+from app.cases.schemas import CustomerIdentityRead
 from app.core.errors import NotFound
 from app.feedback import erasure as feedback
 from app.notifications import erasure as notifications
@@ -32,8 +34,11 @@ async def erase_customer(session: AsyncSession, key: str, *, actor: str) -> None
     """Forget the customer everywhere, in the session's transaction; a customer erased before is
     done already, one never seen is a 404."""
     asked = customer_lookup_keys(key)
-    keys, case_ids, answers = await _customer(session, asked)
-    erased = await feedback.erase_feedback(session, keys=keys, ids=answers)
+    customer = await _customer(session, asked)
+    keys, case_ids = customer.keys, customer.case_ids
+    # The records first: an item linking meanwhile waits, then finds the identities gone.
+    await cases.erase_records(session, customer.records)
+    erased = await feedback.erase_feedback(session, keys=keys, ids=customer.answers)
     if not erased.ids and not case_ids:
         if await cases.was_erased(session, asked):
             return
@@ -75,27 +80,37 @@ async def _array(items: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
 @dataclass(frozen=True)
 class Customer:
     keys: list[str]
+    # Their identities as recorded (app/cases/linking.py), and the records holding them.
+    identities: list[dict[str, Any]]
+    records: list[uuid.UUID]
     case_ids: list[uuid.UUID]
     # Their answers to follow-up questions, which may carry no identity.
     answers: list[uuid.UUID]
+    items: list[uuid.UUID]
 
 
-async def _customer(
-    session: AsyncSession, asked: list[str]
-) -> tuple[list[str], list[uuid.UUID], list[uuid.UUID]]:
+async def _customer(session: AsyncSession, asked: list[str]) -> Customer:
     """The customer's identities, their cases and their follow-up answers."""
-    keys = sorted(await feedback.linked_identities(session, asked))
+    linked = await linked_identities(session, asked)
+    keys = sorted({*asked, *(i.value for i in linked)})
     items = await feedback.feedback_ids_of(session, keys)
     case_ids = await cases.customer_case_ids(session, keys, items)
-    return keys, case_ids, await cases.followup_feedback_ids(session, case_ids)
+    return Customer(
+        keys=keys,
+        identities=[CustomerIdentityRead.model_validate(i).model_dump() for i in linked],
+        records=sorted({i.customer_id for i in linked}),
+        case_ids=case_ids,
+        answers=await cases.followup_feedback_ids(session, case_ids),
+        items=items,
+    )
 
 
 async def find_customer(session: AsyncSession, key: str) -> Customer:
     """The customer, or a 404 when nothing is held about them."""
-    keys, case_ids, answers = await _customer(session, customer_lookup_keys(key))
-    if not case_ids and not await feedback.feedback_ids_of(session, keys):
+    customer = await _customer(session, customer_lookup_keys(key))
+    if not customer.case_ids and not customer.items:
         raise _unknown()
-    return Customer(keys, case_ids, answers)
+    return customer
 
 
 async def export_customer(
@@ -105,7 +120,7 @@ async def export_customer(
     feedback (follow-up answers among it, linked to their case), their cases with timelines and
     notes, and every notification about those cases with its outcome."""
     async with sessionmaker() as session, session.begin():
-        yield b'{"identities":' + _json(customer.keys) + b',"feedback":'
+        yield b'{"identities":' + _json(customer.identities) + b',"feedback":'
         items = feedback.feedback_of(session, keys=customer.keys, ids=customer.answers)
         async for chunk in _array(items):
             yield chunk

@@ -297,7 +297,17 @@ async def test_the_customer_view_finds_them_by_any_identity(
     response = await admin.get(f"/v1/customers/{quote(key, safe='')}")
     assert response.status_code == 200, response.text
     view = response.json()
-    assert set(view) == {"customer", "feedback", "cases", "notifications"}
+    assert set(view) == {"customer", "identities", "feedback", "cases", "notifications"}
+    assert [(i["kind"], i["value"]) for i in view["identities"]] == [
+        ("external_id", "cus_42"),
+        ("email", "ana@example.com"),
+        ("phone", "+351912345678"),
+    ]
+    for identity in view["identities"]:
+        assert identity["verified"] is True
+        assert (identity["source"], identity["channel"]) == ("checkout-web", "web")
+        assert identity["feedback_id"] == complaint["id"]
+        assert identity["detached_at"] is None
     assert view["customer"]["external_id"] == "cus_42"
     assert view["customer"]["email"] == "ana@example.com"
     assert view["customer"]["phone"] == "+351912345678"

@@ -160,3 +160,36 @@ async def test_worker_processes_flag_a_breach_without_any_request(
     assert [(str(e["case_id"]), e["kind"]) for e in events] == [
         (item["case"]["id"], "first_response")
     ]
+
+
+async def test_batches_linking_the_same_customers_at_once_make_one_record_each(
+    committed_client: httpx.AsyncClient, committed: Database
+) -> None:
+    """Concurrent transactions record and link overlapping identities, each in its own order:
+    no deadlock, no error, and each customer ends as one record with both identities."""
+    await make_team(committed_client, "support", resolution_minutes=480)
+    shapes = [
+        lambda n: {"email": f"link{n}@example.com"},
+        lambda n: {"external_id": f"link_{n}"},
+        lambda n: {"external_id": f"link_{n}", "email": f"link{n}@example.com"},
+    ]
+
+    def batch(offset: int) -> list[dict[str, Any]]:
+        return [
+            feedback_body(customer=shapes[(n + offset) % 3](n), comment=f"batch {offset} #{n}")
+            for n in range(30)
+        ]
+
+    answers = await asyncio.gather(
+        *(committed_client.post("/v1/feedback/batch", json={"items": batch(i)}) for i in range(6))
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert {r["status"] for a in answers for r in a.json()["results"]} == {"created"}
+    async with committed.raw() as conn:
+        records = await conn.fetch(
+            "SELECT array_agg(value ORDER BY value) AS values FROM customer_identity "
+            "WHERE value LIKE 'link%' GROUP BY customer_id"
+        )
+    assert sorted(r["values"] for r in records) == sorted(
+        [f"link{n}@example.com", f"link_{n}"] for n in range(30)
+    )

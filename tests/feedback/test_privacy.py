@@ -97,7 +97,8 @@ async def stored_text(database: BoundDatabase) -> str:
             "SELECT to_jsonb(e)::text FROM case_event e UNION ALL "
             "SELECT convert_from(m.body, 'UTF8') FROM outbox_message m UNION ALL "
             "SELECT to_jsonb(a)::text FROM delivery_attempt a UNION ALL "
-            "SELECT to_jsonb(x)::text FROM customer_erasure x"
+            "SELECT to_jsonb(x)::text FROM customer_erasure x UNION ALL "
+            "SELECT to_jsonb(i)::text FROM customer_identity i"
         )
     return "\n".join(r["t"] for r in rows)
 
@@ -142,9 +143,11 @@ async def test_an_erased_customer_is_gone_everywhere_while_the_figures_stand(
         scores = await conn.fetch("SELECT metric, score, channel FROM feedback ORDER BY score")
     assert audit is not None
     assert (audit["actor"], audit["feedback_items"], audit["notes"]) == ("test", 3, 1)
-    # The e-mail complaint opened a case of its own (complaints join on the first identity).
-    assert len(audit["case_ids"]) == 2
-    assert uuid.UUID(ana["id"]) in audit["case_ids"]
+    # The e-mail complaint joined her case: the e-mail is linked to her in her record.
+    assert audit["case_ids"] == [uuid.UUID(ana["id"])]
+    async with database.raw() as conn:
+        records = await conn.fetch("SELECT kind, value FROM customer_identity ORDER BY value")
+    assert [tuple(r) for r in records] == [("email", "bob@example.com"), ("external_id", "cus_7")]
     assert [tuple(r) for r in scores] == [
         ("csat", 2, "email"),
         ("nps", 2, "web"),
@@ -172,15 +175,20 @@ async def test_the_export_holds_everything_about_the_customer(
     assert response.status_code == 200, response.text
     assert response.headers["content-disposition"] == 'attachment; filename="customer-cus_42.json"'
     document = orjson.loads(response.content)
-    assert document["identities"] == ["ana@example.com", "cus_42"]
+    assert [(i["kind"], i["value"], i["verified"]) for i in document["identities"]] == [
+        ("external_id", "cus_42", True),
+        ("email", "ana@example.com", True),
+    ]
+    assert {i["source"] for i in document["identities"]} == {"checkout-web"}
+    assert all(i["feedback_id"] is not None for i in document["identities"])
     assert sorted(item["comment"] for item in document["feedback"]) == sorted(
         [LATE, "Still no parcel", "still waiting for my refund"]
     )
-    assert len(document["cases"]) == 2
-    [case] = [c for c in document["cases"] if c["id"] == ana["id"]]
+    [case] = document["cases"]
+    assert case["id"] == ana["id"]
     assert case["customer_name"] == "Ana Lima"
     assert "followup_token_hash" not in case
-    assert sorted(link["kind"] for link in case["feedback"]) == ["followup", "opened"]
+    assert sorted(link["kind"] for link in case["feedback"]) == ["followup", "joined", "opened"]
     notes = [e["data"]["body"] for e in case["timeline"] if e["type"] == "note_added"]
     assert notes == ["Ana Lima called twice, angry", "Checked the warehouse stock"]
     resolved = [n for n in document["notifications"] if n["event_type"] == "case.resolved"]

@@ -61,6 +61,7 @@ SCOPES: dict[str, str | None] = {
     "get_customer": "cases:read",
     "erase_customer_data": "admin",
     "export_customer_data": "admin",
+    "detach_customer_identity": "admin",
     "get_scores": "reports:read",
     "list_connectors": "admin",
     "create_connector": "admin",
