@@ -428,7 +428,8 @@ async def store_rows(
     `_existing`). With `documents`, answers each row's document as stored (without its case).
 
     The feedback.received bodies are built only when an endpoint takes them: whether one does
-    is read in this transaction, just before the insert, as the insert itself would read it.
+    is read in this transaction just before the insert, so an endpoint enabled in between gets
+    none of these items, as if it had been enabled just after them.
     """
     if not rows:
         return []
