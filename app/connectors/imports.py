@@ -1,11 +1,11 @@
 """`closeloop import FILE`: years of survey exports, through the batch ingest.
 
 Rows go in chunks of 1,000 to the same function as `POST /v1/feedback/batch` (one statement a
-chunk), two chunks in flight so PostgreSQL stores one while Python reads the next. A row that
+chunk); a thread reads and prepares the next chunk while PostgreSQL stores one. A row that
 says something else than the item stored under its id is an update, through PUT's path.
 
 Safe to run again: each row has a stable id (the mapping's `response_id` column, else a hash
-of the row), so a second run replays. Resumable: after each pair of chunks the next line to
+of the row), so a second run replays. Resumable: after each chunk the next line to
 read is written to `FILE.import-state.json`; a run that finds it (same file, same size and
 time) starts there, and removes it when done.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import itertools
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from app.connectors.mapping import ConnectorMapping, feedback_body
 from app.connectors.signatures import Tool
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
-from app.core.db import Database, raw_transaction
+from app.core.db import Database, raw_transaction, utcnow
 from app.core.errors import AppError, Problem, validation_problem
 from app.feedback import ingest as feedback
 from app.feedback.identity import IdentitySecrets
@@ -38,7 +39,6 @@ from app.feedback.schemas import FeedbackCreate
 from app.routing.evaluation import RoutingCache
 
 CHUNK_ROWS = 1_000
-IN_FLIGHT = 1
 # Keys of a CSV without a mapping whose cells are not text.
 _INTEGERS = frozenset({"score"})
 _BOOLEANS = frozenset({"customer.contact_consent"})
@@ -213,25 +213,38 @@ class Failure:
     reason: str
 
 
+@dataclass
+class _Chunk:
+    rows: list[Row]
+    # The rows that read as items, and those items validated and derived.
+    good: list[Row]
+    batch: feedback.PreparedBatch
+
+
+def _prepare_chunk(run: ImportRun, principal: Principal, rows: list[Row]) -> _Chunk:
+    good = [row for row in rows if row.item is not None]
+    batch = feedback.prepare_batch(
+        [row.item for row in good if row.item is not None],
+        principal=principal,
+        settings=run.settings,
+        now=utcnow(),
+    )
+    return _Chunk(rows, good, batch)
+
+
 async def _store_chunk(
-    run: ImportRun, principal: Principal, identities: IdentitySecrets, rows: list[Row]
+    run: ImportRun, principal: Principal, identities: IdentitySecrets, chunk: _Chunk
 ) -> tuple[Counts, list[Failure]]:
     counts = Counts()
     failures = []
-    good = [row for row in rows if row.item is not None]
-    for row in rows:
+    for row in chunk.rows:
         if row.item is None:
             failures.append(Failure(row.line, None, row.error or "not readable"))
     async with raw_transaction(run.database) as raw:
-        results = await feedback.ingest_batch(
-            raw,
-            [row.item for row in good if row.item is not None],
-            principal=principal,
-            settings=run.settings,
-            routing=run.routing,
-            identities=identities,
+        results = await feedback.store_batch(
+            raw, chunk.batch, principal=principal, routing=run.routing, identities=identities
         )
-    for row, result in zip(good, results, strict=True):
+    for row, result in zip(chunk.good, results, strict=True):
         assert row.item is not None
         external_id = row.item.get("external_id")
         if result.status == "created":
@@ -310,17 +323,6 @@ def _principal(run: ImportRun) -> Principal:
     )
 
 
-def _chunks(rows: Iterator[Row]) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == CHUNK_ROWS:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 async def import_file(
     path: Path,
     run: ImportRun,
@@ -338,19 +340,30 @@ async def import_file(
         writer = csv.writer(handle)
         if start_line == 1:
             writer.writerow(["line", "external_id", "reason"])
-        chunks = _chunks(read_rows(path, run, start_line))
-        while group := [chunk for _, chunk in zip(range(IN_FLIGHT), chunks, strict=False)]:
-            done = await asyncio.gather(
-                *(_store_chunk(run, principal, identities, chunk) for chunk in group)
-            )
-            for chunk_counts, failures in done:
+        rows = read_rows(path, run, start_line)
+
+        def next_chunk() -> _Chunk | None:
+            chunk = list(itertools.islice(rows, CHUNK_ROWS))
+            return _prepare_chunk(run, principal, chunk) if chunk else None
+
+        # The next chunk is read and prepared (pure Python) in a thread while PostgreSQL stores
+        # this one, so the two overlap rather than take turns.
+        upcoming = asyncio.ensure_future(asyncio.to_thread(next_chunk))
+        try:
+            while (chunk := await upcoming) is not None:
+                upcoming = asyncio.ensure_future(asyncio.to_thread(next_chunk))
+                chunk_counts, failures = await _store_chunk(run, principal, identities, chunk)
                 counts.created += chunk_counts.created
                 counts.replayed += chunk_counts.replayed
                 counts.updated += chunk_counts.updated
                 counts.failed += chunk_counts.failed
                 writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
-            handle.flush()
-            _save_state(path, run.source, group[-1][-1].line + 1, counts)
-            advance(sum(len(chunk) for chunk in group))
+                handle.flush()
+                _save_state(path, run.source, chunk.rows[-1].line + 1, counts)
+                advance(len(chunk.rows))
+        finally:
+            # Interrupted: the thread cannot be stopped, but it only reads; let it end before
+            # the file it reads from is closed.
+            await asyncio.wait([upcoming])
     _state_path(path).unlink(missing_ok=True)
     return counts, out

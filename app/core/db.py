@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -53,6 +54,8 @@ class Base(DeclarativeBase):
 
 
 _last_uuid7 = 0
+# `closeloop import` makes ids in two threads: one at a time keeps them unique and ordered.
+_uuid7_lock = threading.Lock()
 _RAND_B = (1 << 62) - 1
 
 
@@ -65,20 +68,21 @@ def uuid7() -> uuid.UUID:
     (migration uuid7_function): the same layout, millisecond-ordered.
     """
     global _last_uuid7
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= rand & ((1 << 62) - 1)
-    if value <= _last_uuid7 and (_last_uuid7 >> 80) == (value >> 80):
-        # Same millisecond: one more than the last in its low random bits (rand_b), carrying
-        # into the high ones (rand_a) past the variant bits if they are all ones.
-        rand_b = (_last_uuid7 & _RAND_B) + 1
-        base = _last_uuid7 & ~_RAND_B
-        value = base | rand_b if rand_b <= _RAND_B else base + (1 << 64)
-    _last_uuid7 = value
+    with _uuid7_lock:
+        millis = time.time_ns() // 1_000_000
+        rand = int.from_bytes(os.urandom(10), "big")
+        value = (millis & ((1 << 48) - 1)) << 80
+        value |= 0x7 << 76
+        value |= ((rand >> 62) & 0xFFF) << 64
+        value |= 0b10 << 62
+        value |= rand & ((1 << 62) - 1)
+        if value <= _last_uuid7 and (_last_uuid7 >> 80) == (value >> 80):
+            # Same millisecond: one more than the last in its low random bits (rand_b), carrying
+            # into the high ones (rand_a) past the variant bits if they are all ones.
+            rand_b = (_last_uuid7 & _RAND_B) + 1
+            base = _last_uuid7 & ~_RAND_B
+            value = base | rand_b if rand_b <= _RAND_B else base + (1 << 64)
+        _last_uuid7 = value
     return uuid.UUID(int=value)
 
 

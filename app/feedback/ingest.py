@@ -42,7 +42,7 @@ from app.feedback.reads import (
     replay_visible,
 )
 from app.feedback.schemas import BatchItemResult, FeedbackCreate
-from app.notifications.outbox import envelope
+from app.notifications.outbox import any_subscribed, envelope
 from app.routing.evaluation import RoutingCache, ensure_default_team
 
 
@@ -170,7 +170,7 @@ async def write_group(
                 continue
             written.append(index)
         rows = [group[index].row for index in written]
-        documents = await store_rows(conn, routing, rows, utcnow())
+        documents = await store_rows(conn, routing, rows, utcnow(), documents=True)
         cased = [row["id"] for row in rows if row["_stored"] and row["routing_team"] is not None]
         cases = {}
         if cased:
@@ -304,6 +304,47 @@ class _BatchItem:
     row: dict[str, Any]
 
 
+@dataclass
+class PreparedBatch:
+    """A batch validated and derived, before it meets the database (`prepare_batch`)."""
+
+    size: int
+    # The answers known already: each invalid item's problem, by its index.
+    results: dict[int, BatchItemResult]
+    accepted: list[_BatchItem]
+    # Items naming a (source, external_id) an earlier item of the batch named.
+    repeats: list[_BatchItem]
+    first_of_key: dict[tuple[str, str], _BatchItem]
+    now: datetime
+
+
+def prepare_batch(
+    items: list[dict[str, Any]], *, principal: Principal, settings: Settings, now: datetime
+) -> PreparedBatch:
+    """Validate and derive each item of a batch: pure work, no I/O, so that `closeloop import`
+    can prepare the next chunk in a thread while the database stores this one."""
+    prepared = PreparedBatch(len(items), {}, [], [], {}, now)
+    for index, item in enumerate(items):
+        try:
+            payload = FeedbackCreate.model_validate(item)
+            check_source(principal, payload.source)
+        except ValidationError as exc:
+            prepared.results[index] = _item_problem(validation_problem(exc))
+            continue
+        except AppError as exc:
+            prepared.results[index] = _item_problem(exc)
+            continue
+        entry = _BatchItem(index, payload, new_row(payload, principal, None, settings, now))
+        if payload.external_id is not None:
+            key = (payload.source, payload.external_id)
+            if key in prepared.first_of_key:
+                prepared.repeats.append(entry)
+                continue
+            prepared.first_of_key[key] = entry
+        prepared.accepted.append(entry)
+    return prepared
+
+
 async def ingest_batch(
     raw: RawTransaction,
     items: list[dict[str, Any]],
@@ -314,30 +355,25 @@ async def ingest_batch(
     identities: IdentitySecrets,
 ) -> list[BatchItemResult]:
     """Store each valid item of a batch in one statement; answer every item on its own."""
-    results: list[BatchItemResult | None] = [None] * len(items)
-    accepted: list[_BatchItem] = []
-    first_of_key: dict[tuple[str, str], _BatchItem] = {}
-    repeats: list[_BatchItem] = []
-    now = utcnow()
-    for index, item in enumerate(items):
-        try:
-            payload = FeedbackCreate.model_validate(item)
-            check_source(principal, payload.source)
-        except ValidationError as exc:
-            results[index] = _item_problem(validation_problem(exc))
-            continue
-        except AppError as exc:
-            results[index] = _item_problem(exc)
-            continue
-        entry = _BatchItem(index, payload, new_row(payload, principal, None, settings, now))
-        if payload.external_id is not None:
-            key = (payload.source, payload.external_id)
-            if key in first_of_key:
-                repeats.append(entry)
-                continue
-            first_of_key[key] = entry
-        accepted.append(entry)
+    prepared = prepare_batch(items, principal=principal, settings=settings, now=utcnow())
+    return await store_batch(
+        raw, prepared, principal=principal, routing=routing, identities=identities
+    )
 
+
+async def store_batch(
+    raw: RawTransaction,
+    prepared: PreparedBatch,
+    *,
+    principal: Principal,
+    routing: RoutingCache,
+    identities: IdentitySecrets,
+) -> list[BatchItemResult]:
+    """Store the valid items of a prepared batch in one statement; answer every item."""
+    results: list[BatchItemResult | None] = [None] * prepared.size
+    for index, problem in prepared.results.items():
+        results[index] = problem
+    accepted = prepared.accepted
     if accepted:
         conn = await raw.connection()
         valid = []
@@ -351,12 +387,12 @@ async def ingest_batch(
                 continue
             valid.append(entry)
         accepted = valid
-        await store_rows(conn, routing, [entry.row for entry in accepted], now)
+        await store_rows(conn, routing, [entry.row for entry in accepted], prepared.now)
         for entry in accepted:
             results[entry.index] = _batch_result(entry.row)
-    for entry in repeats:
+    for entry in prepared.repeats:
         assert entry.payload.external_id is not None
-        first = first_of_key[(entry.payload.source, entry.payload.external_id)]
+        first = prepared.first_of_key[(entry.payload.source, entry.payload.external_id)]
         earlier = results[first.index]
         assert earlier is not None
         if earlier.status != "error":
@@ -380,17 +416,31 @@ def _recordset(rows: list[dict[str, Any]]) -> str:
 
 
 async def store_rows(
-    conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]], now: datetime
+    conn: asyncpg.Connection,
+    routing: RoutingCache,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    *,
+    documents: bool = False,
 ) -> list[dict[str, Any]]:
     """Route the rows, insert them in one statement and open or join their cases; mark each
     row with what became of it (`_stored`: inserted, else the row already there, as
-    `_existing`). Answers each row's document as stored (without its case)."""
+    `_existing`). With `documents`, answers each row's document as stored (without its case).
+
+    The feedback.received bodies are built only when an endpoint takes them: whether one does
+    is read in this transaction just before the insert, so an endpoint enabled in between gets
+    none of these items, as if it had been enabled just after them.
+    """
     if not rows:
         return []
     cases = await route_rows(conn, routing, rows)
-    ids = [r["id"] for r in rows]
-    documents = [feedback_document(r) for r in rows]
-    bodies = [received_body(d, r["received_at"]) for d, r in zip(documents, rows, strict=True)]
+    sources = sorted({r["source"] for r in rows})
+    received = await any_subscribed(conn, "feedback.received", sources)
+    answers = [feedback_document(r) for r in rows] if documents or received else []
+    ids, bodies = [], []
+    if received:
+        ids = [r["id"] for r in rows]
+        bodies = [received_body(d, r["received_at"]) for d, r in zip(answers, rows, strict=True)]
     inserted = {
         r["id"] for r in await conn.fetch(sql.INSERT_MANY, _recordset(rows), ids, bodies, now)
     }
@@ -428,7 +478,7 @@ async def store_rows(
         if not row["_stored"]:
             row["_existing"] = existing.get((row["source"], row["external_id"]))
     count_stored_rows(rows)
-    return documents
+    return answers if documents else []
 
 
 def _batch_result(row: dict[str, Any]) -> BatchItemResult:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,6 +80,50 @@ async def test_a_csv_imports_with_an_exact_summary_and_failures(
     again, _ = await import_file(path, ImportRun(database, settings, "legacy"), identities())
     assert again == Counts(created=0, replayed=2, updated=1, failed=0)
     assert failures(path) == []
+
+
+async def test_an_imported_row_is_stored_as_the_api_stores_the_same_item(
+    tmp_path: Path, database: BoundDatabase, settings: Settings, admin: httpx.AsyncClient
+) -> None:
+    """The import prepares rows in a thread and stores them by the batch statement: what it
+    stores is what `POST /v1/feedback` stores for the same item."""
+    path = tmp_path / "same.csv"
+    path.write_text(HEADER + ROWS[0] + ROWS[3])
+    counts, _ = await import_file(path, ImportRun(database, settings, "imported"), identities())
+    assert counts == Counts(created=2)
+    posted = [
+        {
+            "external_id": "r1",
+            "channel": "email",
+            "metric": "nps",
+            "score": 3,
+            "comment": "Late delivery",
+            "customer": {"email": "ana@example.com"},
+            "attributes": {"plan": "pro"},
+            "tags": ["old", "2019"],
+        },
+        {"external_id": "r4", "channel": "web", "metric": "nps", "score": 10, "comment": "Great"},
+    ]
+    for body in posted:
+        response = await admin.post("/v1/feedback", json={**body, "source": "posted"})
+        assert response.status_code == 201, response.text
+
+    def stored(source: str) -> Any:
+        return admin.get("/v1/feedback", params={"source": source})
+
+    def comparable(item: dict[str, Any]) -> dict[str, Any]:
+        case = item["case"]
+        kept = {k: v for k, v in item.items() if k not in _ITS_OWN}
+        return {**kept, "case_team": None if case is None else case["team"]}
+
+    imported = sorted((await stored("imported")).json()["items"], key=lambda i: i["external_id"])
+    by_api = sorted((await stored("posted")).json()["items"], key=lambda i: i["external_id"])
+    assert [comparable(i) for i in imported] == [comparable(i) for i in by_api]
+    assert imported[0]["case"] is not None
+
+
+# What differs between two stores of the same item: its id, source, times and case.
+_ITS_OWN = frozenset({"id", "source", "received_at", "submitted_at", "case"})
 
 
 async def test_a_mapping_reads_a_tools_export(

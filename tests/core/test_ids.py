@@ -3,6 +3,7 @@ first 48 bits are the millisecond clock, so rows made either way sort by creatio
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from sqlalchemy import text
@@ -29,3 +30,22 @@ async def test_python_and_sql_ids_are_version_7_and_time_ordered(
     stamps = [_millis(before), *map(_millis, sql_ids), _millis(after)]
     assert stamps == sorted(stamps)
     assert len(set(sql_ids)) == len(sql_ids)
+
+
+def test_ids_made_in_two_threads_at_once_are_unique_and_each_threads_in_order() -> None:
+    """`closeloop import` makes ids in a thread that prepares rows while the event loop's
+    thread makes case ids."""
+    made: list[list[uuid.UUID]] = [[], []]
+
+    def make(into: list[uuid.UUID]) -> None:
+        for _ in range(20_000):
+            into.append(uuid7())
+
+    threads = [threading.Thread(target=make, args=(ids,)) for ids in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(made[0]) | set(made[1])) == 40_000
+    for ids in made:
+        assert ids == sorted(ids)

@@ -238,6 +238,27 @@ async def test_a_batch_queues_the_same_messages_as_single_items(
     assert received == ["b-1", "b-2"]
 
 
+async def test_a_batch_writes_feedback_received_only_for_the_sources_an_endpoint_takes(
+    admin: httpx.AsyncClient, outbox: Outbox
+) -> None:
+    """The batch builds its feedback.received bodies only when an endpoint takes one of its
+    sources; then each message carries its own item, for its own source only."""
+    ios = await register(admin, "feedback.received", sources=["ios-app"])
+    items = [
+        feedback_body(source="checkout-web", external_id="w-1", score=10, comment="Great"),
+        feedback_body(source="ios-app", external_id="i-1", score=9, comment="Fast"),
+    ]
+    response = await admin.post("/v1/feedback/batch", json={"items": items[:1]})
+    assert response.status_code == 200, response.text
+    assert await outbox.new() == []
+    response = await admin.post("/v1/feedback/batch", json={"items": items})
+    assert response.status_code == 200, response.text
+    messages = await outbox.new()
+    assert delivered(messages, ios=ios) == [("ios", "feedback.received")]
+    assert messages[0].data["external_id"] == "i-1"
+    assert messages[0].data["comment"] == "Fast"
+
+
 async def test_taking_a_case_writes_case_status_changed(
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
