@@ -34,6 +34,7 @@ from app.core.config import Settings
 from app.core.db import Database, raw_transaction, utcnow
 from app.core.errors import AppError, Problem, validation_problem
 from app.feedback import ingest as feedback
+from app.feedback.batch import PreparedBatch, prepare_batch, store_batch
 from app.feedback.identity import IdentitySecrets
 from app.feedback.schemas import FeedbackCreate
 from app.routing.evaluation import RoutingCache
@@ -218,12 +219,12 @@ class _Chunk:
     rows: list[Row]
     # The rows that read as items, and those items validated and derived.
     good: list[Row]
-    batch: feedback.PreparedBatch
+    batch: PreparedBatch
 
 
 def _prepare_chunk(run: ImportRun, principal: Principal, rows: list[Row]) -> _Chunk:
     good = [row for row in rows if row.item is not None]
-    batch = feedback.prepare_batch(
+    batch = prepare_batch(
         [row.item for row in good if row.item is not None],
         principal=principal,
         settings=run.settings,
@@ -241,7 +242,7 @@ async def _store_chunk(
         if row.item is None:
             failures.append(Failure(row.line, None, row.error or "not readable"))
     async with raw_transaction(run.database) as raw:
-        results = await feedback.store_batch(
+        results = await store_batch(
             raw, chunk.batch, principal=principal, routing=run.routing, identities=identities
         )
     for row, result in zip(chunk.good, results, strict=True):

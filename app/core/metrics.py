@@ -52,6 +52,9 @@ INGEST_GROUP_SIZE = Histogram(
     "Items written by one ingest statement: 1 for a single request, N for a batch or group.",
     buckets=_GROUP_BUCKETS,
 )
+CASES_OPENED = Counter(
+    "closeloop_cases_opened_total", "Cases opened by negative feedback, by team.", ["team"]
+)
 CASES_RESOLVED = Counter("closeloop_cases_resolved_total", "Cases resolved, by team.", ["team"])
 CASES_BREACHED = Counter(
     "closeloop_cases_breached_total",
@@ -96,6 +99,12 @@ def count_stored_rows(rows: Sequence[Mapping[str, Any]]) -> None:
     )
     for (channel, category), count in stored.items():
         FEEDBACK_STORED.labels(channel, category).inc(count)
+
+
+def count_cases_opened(cases: Iterable[Any]) -> None:
+    """The case statements' answers (`OPEN_CASE`): those that opened a case, by its team."""
+    for team, opened in collections.Counter(c["case_team"] for c in cases if c["opened"]).items():
+        CASES_OPENED.labels(team).inc(opened)
 
 
 def count_case_resolved(team: str) -> None:

@@ -30,8 +30,9 @@ from app.core.errors import (
 )
 from app.core.schemas import SLUG_PATTERN, Page, PageLimit, Timestamp, json_bytes
 from app.core.vocabulary import Category, Channel, Metric, Sentiment
+from app.feedback.batch import ingest_batch
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
-from app.feedback.ingest import ingest_batch, ingest_feedback, ingest_followup
+from app.feedback.ingest import ingest_feedback, ingest_followup
 from app.feedback.ingest import put_feedback as put_feedback_item
 from app.feedback.reads import FeedbackFilter
 from app.feedback.reads import get_feedback as read_one

@@ -66,7 +66,7 @@ OPEN_CASE = (
     "WITH "
     + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")
     + " SELECT c.id AS case_id, c.number AS case_number, c.team AS case_team, "
-    "c.status AS case_status FROM c"
+    "c.status AS case_status, c.opened FROM c"
 )
 # A set of items in one statement, with the feedback.received messages of those stored. The
 # rows come as one JSON array, read as `json` rather than `jsonb`: PostgreSQL takes a third less

@@ -69,6 +69,40 @@ async def test_metrics_count_requests_feedback_and_ingest_statements(
     assert _value(after, "closeloop_outbox_backlog_up") == 1
 
 
+async def test_cases_opened_are_counted_by_team_and_joins_are_not(
+    admin: httpx.AsyncClient, admin_key: str, database: BoundDatabase
+) -> None:
+    reader = await make_api_key(database, "reports:read")
+    before = await _scrape(admin, reader)
+    first = await admin.post("/v1/feedback", json=feedback_body(external_id="o-1"))
+    assert first.status_code == 201
+    team = first.json()["case"]["team"]
+    # The same customer again joins the case: no case opened.
+    joined = await admin.post("/v1/feedback", json=feedback_body(external_id="o-2"))
+    assert joined.json()["case"]["id"] == first.json()["case"]["id"]
+    batch = await admin.post(
+        "/v1/feedback/batch",
+        json={
+            "items": [
+                feedback_body(external_id=f"o-b{i}", customer={"external_id": f"cus_o{i}"})
+                for i in range(2)
+            ]
+            + [feedback_body(external_id="o-b9", customer={"external_id": "cus_o0"})]
+        },
+    )
+    assert [r["status"] for r in batch.json()["results"]] == ["created"] * 3
+    # PUT making a promoter negative opens its case too.
+    promoter = feedback_body(score=10, comment=None, customer={"external_id": "cus_o7"})
+    del promoter["source"]
+    assert (await admin.put("/v1/feedback/checkout-web/o-p", json=promoter)).status_code == 201
+    assert (
+        await admin.put("/v1/feedback/checkout-web/o-p", json={**promoter, "score": 0})
+    ).is_success
+    after = await _scrape(admin, reader)
+    opened = _value(after, "closeloop_cases_opened_total", team=team)
+    assert opened - _value(before, "closeloop_cases_opened_total", team=team) == 4
+
+
 async def test_unmatched_paths_share_one_label(
     admin: httpx.AsyncClient, database: BoundDatabase
 ) -> None:
