@@ -62,7 +62,7 @@ GROUP BY 1, 2
 # Fold a batch of appended counts into the folded rows of their slots. Two passes at once
 # (there is a lease, but it does not matter) only leave two rows where one would do: a report
 # sums them either way.
-_COMPACT = """
+COMPACT_SQL = """
 WITH fresh AS (
     DELETE FROM report_score_rollup WHERE ctid IN (
         SELECT ctid FROM report_score_rollup WHERE NOT compacted LIMIT $1)
@@ -131,17 +131,25 @@ def _buckets(
     elif group_by is ScoreGroup.MONTH:
         day = day.replace(day=1)
     while (lo := _local_start(day, zone)) < end:
-        if group_by is ScoreGroup.DAY:
-            following, key = day + DAY, day.isoformat()
-        elif group_by is ScoreGroup.WEEK:
+        if group_by is ScoreGroup.WEEK:
             year, week, _ = day.isocalendar()
-            following, key = day + timedelta(days=7), f"{year}-W{week:02d}"
+            key = f"{year}-W{week:02d}"
         else:
-            following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-            key = f"{day.year}-{day.month:02d}"
-        hi = _local_start(following, zone)
+            key = day.isoformat() if group_by is ScoreGroup.DAY else day.isoformat()[:7]
+        try:
+            if group_by is ScoreGroup.DAY:
+                following = day + DAY
+            elif group_by is ScoreGroup.WEEK:
+                following = day + timedelta(days=7)
+            else:
+                following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+            hi = _local_start(following, zone)
+        except OverflowError:  # the calendar's last bucket: it runs to the range's end
+            hi = end
         if hi > start:
             yield max(lo, start), min(hi, end), key
+        if hi >= end:
+            return
         day = following
 
 
@@ -157,16 +165,10 @@ def plan(group_by: ScoreGroup, start: datetime, end: datetime, tz: str) -> list[
     ]
 
 
-async def rolled_up_counts(
-    session: AsyncSession,
-    *,
-    metric: str,
-    group_by: ScoreGroup,
-    start: datetime,
-    end: datetime,
-    tz: str,
-) -> list[tuple[str | None, int, int]]:
-    """(group key, score, answers) of a metric in [start, end): one statement, one snapshot."""
+def counts_statement(
+    *, metric: str, group_by: ScoreGroup, start: datetime, end: datetime, tz: str
+) -> tuple[str, dict[str, Any]]:
+    """The statement that counts answers per group and score, and its parameters."""
     found = plan(group_by, start, end, tz)
     if group_by in TIME_BUCKETS:
         dim, rollup_key, raw_key = "", "p.key", "p.key"
@@ -182,6 +184,22 @@ async def rolled_up_counts(
         "metric": metric,
         "dim": dim,
     }
+    return sql, parameters
+
+
+async def rolled_up_counts(
+    session: AsyncSession,
+    *,
+    metric: str,
+    group_by: ScoreGroup,
+    start: datetime,
+    end: datetime,
+    tz: str,
+) -> list[tuple[str | None, int, int]]:
+    """(group key, score, answers) of a metric in [start, end): one statement, one snapshot."""
+    sql, parameters = counts_statement(
+        metric=metric, group_by=group_by, start=start, end=end, tz=tz
+    )
     rows = (await session.execute(text(sql), parameters)).all()
     return [(key, score, int(n)) for key, score, n in rows]
 
@@ -196,7 +214,7 @@ async def compact(
     folded = 0
     while True:
         async with database.raw() as conn, conn.transaction():
-            count = int(await conn.fetchval(_COMPACT, batch))
+            count = int(await conn.fetchval(COMPACT_SQL, batch))
         folded += count
         if count < batch:
             return folded
