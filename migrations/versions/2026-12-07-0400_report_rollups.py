@@ -71,17 +71,47 @@ $$
 # One case's figures, from its row, its opening item, links, events and case.resolved
 # messages. The row is locked first and computed in a later statement, so with READ COMMITTED
 # it sees every change committed by whoever held the lock before: the last writer is right.
-_CASE_FUNCTION = """
-CREATE FUNCTION report_case_refresh(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF ids IS NULL OR cardinality(ids) = 0 THEN
-        RETURN;
-    END IF;
+# Joined with the ids (never `= ANY(ids)`, never a subquery per case): a statement may touch
+# 200,000 cases, in tables whose statistics do not know yet what that statement wrote; so a
+# large set is refreshed with hash joins (report_case_refresh_many), a few by index probes.
+_CASE_BODY = """
     INSERT INTO report_case (case_id)
     SELECT DISTINCT id FROM unnest(ids) AS u(id) WHERE id IS NOT NULL ORDER BY id
     ON CONFLICT (case_id) DO UPDATE SET case_id = excluded.case_id;
-    DELETE FROM report_case r WHERE r.case_id = ANY(ids)
-        AND NOT EXISTS (SELECT FROM feedback_case c WHERE c.id = r.case_id);
+    DELETE FROM report_case r USING (SELECT DISTINCT id FROM unnest(ids) AS u(id)) u
+    WHERE r.case_id = u.id AND NOT EXISTS (SELECT FROM feedback_case c WHERE c.id = u.id);
+    WITH touched AS MATERIALIZED (
+        SELECT DISTINCT id FROM unnest(ids) AS u(id)
+    ), told AS (
+        SELECT m.case_id, max(m.created_at) AS at FROM outbox_message m
+        JOIN touched t ON t.id = m.case_id
+        WHERE m.event_type = 'case.resolved' AND m.status = 'delivered'
+        GROUP BY m.case_id
+    ), events AS (
+        SELECT e.case_id, bool_or(e.type = 'resolved') AS ever_resolved,
+               bool_or(e.type = 'reopened') AS reopened
+        FROM case_event e JOIN touched t ON t.id = e.case_id
+        WHERE e.type IN ('resolved', 'reopened')
+        GROUP BY e.case_id
+    ), links AS MATERIALIZED (
+        SELECT l.case_id, l.kind, l.added_at, f.channel, f.source, f.journey_stage, f.metric,
+               f.score, f.sentiment
+        FROM case_feedback l JOIN touched t ON t.id = l.case_id
+        JOIN feedback f ON f.id = l.feedback_id
+        WHERE l.kind IN ('opened', 'followup')
+    ), opening AS (
+        SELECT DISTINCT ON (case_id) * FROM links WHERE kind = 'opened'
+        ORDER BY case_id, added_at
+    ), answers AS (
+        SELECT a.case_id, count(*) AS answered,
+               count(*) FILTER (WHERE a.sentiment <> 'negative') AS recovered,
+               coalesce(sum(a.score - o.score) FILTER (WHERE a.metric = o.metric), 0)
+                   AS change_sum,
+               count(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_count
+        FROM links a LEFT JOIN opening o ON o.case_id = a.case_id
+        WHERE a.kind = 'followup'
+        GROUP BY a.case_id
+    )
     UPDATE report_case r SET
         created_at = c.created_at, team = c.opened_for_team, channel = o.channel,
         source = o.source, journey_stage = o.journey_stage, status = c.status,
@@ -90,36 +120,46 @@ BEGIN
         resolution_due_at = c.resolution_due_at,
         first_response_breached = c.first_response_breached,
         resolution_breached = c.resolution_breached,
-        last_told_at = (
-            SELECT max(m.created_at) FROM outbox_message m
-            WHERE m.case_id = c.id AND m.event_type = 'case.resolved'
-              AND m.status = 'delivered'),
-        ever_resolved = EXISTS (
-            SELECT FROM case_event e WHERE e.case_id = c.id AND e.type = 'resolved'),
-        reopened = EXISTS (
-            SELECT FROM case_event e WHERE e.case_id = c.id AND e.type = 'reopened'),
-        followups_answered = u.answered, recovered = u.recovered,
-        change_sum = u.change_sum, change_count = u.change_count
-    FROM feedback_case c
-    LEFT JOIN LATERAL (
-        SELECT f.channel, f.source, f.journey_stage, f.metric, f.score
-        FROM case_feedback l JOIN feedback f ON f.id = l.feedback_id
-        WHERE l.case_id = c.id AND l.kind = 'opened'
-        LIMIT 1
-    ) o ON true
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS answered,
-               count(*) FILTER (WHERE a.sentiment <> 'negative') AS recovered,
-               coalesce(sum(a.score - o.score) FILTER (WHERE a.metric = o.metric), 0)
-                   AS change_sum,
-               count(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_count
-        FROM case_feedback l JOIN feedback a ON a.id = l.feedback_id
-        WHERE l.case_id = c.id AND l.kind = 'followup'
-    ) u
-    WHERE c.id = r.case_id AND r.case_id = ANY(ids);
+        last_told_at = told.at, ever_resolved = coalesce(e.ever_resolved, false),
+        reopened = coalesce(e.reopened, false), followups_answered = coalesce(u.answered, 0),
+        recovered = coalesce(u.recovered, 0), change_sum = coalesce(u.change_sum, 0),
+        change_count = coalesce(u.change_count, 0)
+    FROM touched
+    JOIN feedback_case c ON c.id = touched.id
+    LEFT JOIN opening o ON o.case_id = c.id
+    LEFT JOIN told ON told.case_id = c.id
+    LEFT JOIN events e ON e.case_id = c.id
+    LEFT JOIN answers u ON u.case_id = c.id
+    WHERE r.case_id = touched.id;
+"""
+_CASE_FUNCTIONS = (
+    f"""
+CREATE FUNCTION report_case_refresh_many(ids uuid[]) RETURNS void LANGUAGE plpgsql
+SET enable_nestloop = off AS $$
+BEGIN
+{_CASE_BODY}
 END
 $$
-"""
+""",
+    f"""
+CREATE FUNCTION report_case_refresh_few(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+{_CASE_BODY}
+END
+$$
+""",
+    """
+CREATE FUNCTION report_case_refresh(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(ids) > 1000 THEN
+        PERFORM report_case_refresh_many(ids);
+    ELSIF cardinality(ids) > 0 THEN
+        PERFORM report_case_refresh_few(ids);
+    END IF;
+END
+$$
+""",
+)
 # Which cases a statement touched, per table: (table, the case id in a row, which rows count).
 _CASE_SOURCES = {
     "feedback_case": ("id", "true"),
@@ -244,7 +284,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_report_case_created", "report_case", ["created_at"])
     op.execute(_SCORE_FUNCTION)
-    op.execute(_CASE_FUNCTION)
+    for function in _CASE_FUNCTIONS:
+        op.execute(function)
     op.execute(_FEEDBACK_CASE_FUNCTION)
     for table in _CASE_SOURCES:
         op.execute(_case_trigger_function(table))
@@ -285,7 +326,8 @@ def downgrade() -> None:
     for table in _CASE_SOURCES:
         op.execute(f"DROP FUNCTION report_case_{table}_change()")
     op.execute("DROP FUNCTION report_case_feedback_update()")
-    op.execute("DROP FUNCTION report_case_refresh(uuid[])")
+    for name in ("report_case_refresh", "report_case_refresh_few", "report_case_refresh_many"):
+        op.execute(f"DROP FUNCTION {name}(uuid[])")
     op.execute("DROP FUNCTION report_score_rollup_change()")
     op.drop_index("ix_report_case_created", table_name="report_case")
     op.drop_table("report_case")
