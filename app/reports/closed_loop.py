@@ -37,12 +37,12 @@ _CASE_KEY = {
 }
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 
-# The negative feedback of the range comes from its covering index; its links to cases are read
-# by range from when the first of it arrived (a link is never older than the item), on their
-# own time index, and hash-joined: no probe per item. A customer counts as told when a
-# case.resolved for the item's case was delivered after the item arrived: `last_told_at` of the
-# case's report row (app/reports/models.py). (An hour's margin covers clocks read a moment
-# apart.)
+# The negative feedback of the range comes from its covering index; its links to cases, and the
+# cases told since (`last_told_at` of their report rows, app/reports/models.py), are read by
+# range from when the first of it arrived (neither is older than the item), on their own time
+# indexes, and hash-joined: no probe per item. A customer counts as told when a case.resolved
+# for the item's case was delivered after the item arrived. (An hour's margin covers clocks
+# read a moment apart.)
 _NEGATIVE = """
 WITH negative AS MATERIALIZED (
     SELECT f.id, {key} AS key, f.contact_consent, f.received_at
@@ -53,15 +53,17 @@ WITH negative AS MATERIALIZED (
 ), links AS (
     SELECT cf.feedback_id, cf.case_id, cf.kind FROM case_feedback cf
     WHERE cf.added_at >= (SELECT at FROM since)
+), told AS (
+    SELECT case_id, last_told_at FROM report_case WHERE last_told_at >= (SELECT at FROM since)
 )
 SELECT GROUPING(key) = 1 AS overall, key,
        count(*) AS negative_feedback,
        count(*) FILTER (WHERE contact_consent) AS negative_with_consent,
-       count(*) FILTER (WHERE contact_consent AND r.last_told_at >= n.received_at)
+       count(*) FILTER (WHERE contact_consent AND t.last_told_at >= n.received_at)
            AS closed_loop
 FROM negative n
 LEFT JOIN links l ON l.feedback_id = n.id
-LEFT JOIN report_case r ON r.case_id = l.case_id
+LEFT JOIN told t ON t.case_id = l.case_id
 WHERE l.kind IS DISTINCT FROM 'followup'
 GROUP BY GROUPING SETS ((key), ())
 """

@@ -40,6 +40,26 @@ _COUNTS = """
     GROUP BY 2, 3, 6
     HAVING sum(r.sign) <> 0
 """
+CASE_FIGURES = [
+    "team",
+    "channel",
+    "source",
+    "journey_stage",
+    "status",
+    "first_response_at",
+    "resolved_at",
+    "first_response_due_at",
+    "resolution_due_at",
+    "first_response_breached",
+    "resolution_breached",
+    "last_told_at",
+    "ever_resolved",
+    "reopened",
+    "followups_answered",
+    "recovered",
+    "change_sum",
+    "change_count",
+]
 _INSERT_COUNTS = "INSERT INTO report_score_rollup (grain, at, metric, dim, value, score, n)"
 _COLUMNS = "submitted_at, metric, score, channel, source, routing_team, touchpoint, journey_stage"
 
@@ -282,7 +302,17 @@ def upgrade() -> None:
         sa.Column("change_count", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("case_id", name=op.f("pk_report_case")),
     )
-    op.create_index("ix_report_case_created", "report_case", ["created_at"])
+    # The cases of a range, read from the index alone; and who was told since a moment.
+    op.create_index(
+        "ix_report_case_created", "report_case", ["created_at"], postgresql_include=CASE_FIGURES
+    )
+    op.create_index(
+        "ix_report_case_told",
+        "report_case",
+        ["last_told_at"],
+        postgresql_include=["case_id"],
+        postgresql_where=sa.text("last_told_at IS NOT NULL"),
+    )
     op.execute(_SCORE_FUNCTION)
     for function in _CASE_FUNCTIONS:
         op.execute(function)
@@ -329,6 +359,7 @@ def downgrade() -> None:
     for name in ("report_case_refresh", "report_case_refresh_few", "report_case_refresh_many"):
         op.execute(f"DROP FUNCTION {name}(uuid[])")
     op.execute("DROP FUNCTION report_score_rollup_change()")
+    op.drop_index("ix_report_case_told", table_name="report_case")
     op.drop_index("ix_report_case_created", table_name="report_case")
     op.drop_table("report_case")
     op.drop_index("ix_report_score_rollup_fresh", table_name="report_score_rollup")
