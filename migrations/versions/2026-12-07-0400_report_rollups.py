@@ -181,11 +181,23 @@ $$
 """,
 )
 # Which cases a statement touched, per table: (table, the case id in a row, which rows count).
+# Which cases a statement touched, per table: the case id in a row, which rows count (`{t}`
+# is the row), and for an update, its key and the columns whose change moves a figure. A
+# case.resolved counts once delivered: a pending one, its claims and retries move nothing.
 _CASE_SOURCES = {
     "feedback_case": ("id", "true"),
     "case_feedback": ("case_id", "true"),
-    "case_event": ("case_id", "type IN ('resolved', 'reopened')"),
-    "outbox_message": ("case_id", "event_type = 'case.resolved'"),
+    "case_event": ("case_id", "{t}.type IN ('resolved', 'reopened')"),
+    "outbox_message": ("case_id", "{t}.event_type = 'case.resolved' AND {t}.status = 'delivered'"),
+}
+_CASE_WATCHED = {
+    "feedback_case": (
+        "id",
+        "status, created_at, opened_for_team, first_response_at, resolved_at, "
+        "first_response_due_at, resolution_due_at, first_response_breached, resolution_breached",
+    ),
+    "case_feedback": ("feedback_id", "case_id, kind"),
+    "outbox_message": ("id", "case_id, event_type, status, created_at"),
 }
 # A delivered message removed by outbox retention was still delivered: no DELETE trigger on
 # outbox_message, so the figures do not move when old messages go.
@@ -204,8 +216,19 @@ _REFERENCING = {
 
 def _case_trigger_function(table: str) -> str:
     column, counted = _CASE_SOURCES[table]
-    new = f"SELECT {column} AS id FROM new_rows WHERE {counted}"
-    old = f"SELECT {column} AS id FROM old_rows WHERE {counted}"
+    new = f"SELECT {column} AS id FROM new_rows t WHERE {counted.format(t='t')}"
+    old = f"SELECT {column} AS id FROM old_rows t WHERE {counted.format(t='t')}"
+    changed = "SELECT NULL::uuid AS id"
+    if table in _CASE_WATCHED:
+        key, watched = _CASE_WATCHED[table]
+        before = ", ".join(f"o.{c.strip()}" for c in watched.split(","))
+        after = ", ".join(f"n.{c.strip()}" for c in watched.split(","))
+        changed = (
+            f"SELECT unnest(ARRAY[o.{column}, n.{column}]) AS id FROM old_rows o "
+            f"JOIN new_rows n ON n.{key} = o.{key} "
+            f"WHERE (({counted.format(t='o')}) OR ({counted.format(t='n')})) "
+            f"AND ({before}) IS DISTINCT FROM ({after})"
+        )
     return f"""
 CREATE FUNCTION report_case_{table}_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -214,7 +237,7 @@ BEGIN
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM report_case_refresh(ARRAY({old}));
     ELSE
-        PERFORM report_case_refresh(ARRAY({old} UNION {new}));
+        PERFORM report_case_refresh(ARRAY({changed}));
     END IF;
     RETURN NULL;
 END
