@@ -93,7 +93,8 @@ $$
 # it sees every change committed by whoever held the lock before: the last writer is right.
 # Joined with the ids (never `= ANY(ids)`, never a subquery per case): a statement may touch
 # 200,000 cases, in tables whose statistics do not know yet what that statement wrote; so a
-# large set is refreshed with hash joins (report_case_refresh_many), a few by index probes.
+# large set is refreshed with hash joins (report_case_refresh_many), a few by index probes,
+# planned for the ids at hand (a generic plan, made for any number of ids, scans tables).
 _CASE_BODY = """
     INSERT INTO report_case (case_id)
     SELECT DISTINCT id FROM unnest(ids) AS u(id) WHERE id IS NOT NULL ORDER BY id
@@ -162,7 +163,8 @@ END
 $$
 """,
     f"""
-CREATE FUNCTION report_case_refresh_few(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION report_case_refresh_few(ids uuid[]) RETURNS void LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan AS $$
 BEGIN
 {_CASE_BODY}
 END
