@@ -91,10 +91,9 @@ $$
 # One case's figures, from its row, its opening item, links, events and case.resolved
 # messages. The row is locked first and computed in a later statement, so with READ COMMITTED
 # it sees every change committed by whoever held the lock before: the last writer is right.
-# Joined with the ids (never `= ANY(ids)`, never a subquery per case): a statement may touch
+# Many: joined with the ids (no `= ANY(ids)`, no subquery per case): a statement may touch
 # 200,000 cases, in tables whose statistics do not know yet what that statement wrote; so a
-# large set is refreshed with hash joins (report_case_refresh_many), a few by index probes,
-# planned for the ids at hand (a generic plan, made for any number of ids, scans tables).
+# large set is refreshed with hash joins (report_case_refresh_many), a few by index probes.
 _CASE_BODY = """
     INSERT INTO report_case (case_id)
     SELECT DISTINCT id FROM unnest(ids) AS u(id) WHERE id IS NOT NULL ORDER BY id
@@ -153,6 +152,50 @@ _CASE_BODY = """
     LEFT JOIN answers u ON u.case_id = c.id
     WHERE r.case_id = touched.id;
 """
+# A few cases (an ingest, a change): probes by index per case, a plan kept for the session.
+_CASE_BODY_FEW = """
+    INSERT INTO report_case (case_id)
+    SELECT DISTINCT id FROM unnest(ids) AS u(id) WHERE id IS NOT NULL ORDER BY id
+    ON CONFLICT (case_id) DO UPDATE SET case_id = excluded.case_id;
+    DELETE FROM report_case r WHERE r.case_id = ANY(ids)
+        AND NOT EXISTS (SELECT FROM feedback_case c WHERE c.id = r.case_id);
+    UPDATE report_case r SET
+        created_at = c.created_at, team = c.opened_for_team, channel = o.channel,
+        source = o.source, journey_stage = o.journey_stage, status = c.status,
+        first_response_at = c.first_response_at, resolved_at = c.resolved_at,
+        first_response_due_at = c.first_response_due_at,
+        resolution_due_at = c.resolution_due_at,
+        first_response_breached = c.first_response_breached,
+        resolution_breached = c.resolution_breached,
+        last_told_at = (
+            SELECT max(m.created_at) FROM outbox_message m
+            WHERE m.case_id = c.id AND m.event_type = 'case.resolved'
+              AND m.status = 'delivered'),
+        ever_resolved = EXISTS (
+            SELECT FROM case_event e WHERE e.case_id = c.id AND e.type = 'resolved'),
+        reopened = EXISTS (
+            SELECT FROM case_event e WHERE e.case_id = c.id AND e.type = 'reopened'),
+        followups_answered = u.answered, recovered = u.recovered,
+        change_sum = u.change_sum, change_count = u.change_count
+    FROM feedback_case c
+    LEFT JOIN LATERAL (
+        SELECT f.channel, f.source, f.journey_stage, f.metric, f.score
+        FROM case_feedback l JOIN feedback f ON f.id = l.feedback_id
+        WHERE l.case_id = c.id AND l.kind = 'opened'
+        ORDER BY l.added_at
+        LIMIT 1
+    ) o ON true
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS answered,
+               count(*) FILTER (WHERE a.sentiment <> 'negative') AS recovered,
+               coalesce(sum(a.score - o.score) FILTER (WHERE a.metric = o.metric), 0)
+                   AS change_sum,
+               count(a.score - o.score) FILTER (WHERE a.metric = o.metric) AS change_count
+        FROM case_feedback l JOIN feedback a ON a.id = l.feedback_id
+        WHERE l.case_id = c.id AND l.kind = 'followup'
+    ) u
+    WHERE c.id = ANY(ids) AND r.case_id = c.id;
+"""
 _CASE_FUNCTIONS = (
     f"""
 CREATE FUNCTION report_case_refresh_many(ids uuid[]) RETURNS void LANGUAGE plpgsql
@@ -163,10 +206,9 @@ END
 $$
 """,
     f"""
-CREATE FUNCTION report_case_refresh_few(ids uuid[]) RETURNS void LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan AS $$
+CREATE FUNCTION report_case_refresh_few(ids uuid[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-{_CASE_BODY}
+{_CASE_BODY_FEW}
 END
 $$
 """,
