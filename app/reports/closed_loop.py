@@ -1,6 +1,6 @@
 """How well the loop closes, per group and overall (SPEC §6).
 
-One statement, one snapshot, of two parts: the negative feedback submitted in the range (follow-up
+Two statements, each one snapshot: the negative feedback submitted in the range (follow-up
 answers apart) and whether its customer was told the outcome; the cases opened in the range,
 grouped by their opening feedback (by team: the team routing chose, as for the feedback), with
 their clocks, reopenings and follow-up answers. `GROUPING SETS` gives each group and the whole
@@ -14,7 +14,6 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import ACTIVE_STATUSES
@@ -28,21 +27,14 @@ _FEEDBACK_KEY = {
     LoopGroup.SOURCE: "f.source",
     LoopGroup.JOURNEY_STAGE: "f.journey_stage",
 }
-# A case is grouped by its opening item (by team: the team routing chose at opening).
-_CASE_KEY = {
-    LoopGroup.TEAM: "team",
-    LoopGroup.CHANNEL: "channel",
-    LoopGroup.SOURCE: "source",
-    LoopGroup.JOURNEY_STAGE: "journey_stage",
-}
+_CASE_KEY = {**_FEEDBACK_KEY, LoopGroup.TEAM: "c.opened_for_team"}
 _ACTIVE = ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 
-# The negative feedback of the range comes from its covering index; its links to cases, and the
-# cases told since (`last_told_at` of their report rows, app/reports/models.py), are read by
-# range from when the first of it arrived (neither is older than the item), on their own time
-# indexes, and hash-joined: no probe per item. A customer counts as told when a case.resolved
-# for the item's case was delivered after the item arrived. (An hour's margin covers clocks
-# read a moment apart.)
+# The negative feedback of the range comes from its covering index; its links to cases and
+# the deliveries of case.resolved are read by range from when the first of it arrived (a link
+# or a resolution is never older than the item), on their own time indexes, and hash-joined:
+# no probe per item. A customer counts as told when a case.resolved for the item's case was
+# delivered after the item arrived. (An hour's margin covers clocks read a moment apart.)
 _NEGATIVE = """
 WITH negative AS MATERIALIZED (
     SELECT f.id, {key} AS key, f.contact_consent, f.received_at
@@ -54,13 +46,15 @@ WITH negative AS MATERIALIZED (
     SELECT cf.feedback_id, cf.case_id, cf.kind FROM case_feedback cf
     WHERE cf.added_at >= (SELECT at FROM since)
 ), told AS (
-    SELECT case_id, last_told_at FROM report_case WHERE last_told_at >= (SELECT at FROM since)
+    SELECT m.case_id, max(m.created_at) AS last_told FROM outbox_message m
+    WHERE m.created_at >= (SELECT at FROM since)
+      AND m.event_type = 'case.resolved' AND m.status = 'delivered'
+    GROUP BY m.case_id
 )
 SELECT GROUPING(key) = 1 AS overall, key,
        count(*) AS negative_feedback,
        count(*) FILTER (WHERE contact_consent) AS negative_with_consent,
-       count(*) FILTER (WHERE contact_consent AND t.last_told_at >= n.received_at)
-           AS closed_loop
+       count(*) FILTER (WHERE contact_consent AND t.last_told >= n.received_at) AS closed_loop
 FROM negative n
 LEFT JOIN links l ON l.feedback_id = n.id
 LEFT JOIN told t ON t.case_id = l.case_id
@@ -68,19 +62,55 @@ WHERE l.kind IS DISTINCT FROM 'followup'
 GROUP BY GROUPING SETS ((key), ())
 """
 
-# The cases opened in the range, from their report rows: one row per case with its clocks,
-# whether its customer was told, its reopenings and follow-up answers, kept by triggers in the
-# transaction of every change (migrations/versions/2026-12-07-0400_report_rollups.py).
+# Whatever belongs to a case (its links to feedback, its events, its messages) was written at
+# or after its opening, so each is read by a range from the report's start on its own time
+# index, and joined by hash: no probe per case into tables of every case ever opened. (A day's
+# margin covers clocks of one transaction read a moment apart.)
 _CASES = """
-WITH cases AS (
-    SELECT {key} AS key, status, first_response_at, resolved_at,
-           first_response_due_at, resolution_due_at,
-           first_response_breached, resolution_breached,
-           extract(epoch FROM first_response_at - created_at) AS response_seconds,
-           extract(epoch FROM resolved_at - created_at) AS resolution_seconds,
-           last_told_at IS NOT NULL AS told, ever_resolved, reopened,
-           followups_answered AS answered, recovered, change_sum, change_count
-    FROM report_case WHERE created_at >= :start AND created_at < :end
+WITH c AS MATERIALIZED (
+    SELECT id, opened_for_team, status, created_at, first_response_at, resolved_at,
+           first_response_due_at, resolution_due_at, first_response_breached,
+           resolution_breached
+    FROM feedback_case WHERE created_at >= :start AND created_at < :end
+), links AS MATERIALIZED (
+    SELECT cf.case_id, cf.feedback_id, cf.kind FROM case_feedback cf
+    WHERE cf.added_at >= CAST(:start AS timestamptz) - interval '1 day'
+      AND cf.kind IN ('opened', 'followup') AND cf.case_id IN (SELECT id FROM c)
+), told AS (
+    SELECT DISTINCT case_id FROM outbox_message
+    WHERE created_at >= CAST(:start AS timestamptz) - interval '1 day'
+      AND event_type = 'case.resolved' AND status = 'delivered'
+), events AS (
+    SELECT case_id, bool_or(type = 'resolved') AS ever_resolved,
+           bool_or(type = 'reopened') AS reopened
+    FROM case_event
+    WHERE at >= CAST(:start AS timestamptz) - interval '1 day' AND type IN ('resolved', 'reopened')
+    GROUP BY case_id
+), followups AS (
+    SELECT a.case_id, count(*) AS answered,
+           count(*) FILTER (WHERE fa.sentiment <> 'negative') AS recovered,
+           sum(fa.score - fo.score) FILTER (WHERE fa.metric = fo.metric) AS change_sum,
+           count(fa.score - fo.score) FILTER (WHERE fa.metric = fo.metric) AS change_count
+    FROM links a
+    JOIN feedback fa ON fa.id = a.feedback_id
+    LEFT JOIN links o ON o.case_id = a.case_id AND o.kind = 'opened'
+    LEFT JOIN feedback fo ON fo.id = o.feedback_id
+    WHERE a.kind = 'followup'
+    GROUP BY a.case_id
+), cases AS (
+    SELECT {key} AS key, c.status, c.first_response_at, c.resolved_at,
+           c.first_response_due_at, c.resolution_due_at,
+           c.first_response_breached, c.resolution_breached,
+           extract(epoch FROM c.first_response_at - c.created_at) AS response_seconds,
+           extract(epoch FROM c.resolved_at - c.created_at) AS resolution_seconds,
+           t.case_id IS NOT NULL AS told, coalesce(e.ever_resolved, false) AS ever_resolved,
+           coalesce(e.reopened, false) AS reopened, coalesce(u.answered, 0) AS answered,
+           u.recovered, u.change_sum, u.change_count
+    FROM c
+    LEFT JOIN links o ON o.case_id = c.id AND o.kind = 'opened'{opening_feedback}
+    LEFT JOIN told t ON t.case_id = c.id
+    LEFT JOIN events e ON e.case_id = c.id
+    LEFT JOIN followups u ON u.case_id = c.id
 )
 SELECT GROUPING(key) = 1 AS overall, key,
        count(*) AS cases_opened,
@@ -148,7 +178,14 @@ def loop_statements(group_by: LoopGroup) -> tuple[str, str]:
     """The two statements, for the negative feedback and for the cases, grouped so."""
     return (
         _NEGATIVE.format(key=_FEEDBACK_KEY[group_by]),
-        _CASES.format(key=_CASE_KEY[group_by], active=_ACTIVE),
+        _CASES.format(
+            key=_CASE_KEY[group_by],
+            active=_ACTIVE,
+            # By team the opening item is not needed: no probe into feedback for each case.
+            opening_feedback=""
+            if group_by is LoopGroup.TEAM
+            else "\n    LEFT JOIN feedback f ON f.id = o.feedback_id",
+        ),
     )
 
 
@@ -191,16 +228,10 @@ async def closed_loop_report(
         lambda: {**_EMPTY_NEGATIVE, **_EMPTY_CASES}
     )
     overall = {**_EMPTY_NEGATIVE, **_EMPTY_CASES}
-    # Both in one statement, so in one snapshot: an item or a case stored meanwhile counts in
-    # every figure or in none.
-    negative, cases = loop_statements(group_by)
-    statement = text(
-        f"SELECT to_jsonb(n) AS row FROM ({negative}) n "
-        f"UNION ALL SELECT to_jsonb(c) FROM ({cases}) c"
-    ).columns(row=JSONB)
-    for (row,) in (await session.execute(statement, bounds)).all():
-        figures = {k: v for k, v in row.items() if k not in ("overall", "key")}
-        (overall if row["overall"] else groups[row["key"]]).update(figures)
+    for sql in loop_statements(group_by):
+        for row in (await session.execute(text(sql), bounds)).mappings():
+            figures = {k: v for k, v in row.items() if k not in ("overall", "key")}
+            (overall if row["overall"] else groups[row["key"]]).update(figures)
     order = ordered_keys(list(groups), journey=group_by is LoopGroup.JOURNEY_STAGE)
     return {
         "group_by": group_by.value,

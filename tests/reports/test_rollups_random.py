@@ -1,5 +1,6 @@
-"""The reports read rollups (app/reports/rollups.py, report_case); on random data they must equal
-a direct computation on the raw rows, written here in plain SQL (SPEC §6).
+"""The scores report reads rollups (app/reports/rollups.py), the closed loop covering indexes;
+on random data both must equal a direct computation on the raw rows, written here in plain SQL
+(SPEC §6).
 
 Random answers over fourteen months (both changes of clock, every metric, channel, source,
 team, touchpoint and stage), complaints whose cases go through every state (answered, waiting,
@@ -401,7 +402,7 @@ async def test_scores_from_rollups_equal_the_raw_rows(
 
 
 @pytest.mark.usefixtures("world")
-async def test_closed_loop_from_report_rows_equals_the_raw_rows(
+async def test_the_closed_loop_equals_the_raw_rows(
     admin: httpx.AsyncClient, database: BoundDatabase
 ) -> None:
     everything = ("2025-01-01", "2026-12-31")
