@@ -7,6 +7,7 @@ from app.core.jobs import JobLease
 from app.core.ratelimit import RateLimitWindow
 from app.feedback.models import Feedback, SourceIdentitySecret
 from app.notifications.models import DeliveryAttempt, OutboxMessage, WebhookEndpoint
+from app.reports.models import score_rollup
 from app.routing.models import RoutingGeneration, RoutingRule, RoutingRuleVersion, Team
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "SourceIdentitySecret",
     "Team",
     "WebhookEndpoint",
+    "score_rollup",
 ]

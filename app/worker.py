@@ -1,5 +1,5 @@
-"""The background work of a process: the webhook dispatcher, the jobs and, when set,
-comment retention.
+"""The background work of a process: the webhook dispatcher, the jobs (the SLA monitor, outbox
+retention, folding the reports' rollups) and, when set, comment retention.
 
 `closeloop serve` runs both beside the API (the dispatcher unless FEEDBACK_DISPATCHER_IN_PROCESS
 is false, the jobs unless FEEDBACK_JOBS_IN_PROCESS is false); `closeloop worker` runs both
@@ -24,11 +24,14 @@ from app.core.metrics import count_outbox_deleted
 from app.feedback.retention import retain_comments
 from app.notifications.dispatcher import Dispatcher
 from app.notifications.retention import delete_delivered
+from app.reports.rollups import compact
 
 logger = logging.getLogger(__name__)
 
 # Retention has no deadline to keep: a look every few minutes is plenty.
 RETENTION_INTERVAL_SECONDS = 300.0
+# The reports are exact with or without folding; folding keeps their counts few.
+ROLLUP_INTERVAL_SECONDS = 10.0
 
 
 async def sla_monitor(database: Database, settings: Settings, lease: Lease) -> None:
@@ -47,6 +50,12 @@ async def outbox_retention(database: Database, settings: Settings, lease: Lease)
     count_outbox_deleted(deleted)
     if deleted:
         logger.info("outbox retention", extra={"deleted": deleted})
+
+
+async def fold_report_rollups(database: Database, lease: Lease) -> None:
+    folded = await compact(database, between=lease.renew)
+    if folded:
+        logger.debug("report rollups folded", extra={"folded": folded})
 
 
 async def _every(
@@ -71,6 +80,7 @@ async def run_background(
     if jobs:
         sla = Lease(database, "sla_monitor")
         retention = Lease(database, "outbox_retention")
+        rollups = Lease(database, "report_rollups")
         loops += [
             _every(
                 settings.sla_check_interval_seconds,
@@ -82,6 +92,13 @@ async def run_background(
                 stop,
                 lambda: run_exclusively(
                     retention, lambda lease: outbox_retention(database, settings, lease)
+                ),
+            ),
+            _every(
+                ROLLUP_INTERVAL_SECONDS,
+                stop,
+                lambda: run_exclusively(
+                    rollups, lambda lease: fold_report_rollups(database, lease)
                 ),
             ),
         ]

@@ -1,9 +1,11 @@
 """Scores by group: NPS, CSAT, star and CES over a time range (SPEC §6).
 
-PostgreSQL counts answers per group and score, from the covering index on feedback (metric,
-submitted_at) that holds every grouping column, so no table page is read; the figures are
-worked out here from those counts with exact fractions, and `overall` is the sum of the groups.
-One statement reads one snapshot: an item stored meanwhile is counted whole or not at all.
+PostgreSQL counts answers per group and score: from the counts kept per UTC day and hour, with
+the ragged edges of the range from the raw rows (app/reports/rollups.py), or, when filtered by
+source or channel, from the covering index on feedback (metric, submitted_at) that holds every
+grouping column. The figures are worked out here from those counts with exact fractions, and
+`overall` is the sum of the groups. One statement reads one snapshot: an item stored meanwhile
+is counted whole or not at all.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from app.core.vocabulary import JourneyStage, Metric
 from app.feedback.models import Feedback
 from app.feedback.schemas import SCALES
 from app.reports.period import Period
+from app.reports.rollups import rolled_up_counts
 from app.reports.schemas import ScoreGroup
 
 _COLUMNS: dict[ScoreGroup, Any] = {
@@ -127,13 +130,27 @@ async def score_report(
     source: str | None = None,
     channel: str | None = None,
 ) -> dict[str, Any]:
-    query = score_query(
-        metric=metric, group_by=group_by, period=period, source=source, channel=channel
-    )
-    groups: dict[str | None, dict[int, int]] = defaultdict(dict)
+    if source is None and channel is None:
+        counted = await rolled_up_counts(
+            session,
+            metric=metric.value,
+            group_by=group_by,
+            start=period.start,
+            end=period.end,
+            tz=period.tz,
+        )
+    else:
+        # The rollups do not keep every source by every channel: a filtered report reads its
+        # rows, from the covering index.
+        query = score_query(
+            metric=metric, group_by=group_by, period=period, source=source, channel=channel
+        )
+        counted = [(key, score, count) for key, score, count in (await session.execute(query))]
+    groups: dict[str | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     overall: dict[int, int] = defaultdict(int)
-    for key, score, count in (await session.execute(query)).all():
-        groups[key][score] = count
+    for key, score, count in counted:
+        # A key may come twice, from the counts and from the raw edges of the range.
+        groups[key][score] += count
         overall[score] += count
     return {
         "metric": metric.value,
