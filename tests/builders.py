@@ -148,6 +148,16 @@ async def change_case(
     return await client.post(f"{url}/{action}", json=body, headers=headers)
 
 
+async def acted(
+    client: httpx.AsyncClient, case: dict[str, Any], action: str, body: Any = None
+) -> dict[str, Any]:
+    """`change_case`, which must succeed: what it answers (the case, or what it made)."""
+    response = await change_case(client, case, action, body)
+    assert response.is_success, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 async def case_events(client: httpx.AsyncClient, case_id: str) -> list[dict[str, Any]]:
     response = await client.get(f"/v1/cases/{case_id}/events")
     assert response.status_code == 200, response.text

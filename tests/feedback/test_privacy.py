@@ -12,7 +12,7 @@ import pytest
 from app.core.config import Settings
 from app.core.db import BoundDatabase
 from tests.builders import (
-    change_case,
+    acted,
     open_case,
     read_case,
     register_endpoint,
@@ -28,15 +28,6 @@ WORDS = ("cus_42", "ana@example.com", "Ana Lima", LATE, "still waiting for my re
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return webhooks_on_loopback(settings)
-
-
-async def acted(
-    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: Any = None
-) -> dict[str, Any]:
-    response = await change_case(admin, case, action, body)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 @pytest.fixture

@@ -76,26 +76,6 @@ async def admin_client(
 register = functools.partial(register_endpoint, url=HOOK)
 
 
-async def act(
-    client: httpx.AsyncClient, case: dict[str, Any], action: str, body: Any = None
-) -> httpx.Response:
-    """PATCH the case (action "") or POST one of its actions, with its current If-Match."""
-    url = f"/v1/cases/{case['id']}"
-    headers = {"If-Match": f'"{case["version"]}"'}
-    if not action:
-        return await client.patch(url, json=body, headers=headers)
-    return await client.post(f"{url}/{action}", json=body, headers=headers)
-
-
-async def acted(
-    client: httpx.AsyncClient, case: dict[str, Any], action: str, body: Any = None
-) -> dict[str, Any]:
-    response = await act(client, case, action, body)
-    assert response.status_code == 200, response.text
-    changed: dict[str, Any] = response.json()
-    return changed
-
-
 async def timeline(client: httpx.AsyncClient, case_id: str) -> list[dict[str, Any]]:
     response = await client.get(f"/v1/cases/{case_id}/events")
     assert response.status_code == 200, response.text

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 
 from app.core.db import BoundDatabase
 from tests.builders import (
+    acted,
     auth,
+    change_case,
     feedback_body,
     make_api_key,
     open_case,
@@ -27,8 +29,6 @@ from tests.notifications.helpers import (
     NOTICE,
     UNKNOWN_ID,
     Outbox,
-    act,
-    acted,
     assert_block_shows,
     at,
     delivered,
@@ -368,7 +368,7 @@ async def test_a_stale_if_match_writes_no_message(admin: httpx.AsyncClient, outb
     await acted(admin, case, "", {"assignee": "ana"})
     await outbox.new()
 
-    stale = await act(admin, case, "resolve", NOTICE)
+    stale = await change_case(admin, case, "resolve", NOTICE)
     assert stale.status_code == 412, stale.text
     assert await outbox.new() == []
     assert (await read_case(admin, case["id"]))["status"] == "open"
@@ -380,7 +380,7 @@ async def test_a_move_that_is_not_allowed_writes_no_message(
     await register(admin, "*")
     case = await open_case(admin)
     await outbox.new()
-    refused = await act(admin, case, "", {"assignee": "ana", "status": "closed"})
+    refused = await change_case(admin, case, "", {"assignee": "ana", "status": "closed"})
     assert refused.status_code == 409, refused.text
     assert await outbox.new() == []
     assert (await read_case(admin, case["id"]))["assignee"] is None

@@ -15,7 +15,7 @@ from app.core.config import Settings
 from app.core.db import BoundDatabase
 from app.reports.schemas import ClosedLoopReport
 from tests.builders import (
-    change_case,
+    acted,
     make_team,
     open_case,
     read_case,
@@ -47,15 +47,6 @@ async def complaint(
         external_id=f"{customer}-complaint",
         **overrides,
     )
-
-
-async def acted(
-    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: Any = None
-) -> dict[str, Any]:
-    response = await change_case(admin, case, action, body)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def clocks(

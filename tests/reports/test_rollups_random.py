@@ -28,7 +28,7 @@ from app.feedback.schemas import SCALES
 from app.reports.rollups import compact
 from app.reports.scores import figures, ordered_keys
 from tests.builders import (
-    change_case,
+    acted,
     make_team,
     register_endpoint,
     send_feedback,
@@ -130,15 +130,6 @@ async def random_answers(
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'words')",
             rows,
         )
-
-
-async def acted(
-    admin: httpx.AsyncClient, case: dict[str, Any], action: str, body: Any = None
-) -> dict[str, Any]:
-    response = await change_case(admin, case, action, body)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def random_cases(
