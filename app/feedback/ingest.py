@@ -113,13 +113,9 @@ async def write_group(
             written.append(index)
         rows = [group[index].row for index in written]
         documents = await store_rows(conn, routing, rows, utcnow(), documents=True)
-        cased = [row["id"] for row in rows if row["_stored"] and row["routing_team"] is not None]
-        cases = {}
-        if cased:
-            cases = {r["feedback_id"]: r for r in await conn.fetch(sql.CASE_SUMMARIES, cased)}
         for index, row, document in zip(written, rows, documents, strict=True):
             if row["_stored"]:
-                case = cases.get(row["id"])
+                case = row.get("_case")
                 document["case"] = None if case is None else case_summary(case)
                 outcomes[index] = Ingested(document, created=True)
                 continue

@@ -55,13 +55,8 @@ _INSERT_ONE_CTES = (
     + ")"
 )
 INSERT_ONE_PLAIN = f"{_INSERT_ONE_CTES} SELECT id FROM f"
-# The cases of stored feedback, as an answer shows them.
-CASE_SUMMARIES = (
-    "SELECT cf.feedback_id, fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
-    "fc.status AS case_status FROM case_feedback cf JOIN feedback_case fc ON fc.id = cf.case_id "
-    "WHERE cf.feedback_id = ANY($1::uuid[])"
-)
-# Stored negative items' cases, one statement each (pipelined by executemany).
+# Stored negative items' cases, one statement each (pipelined by fetchmany), each answering the
+# case it opened or joined.
 OPEN_CASE = (
     "WITH "
     + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")

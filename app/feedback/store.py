@@ -90,7 +90,8 @@ async def store_rows(
 ) -> list[dict[str, Any]]:
     """Route the rows, insert them in one statement and open or join their cases; mark each
     row with what became of it (`_stored`: inserted, else the row already there, as
-    `_existing`). With `documents`, answers each row's document as stored (without its case).
+    `_existing`; `_case`: the case a stored negative row opened or joined, as its statement
+    answered it). With `documents`, answers each row's document as stored (without its case).
 
     The feedback.received bodies are built only when an endpoint takes them: whether one does
     is read in this transaction just before the insert, so an endpoint enabled in between gets
@@ -128,7 +129,10 @@ async def store_rows(
         for r in negative
     ]
     if opened:
-        count_cases_opened(await conn.fetchmany(sql.OPEN_CASE, opened))
+        answered = await conn.fetchmany(sql.OPEN_CASE, opened)
+        count_cases_opened(answered)
+        for row, case in zip(negative, answered, strict=True):
+            row["_case"] = case
     missing = [r for r in rows if r["id"] not in inserted]
     existing: dict[tuple[str, str], asyncpg.Record] = {}
     if missing:
