@@ -131,7 +131,9 @@ async def test_an_erased_customer_is_gone_everywhere_while_the_figures_stand(
     assert [e["actor"] for e in events if e["type"] == "customer_erased"] == ["test"]
     async with database.raw() as conn:
         audit = await conn.fetchrow("SELECT * FROM customer_erasure")
-        scores = await conn.fetch("SELECT metric, score, channel FROM feedback ORDER BY score")
+        scores = await conn.fetch(
+            "SELECT metric, score, channel FROM feedback ORDER BY score, metric"
+        )
     assert audit is not None
     assert (audit["actor"], audit["feedback_items"], audit["notes"]) == ("test", 3, 1)
     # The e-mail complaint joined her case: the e-mail is linked to her in her record.
