@@ -11,9 +11,10 @@ An admin undoes a wrong link by detaching an identity into a record of its own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import ColumnElement, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import IDENTITY_COLUMNS, case_number, customer_lookup_keys
@@ -105,6 +106,31 @@ async def linked_identities(session: AsyncSession, keys: list[str]) -> list[Cust
     return list(found)
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerScope:
+    """What one asked-for key reaches through the customer records: every linked identity,
+    their stored keys and the records themselves (a case names its record in customer_key)."""
+
+    identities: list[CustomerIdentity]
+    keys: list[str]
+    records: list[str]
+
+    def cases(self) -> ColumnElement[bool]:
+        """The customer's cases: opened under one of their records or bearing one of their
+        keys (cases opened before the identities were linked)."""
+        return or_(Case.customer_key.in_(self.records), Case.customer_keys.overlap(self.keys))
+
+
+async def customer_scope(session: AsyncSession, key: str) -> CustomerScope:
+    asked = customer_lookup_keys(key)
+    identities = await linked_identities(session, asked)
+    return CustomerScope(
+        identities=identities,
+        keys=sorted({*asked, *(i.value for i in identities)}),
+        records=sorted({str(i.customer_id) for i in identities}),
+    )
+
+
 def _unknown() -> NotFound:
     return NotFound("No feedback or case has this customer.", code="customer_not_found")
 
@@ -112,18 +138,15 @@ def _unknown() -> NotFound:
 async def customer_view(
     session: AsyncSession, key: str, customer_feedback: CustomerFeedback
 ) -> CustomerView:
-    asked = customer_lookup_keys(key)
-    identities = await linked_identities(session, asked)
-    keys = sorted({*asked, *(i.value for i in identities)})
-    records = sorted({str(i.customer_id) for i in identities})
-    found = await customer_feedback(session, keys, MAX_ITEMS)
+    scope = await customer_scope(session, key)
+    found = await customer_feedback(session, scope.keys, MAX_ITEMS)
     linked = await session.execute(_LINKS, {"ids": [row["id"] for row in found]})
     links = {link["feedback_id"]: link for link in linked.mappings()}
     rows = [{**row, **_UNLINKED, **links.get(row["id"], {})} for row in found]
     cases = list(
         await session.scalars(
             select(Case)
-            .where(or_(Case.customer_key.in_(records), Case.customer_keys.overlap(keys)))
+            .where(scope.cases())
             .order_by(Case.created_at.desc(), Case.id.desc())
             .limit(MAX_ITEMS)
         )
@@ -132,7 +155,7 @@ async def customer_view(
         raise _unknown()
     return CustomerView(
         customer=_customer(rows, cases),
-        identities=[CustomerIdentityRead.model_validate(i) for i in identities],
+        identities=[CustomerIdentityRead.model_validate(i) for i in scope.identities],
         feedback=[CaseFeedbackItem.model_validate(dict(row)) for row in rows],
         cases=[case_summary(c) for c in cases],
         notifications=await notifications(session, cases),

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import case_number
@@ -162,7 +162,7 @@ async def list_cases(
     assignee: str | None,
     priority: str | None,
     breached: bool | None,
-    customers: list[str] | None,
+    customer: ColumnElement[bool] | None,
     tag: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
@@ -186,8 +186,8 @@ async def list_cases(
     if breached is not None:
         flagged = Case.first_response_breached | Case.resolution_breached
         query = query.where(flagged if breached else ~flagged)
-    if customers is not None:
-        query = query.where(Case.customer_keys.overlap(customers))
+    if customer is not None:
+        query = query.where(customer)
     if tag is not None:
         query = query.where(Case.tags.contains([tag]))
     if created_from is not None:

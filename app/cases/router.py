@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import reads, service
-from app.cases.customers import customer_view, detach_identity
-from app.cases.identity import customer_lookup_keys
+from app.cases.customers import customer_scope, customer_view, detach_identity
 from app.cases.models import Case
 from app.cases.schemas import (
     CaseEventRead,
@@ -90,7 +89,9 @@ async def list_cases(
         assignee=assignee,
         priority=priority,
         breached=breached,
-        customers=customer_lookup_keys(customer) if customer is not None else None,
+        # Through the customer's record: asked by e-mail, it finds the case opened by the app
+        # item that carried only the external id linked to that e-mail.
+        customer=None if customer is None else (await customer_scope(session, customer)).cases(),
         tag=tag,
         created_from=created_from,
         created_to=created_to,

@@ -91,6 +91,13 @@ async def test_an_item_with_two_known_identities_merges_their_records(
     # Both cases were open before the link; both stay, for an agent to settle. A complaint now
     # joins the older record's case, by either identity.
     assert {c["id"] for c in view["cases"]} == {by_mail["case"]["id"], in_app["case"]["id"]}
+    # The queue filtered by either identity finds both, through the record.
+    for key in ("cus_42", "ana@example.com"):
+        queue = await admin.get("/v1/cases", params={"customer": key})
+        assert {c["id"] for c in queue.json()["items"]} == {
+            by_mail["case"]["id"],
+            in_app["case"]["id"],
+        }
     for customer in (person("cus_42"), person(email="ana@example.com")):
         later = await send_feedback(admin, customer=customer, comment="Any news?")
         assert later["case"]["id"] == by_mail["case"]["id"]
