@@ -56,6 +56,10 @@ async def test_a_body_the_gate_declines_gets_fastapis_answers(
     # Python's JSON reader takes UTF-16 as FastAPI has always read it; orjson does not.
     assert utf16.status_code == 201, utf16.text
     assert utf16.json()["external_id"] == "utf-16"
+    direct = await writer.post("/v1/feedback", json=feedback_body(external_id="utf-8"))
+    assert direct.status_code == 201
+    assert direct.json().keys() == utf16.json().keys()
+    assert [name for name, _ in _seen(direct)[2]] == [name for name, _ in _seen(utf16)[2]]
 
 
 async def test_a_served_item_carries_its_request_id(writer: httpx.AsyncClient) -> None:
