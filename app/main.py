@@ -31,13 +31,12 @@ from app.core.errors import (
     install_error_handlers,
     problem_responses,
 )
-from app.core.http import IngestCors, RequestContext, RequestGuard
-from app.core.inputs import InputGuard
+from app.core.http import RequestGate
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
+from app.feedback import direct, trials
 from app.feedback import privacy_router as privacy
 from app.feedback import router as feedback
-from app.feedback import trials
 from app.feedback.erasure import customer_feedback
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import IngestGroups, ingest_groups
@@ -189,19 +188,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(reports.router)
     app.include_router(connectors.router)
 
-    # Added last runs first: the request id wraps everything, CORS answers preflights before
-    # the body guard looks at them, the body guard bounds what the input guard reads.
-    app.add_middleware(InputGuard)
     app.add_middleware(
-        RequestGuard,
+        RequestGate,
+        access_log=settings.access_log,
         limits={"/v1/feedback/batch": BATCH_BODY_LIMIT},
         forms=("/f/",),
         foreign_bodies=(connectors.RECEIVE_PREFIXES, connectors.RECEIVE_BODY_LIMIT),
+        cors_paths=frozenset({"/v1/feedback", "/v1/feedback/batch"}),
+        cors_origins=_browser_origins,
+        direct={direct.METHOD_AND_PATH: direct.create_feedback_direct},
     )
-    app.add_middleware(
-        IngestCors, paths={"/v1/feedback", "/v1/feedback/batch"}, origins=_browser_origins
-    )
-    app.add_middleware(RequestContext, access_log=settings.access_log)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -230,7 +226,7 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     for path in schema.get("paths", {}).values():
         for method, operation in path.items():
             shared = [422]
-            if method in ("post", "put", "patch"):  # RequestGuard's, body or no body
+            if method in ("post", "put", "patch"):  # the request gate's, body or no body
                 shared += [413, 415]
             if "requestBody" in operation:
                 shared.append(400)

@@ -44,7 +44,9 @@ Known differences the ratio includes on purpose: the service checks the bearer k
 second), the reference does not; the service's table has its unique and lookup indexes, the
 reference's only a primary key; the service answers with the whole item, the reference with its
 id and receive time; the reference commits each request alone, the service writes concurrent
-requests together (group commit, app/feedback/group.py).
+requests together (group commit, app/feedback/group.py); the reference goes through FastAPI's
+routing and dependency solving, the service's request gate serves `POST /v1/feedback` itself
+(app/feedback/direct.py), with the same validation, key check and answer.
 
 Exit status: 0 for PASS, 1 for FAIL, 2 when the benchmark could not run, 130 on Ctrl-C.
 """

@@ -169,16 +169,24 @@ def require(scope: Scope, *, items_counted_by_route: bool = False) -> Any:
     items itself once it has parsed them (`count_items`)."""
 
     async def dependency(request: Request) -> Principal:
-        principal = await authenticate(request)
-        if not principal.has(scope):
-            raise Forbidden(f"This API key lacks the scope `{scope}`.", code="insufficient_scope")
-        if scope is Scope.FEEDBACK_WRITE:
-            _check_origin(request, principal)
-        if not (items_counted_by_route and principal.ingest_only):
-            count_items(request, principal, 1)
-        return principal
+        return await authorize(request, scope, items_counted_by_route=items_counted_by_route)
 
     return Depends(dependency)
+
+
+async def authorize(
+    request: Request, scope: Scope, *, items_counted_by_route: bool = False
+) -> Principal:
+    """The request's key, when it holds `scope` (or admin) and is within its rate limit; else
+    the 401, 403 or 429 to answer. What `require` makes a dependency of."""
+    principal = await authenticate(request)
+    if not principal.has(scope):
+        raise Forbidden(f"This API key lacks the scope `{scope}`.", code="insufficient_scope")
+    if scope is Scope.FEEDBACK_WRITE:
+        _check_origin(request, principal)
+    if not (items_counted_by_route and principal.ingest_only):
+        count_items(request, principal, 1)
+    return principal
 
 
 def _check_origin(request: Request, principal: Principal) -> None:

@@ -3,8 +3,8 @@
 PostgreSQL text holds no NUL character, its JSON no lone surrogate, no NaN or Infinity, and its
 integer columns no more than 64 bits. Pydantic checks the fields it types; free-form values
 (attributes, rule conditions, batch items) would reach the database unchecked, and a query
-string or a path segment the same. This middleware answers such a request with a 422 naming the
-field (`items[3].comment`, `assignee`) before the route runs.
+string or a path segment the same. The request gate (app/core/http.py) answers such a request
+with a 422 naming the field (`items[3].comment`, `assignee`) before the route runs.
 
 A JSON body is walked only when its bytes could hold such a value (a `\\u0000` or surrogate
 escape, `NaN`, `Infinity`, a long run of digits, a large exponent): ordinary bodies pass after
@@ -19,14 +19,11 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.core.errors import (
     FieldError,
-    PayloadTooLarge,
     ValidationFailed,
-    error_response,
     path_templates,
     problem_response,
 )
@@ -41,7 +38,6 @@ _NUMBER_SHAPES = bytes(
     ord("0") if c in b"0123456789" else ord("e") if c in b"eE" else ord("+") if c in b"+-" else 32
     for c in range(256)
 )
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def unstorable(value: str) -> str | None:
@@ -93,7 +89,7 @@ def json_problems(document: Any, path: str = "") -> list[FieldError]:
     return problems
 
 
-def _parameter_problems(scope: Scope) -> list[FieldError]:
+def parameter_problems(scope: Scope) -> list[FieldError]:
     """NUL in the query string or in a path segment (lone surrogates cannot arrive there: the
     bytes are decoded as UTF-8 with replacement, or as Latin-1)."""
     problems = []
@@ -129,48 +125,16 @@ def _path_parameter(scope: Scope) -> str:
     return "path"
 
 
-class InputGuard:
-    """422 for a NUL, a lone surrogate, a number PostgreSQL cannot hold, in any field."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        problems = _parameter_problems(scope)
-        if problems:
-            await _refuse(problems, scope, receive, send)
-            return
-        # Inside RequestGuard: a body that gets here is JSON, and within its route's limit.
-        if scope["method"] not in _BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
-        try:
-            body, first = await _read_body(receive)
-        except HTTPException as exc:  # the body limit (app/core/http.py), raised while reading
-            await error_response(PayloadTooLarge(str(exc.detail)))(scope, receive, send)
-            return
-        if _suspect(body):
-            try:
-                document = json.loads(body)
-            except (ValueError, RecursionError):
-                document = None  # not JSON: the route answers that, as it does for any body
-            problems = json_problems(document)
-            if problems:
-                await _refuse(problems, scope, receive, send)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed or first is None:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+def storage_problems(body: bytes) -> list[FieldError]:
+    """The values of a JSON body PostgreSQL cannot store (none for a body that is not JSON: the
+    route answers that, as it does for any body)."""
+    if not _suspect(body):
+        return []
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return []
+    return json_problems(document)
 
 
 def _suspect(body: bytes) -> bool:
@@ -183,20 +147,6 @@ def _suspect(body: bytes) -> bool:
     return b"0" * 19 in shapes or b"e000" in shapes or b"e+000" in shapes
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
-    """The whole body (its size is bounded by RequestGuard, outside this middleware)."""
-    chunks: list[bytes] = []
-    first = None
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), first  # disconnected: the app sees an empty body
-        first = first or message
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks), first
-
-
-async def _refuse(problems: list[FieldError], scope: Scope, receive: Receive, send: Send) -> None:
+async def refuse(problems: list[FieldError], scope: Scope, receive: Receive, send: Send) -> None:
     error = ValidationFailed("Some values cannot be stored.", errors=problems)
     await problem_response(error.to_problem(scope["path"]))(scope, receive, send)

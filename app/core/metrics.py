@@ -80,8 +80,17 @@ JOB_RUNS = Counter(
 )
 
 
+# Each label set's histogram, found once: `labels()` checks and locks on every call, which
+# showed on every request. As many entries as the metric has label sets.
+_REQUEST_SERIES: dict[tuple[str, str, int], Any] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUEST_SECONDS.labels(method, route, str(status)).observe(seconds)
+    series = _REQUEST_SERIES.get((method, route, status))
+    if series is None:
+        series = HTTP_REQUEST_SECONDS.labels(method, route, str(status))
+        _REQUEST_SERIES[(method, route, status)] = series
+    series.observe(seconds)
 
 
 def observe_ingest_group(size: int) -> None:

@@ -21,13 +21,18 @@ from app.feedback.redact import redact_personal_data
 from app.feedback.schemas import FeedbackCreate
 from app.routing.conditions import Item
 
+_NOT_CANONICAL = {"attributes"}
+
 
 def content_hash(payload: FeedbackCreate) -> str:
     """SHA-256 of what an item says, to tell a replay (same content) from a conflict.
 
     pydantic writes fields in a fixed order; attributes are a map, so their keys are sorted.
+    (The serializer is called directly: model_dump_json's wrapper cost a quarter of it, on
+    every ingest; the bytes are the same.)
     """
-    canonical = payload.model_dump_json(exclude={"attributes"}).encode() + orjson.dumps(
+    serializer = type(payload).__pydantic_serializer__
+    canonical = serializer.to_json(payload, exclude=_NOT_CANONICAL) + orjson.dumps(
         payload.attributes, option=orjson.OPT_SORT_KEYS
     )
     return hashlib.sha256(canonical).hexdigest()
