@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
@@ -23,6 +22,7 @@ from app.notifications.schemas import (
     EndpointWithSecret,
     MessageDetail,
     MessageRead,
+    MessageStatus,
     RecoverIn,
     RecoverOut,
 )
@@ -112,7 +112,7 @@ async def list_endpoint_messages(
     endpoint_id: uuid.UUID,
     session: SessionDep,
     _: Admin,
-    status: Literal["pending", "delivered", "failed"] | None = None,
+    status: MessageStatus | None = None,
     limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Page[MessageRead]:
