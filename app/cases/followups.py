@@ -51,13 +51,27 @@ async def accept_followup(session: AsyncSession, case_id: uuid.UUID, token: str)
 
 
 async def record_followup(
-    session: AsyncSession, case: Case, feedback_id: uuid.UUID, *, sentiment: str, score: int | None
+    session: AsyncSession,
+    case: Case,
+    feedback_id: uuid.UUID,
+    *,
+    source: str,
+    external_id: str | None,
+    sentiment: str,
+    score: int | None,
 ) -> None:
     """Link the answer to the case and use up the token; a negative answer reopens the case."""
     now = utcnow()
     case.followup_used_at = now
     session.add(
-        CaseFeedback(feedback_id=feedback_id, case_id=case.id, kind="followup", added_at=now)
+        CaseFeedback(
+            feedback_id=feedback_id,
+            case_id=case.id,
+            kind="followup",
+            added_at=now,
+            source=source,
+            external_id=external_id,
+        )
     )
     change = Change(session, case, CUSTOMER, now)
     change.event(

@@ -114,8 +114,9 @@ c AS (
     RETURNING feedback_case.*, (xmax = 0) AS opened
 ),
 l AS (
-    INSERT INTO case_feedback (feedback_id, case_id, kind, added_at)
-    SELECT f.id, c.id, CASE WHEN c.opened THEN 'opened' ELSE 'joined' END, {p["now"]}
+    INSERT INTO case_feedback (feedback_id, case_id, kind, added_at, source, external_id)
+    SELECT f.id, c.id, CASE WHEN c.opened THEN 'opened' ELSE 'joined' END, {p["now"]},
+        f.source, f.external_id
     FROM {feedback} f, c
 ),
 e AS (

@@ -18,26 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.notifications.outbox import outbox_insert, utc_text
 
 
-# The one place cases read the feedback table: a case's messages name its items and go to the
-# endpoints of their sources, inside the statement that writes them, and cases import no
-# feedback. To end it, the link would record its item's source and external id (both fixed at
-# ingest) when it is made: a migration, and the follow-up path (app/feedback/ingest.py) handing
-# them to record_followup.
+# A case's messages name its items and go to the endpoints of their sources: the links record
+# each item's source and external id when they are made, so these read no feedback table.
 def case_feedback_sql(case: str) -> str:
     """SQL: the feedback that opened or joined case `case`: [{id, source, external_id}]."""
     return (
-        "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', f.id, 'source', f.source, "
-        "'external_id', f.external_id) ORDER BY cf.added_at), '[]'::jsonb) "
-        "FROM case_feedback cf JOIN feedback f ON f.id = cf.feedback_id "
-        f"WHERE cf.case_id = {case}.id AND cf.kind <> 'followup')"
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', cf.feedback_id, "
+        "'source', cf.source, 'external_id', cf.external_id) ORDER BY cf.added_at), '[]'::jsonb) "
+        f"FROM case_feedback cf WHERE cf.case_id = {case}.id AND cf.kind <> 'followup')"
     )
 
 
 def case_sources_sql(case: str) -> str:
     """SQL: the sources of every item linked to case `case`, answers included (text[])."""
     return (
-        "(SELECT coalesce(array_agg(DISTINCT f.source), '{}') FROM case_feedback cf "
-        f"JOIN feedback f ON f.id = cf.feedback_id WHERE cf.case_id = {case}.id)"
+        "(SELECT coalesce(array_agg(DISTINCT cf.source), '{}') FROM case_feedback cf "
+        f"WHERE cf.case_id = {case}.id)"
     )
 
 

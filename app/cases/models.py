@@ -155,6 +155,10 @@ class CaseFeedback(Base):
     # opened, joined, or followup (an answer to the follow-up question).
     kind: Mapped[str] = mapped_column(Text)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The item's source and external id (fixed at ingest), which the case's webhook messages
+    # name (app/cases/messages.py): kept on the link, so that cases read no feedback table.
+    source: Mapped[str] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(Text)
 
 
 class CaseEvent(Base):

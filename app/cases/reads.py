@@ -44,6 +44,18 @@ def links_sql(case_ids: str) -> str:
     )
 
 
+def item_case_sql(feedback: str) -> tuple[str, str]:
+    """SQL to show, beside each row `feedback` of a read of feedback, the case it opened or
+    joined: the columns (case_id, case_number, case_team, case_status; NULL without a case) and
+    the joins that bring them."""
+    return (
+        "fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
+        "fc.status AS case_status",
+        f"LEFT JOIN case_feedback cf ON cf.feedback_id = {feedback}.id "
+        "LEFT JOIN feedback_case fc ON fc.id = cf.case_id",
+    )
+
+
 def case_document(case: Case, items: list[dict[str, Any]]) -> dict[str, Any]:
     """A case as the API shows it: the CaseRead schema.
 

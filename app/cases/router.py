@@ -24,9 +24,9 @@ from app.cases.schemas import (
 )
 from app.core.auth import Admin, CasesReader, CasesWriter
 from app.core.db import SessionDep
-from app.core.errors import problem_responses
 from app.core.etag import etag
 from app.core.metrics import count_case_resolved
+from app.core.routes import answers, creates, empties
 from app.core.schemas import Page, PageLimit, Timestamp, json_bytes
 from app.routing.schemas import CasePriority
 
@@ -36,7 +36,7 @@ customers = APIRouter(prefix="/v1/customers", tags=["customers"])
 IfMatch = Annotated[
     str | None, Header(description="The case's ETag (its version), from your last read of it.")
 ]
-_CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
+_CHANGE = answers(CaseRead, 404, 409, 412, 422, 428)
 
 
 def _case_items(request: Request) -> reads.CaseItems:
@@ -55,7 +55,7 @@ async def _answer(session: AsyncSession, case: Case, case_items: reads.CaseItems
     )
 
 
-@router.get("", response_model=Page[CaseRead], responses=problem_responses(400, 401, 403, 422))
+@router.get("", **answers(Page[CaseRead], 400, 422))
 async def list_cases(
     session: SessionDep,
     case_items: CaseItemsDep,
@@ -105,7 +105,7 @@ async def list_cases(
     )
 
 
-@router.get("/{case_id}", response_model=CaseRead, responses=problem_responses(401, 403, 404))
+@router.get("/{case_id}", **answers(CaseRead, 404))
 async def get_case(
     case_id: uuid.UUID, session: SessionDep, case_items: CaseItemsDep, _: CasesReader
 ) -> Response:
@@ -113,101 +113,86 @@ async def get_case(
     return await _answer(session, await reads.get_case(session, case_id), case_items)
 
 
-@router.patch("/{case_id}", response_model=CaseRead, responses=_CHANGE_ERRORS)
-async def update_case(
-    case_id: uuid.UUID,
-    data: CaseUpdate,
-    session: SessionDep,
-    case_items: CaseItemsDep,
-    principal: CasesWriter,
-    if_match: IfMatch = None,
-) -> Response:
+class CaseChange:
+    """What every change of a case takes besides its own input: the session, who acts, the
+    version they last read (If-Match), and the reader of the items to answer the case with."""
+
+    def __init__(
+        self,
+        session: SessionDep,
+        case_items: CaseItemsDep,
+        principal: CasesWriter,
+        if_match: IfMatch = None,
+    ) -> None:
+        self.session = session
+        self.case_items = case_items
+        self.actor = principal.name
+        self.if_match = if_match
+
+    async def answer(self, case: Case) -> Response:
+        """The changed case, as a read of it answers it (its new version the ETag)."""
+        return await _answer(self.session, case, self.case_items)
+
+
+Change = Annotated[CaseChange, Depends()]
+
+
+@router.patch("/{case_id}", **_CHANGE)
+async def update_case(case_id: uuid.UUID, data: CaseUpdate, change: Change) -> Response:
     """Take a case, wait on the customer, reassign, reprioritise or retag it. Needs If-Match
     (428 without, 412 when stale); a move between statuses that is not allowed is a 409."""
     case = await service.update_case(
-        session, case_id, data, if_match=if_match, actor=principal.name
+        change.session, case_id, data, if_match=change.if_match, actor=change.actor
     )
-    return await _answer(session, case, case_items)
+    return await change.answer(case)
 
 
-@router.post("/{case_id}/resolve", response_model=CaseRead, responses=_CHANGE_ERRORS)
+@router.post("/{case_id}/resolve", **_CHANGE)
 async def resolve_case(
-    case_id: uuid.UUID,
-    data: ResolveIn,
-    request: Request,
-    session: SessionDep,
-    case_items: CaseItemsDep,
-    principal: CasesWriter,
-    if_match: IfMatch = None,
+    case_id: uuid.UUID, data: ResolveIn, request: Request, change: Change
 ) -> Response:
     """Resolve a case with what was done and, unless `notify_customer` is false, the message
     the customer is to be told."""
     case = await service.resolve_case(
-        session,
+        change.session,
         case_id,
         data,
-        if_match=if_match,
-        actor=principal.name,
+        if_match=change.if_match,
+        actor=change.actor,
         public_url=request.app.state.settings.public_url,
     )
     count_case_resolved(case.team)
-    return await _answer(session, case, case_items)
+    return await change.answer(case)
 
 
-@router.post("/{case_id}/reopen", response_model=CaseRead, responses=_CHANGE_ERRORS)
-async def reopen_case(
-    case_id: uuid.UUID,
-    data: ReopenIn,
-    session: SessionDep,
-    case_items: CaseItemsDep,
-    principal: CasesWriter,
-    if_match: IfMatch = None,
-) -> Response:
+@router.post("/{case_id}/reopen", **_CHANGE)
+async def reopen_case(case_id: uuid.UUID, data: ReopenIn, change: Change) -> Response:
     """Reopen a resolved or closed case, saying why."""
     case = await service.reopen_case(
-        session, case_id, data, if_match=if_match, actor=principal.name
+        change.session, case_id, data, if_match=change.if_match, actor=change.actor
     )
-    return await _answer(session, case, case_items)
+    return await change.answer(case)
 
 
-@router.post("/{case_id}/close", response_model=CaseRead, responses=_CHANGE_ERRORS)
-async def close_case(
-    case_id: uuid.UUID,
-    session: SessionDep,
-    case_items: CaseItemsDep,
-    principal: CasesWriter,
-    if_match: IfMatch = None,
-) -> Response:
+@router.post("/{case_id}/close", **_CHANGE)
+async def close_case(case_id: uuid.UUID, change: Change) -> Response:
     """Close a resolved case (resolved cases also close by themselves after a quiet period)."""
-    case = await service.close_case(session, case_id, if_match=if_match, actor=principal.name)
-    return await _answer(session, case, case_items)
+    case = await service.close_case(
+        change.session, case_id, if_match=change.if_match, actor=change.actor
+    )
+    return await change.answer(case)
 
 
-@router.post(
-    "/{case_id}/notes",
-    status_code=201,
-    response_model=CaseEventRead,
-    responses=problem_responses(401, 403, 404, 412, 422, 428),
-)
-async def add_note(
-    case_id: uuid.UUID,
-    data: NoteIn,
-    session: SessionDep,
-    principal: CasesWriter,
-    if_match: IfMatch = None,
-) -> CaseEventRead:
+@router.post("/{case_id}/notes", **creates(CaseEventRead, 404, 412, 422, 428))
+async def add_note(case_id: uuid.UUID, data: NoteIn, change: Change) -> CaseEventRead:
     """Add an internal note to the case's timeline (never shown to the customer)."""
     event = await service.add_note(
-        session, case_id, data.body, if_match=if_match, actor=principal.name
+        change.session, case_id, data.body, if_match=change.if_match, actor=change.actor
     )
     return CaseEventRead.model_validate(event)
 
 
-@router.get(
-    "/{case_id}/events",
-    response_model=Page[CaseEventRead],
-    responses=problem_responses(400, 401, 403, 404, 422),
-)
+@router.get("/{case_id}/events", **answers(Page[CaseEventRead], 400, 404, 422))
 async def list_case_events(
     case_id: uuid.UUID,
     session: SessionDep,
@@ -220,7 +205,7 @@ async def list_case_events(
     return Page(items=[CaseEventRead.model_validate(e) for e in events], next_cursor=next_cursor)
 
 
-@customers.get("/{key}", response_model=CustomerView, responses=problem_responses(401, 403, 404))
+@customers.get("/{key}", **answers(CustomerView, 404))
 async def get_customer(
     key: str, request: Request, session: SessionDep, _: CasesReader
 ) -> CustomerView:
@@ -233,12 +218,7 @@ def _identity_path(description: str) -> Any:
     return Path(min_length=1, max_length=320, pattern=r"^[^\x00]+$", description=description)
 
 
-@customers.delete(
-    "/{key}/identities/{identity}",
-    status_code=204,
-    response_class=Response,
-    responses=problem_responses(401, 403, 404, 409, 422),
-)
+@customers.delete("/{key}/identities/{identity}", **empties(404, 409, 422))
 async def detach_customer_identity(
     key: Annotated[str, _identity_path("The customer's external id, e-mail or phone.")],
     identity: Annotated[str, _identity_path("The identity to detach from them.")],

@@ -23,6 +23,7 @@ from app.core.auth import Admin
 from app.core.crypto import SecretBox, secret_box
 from app.core.db import DatabaseDep, SessionDep
 from app.core.errors import problem_responses
+from app.core.routes import answers, creates, empties
 from app.core.schemas import SLUG_PATTERN, PageLimit
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
@@ -53,12 +54,7 @@ def _path(request: Request) -> service.IngestPath:
     return service.IngestPath(state.settings, state.routing, state.identities, state.ingest_groups)
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ConnectorCreated,
-    responses=problem_responses(401, 403, 409, 422),
-)
+@router.post("", **creates(ConnectorCreated, 409, 422))
 async def create_connector(
     data: ConnectorCreate, request: Request, session: SessionDep, principal: Admin
 ) -> ConnectorCreated:
@@ -70,15 +66,13 @@ async def create_connector(
     return ConnectorCreated(**_read(request, connector).model_dump(), secret=secret)
 
 
-@router.get("", response_model=list[ConnectorRead], responses=problem_responses(401, 403))
+@router.get("", **answers(list[ConnectorRead]))
 async def list_connectors(request: Request, session: SessionDep, _: Admin) -> list[ConnectorRead]:
     """Every connector, oldest first (their secrets are never shown again)."""
     return [_read(request, c) for c in await service.list_connectors(session)]
 
 
-@router.get(
-    "/{connector_id}", response_model=ConnectorRead, responses=problem_responses(401, 403, 404)
-)
+@router.get("/{connector_id}", **answers(ConnectorRead, 404))
 async def get_connector(
     connector_id: uuid.UUID, request: Request, session: SessionDep, _: Admin
 ) -> ConnectorRead:
@@ -86,11 +80,7 @@ async def get_connector(
     return _read(request, await service.get_connector(session, connector_id))
 
 
-@router.patch(
-    "/{connector_id}",
-    response_model=ConnectorRead,
-    responses=problem_responses(401, 403, 404, 422),
-)
+@router.patch("/{connector_id}", **answers(ConnectorRead, 404, 422))
 async def update_connector(
     connector_id: uuid.UUID,
     data: ConnectorUpdate,
@@ -104,22 +94,14 @@ async def update_connector(
     return _read(request, connector)
 
 
-@router.delete(
-    "/{connector_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
-)
+@router.delete("/{connector_id}", **empties(404))
 async def delete_connector(connector_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
     """Remove the connector and the payloads it kept; the feedback it stored stays."""
     await service.delete_connector(session, connector_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
-    "/{connector_id}/replay",
-    response_model=ReplayOut,
-    responses=problem_responses(401, 403, 404),
-)
+@router.post("/{connector_id}/replay", **answers(ReplayOut, 404))
 async def replay_connector(
     connector_id: uuid.UUID,
     request: Request,
@@ -134,11 +116,7 @@ async def replay_connector(
     return await service.replay(database, _path(request), connector)
 
 
-@router.get(
-    "/{connector_id}/responses",
-    response_model=list[ConnectorResponseRead],
-    responses=problem_responses(401, 403, 404, 422),
-)
+@router.get("/{connector_id}/responses", **answers(list[ConnectorResponseRead], 404, 422))
 async def list_connector_responses(
     connector_id: uuid.UUID,
     session: SessionDep,

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Admin, ApiKey, KeyCache, Scope, hash_key, new_key
 from app.core.db import SessionDep, get_or_404, utcnow
-from app.core.errors import NotFound, problem_responses
+from app.core.errors import NotFound
+from app.core.routes import answers, creates
 from app.core.schemas import SLUG_PATTERN, Page
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -125,19 +126,14 @@ async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ApiKeyCreated,
-    responses=problem_responses(401, 403, 422),
-)
+@router.post("", **creates(ApiKeyCreated, 422))
 async def create_key(data: ApiKeyCreate, session: SessionDep, _: Admin) -> ApiKeyCreated:
     """Create an API key. The key is in `key`, shown this once; only its hash is stored."""
     row, key = await create_api_key(session, data)
     return ApiKeyCreated.model_validate({**ApiKeyRead.model_validate(row).model_dump(), "key": key})
 
 
-@router.get("", response_model=Page[ApiKeyRead], responses=problem_responses(401, 403))
+@router.get("", **answers(Page[ApiKeyRead]))
 async def list_keys(session: SessionDep, _: Admin) -> Page[ApiKeyRead]:
     """List the API keys, newest first, revoked ones too. The keys themselves are never shown."""
     rows = await session.scalars(
@@ -146,7 +142,7 @@ async def list_keys(session: SessionDep, _: Admin) -> Page[ApiKeyRead]:
     return Page(items=[ApiKeyRead.model_validate(r) for r in rows], next_cursor=None)
 
 
-@router.delete("/{key_id}", response_model=ApiKeyRead, responses=problem_responses(401, 403, 404))
+@router.delete("/{key_id}", **answers(ApiKeyRead, 404))
 async def revoke_key(
     key_id: uuid.UUID, request: Request, session: SessionDep, _: Admin
 ) -> ApiKeyRead:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Query
-from pydantic import BaseModel, BeforeValidator, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictStr
 from pydantic_core import PydanticCustomError
 
 from app.core.errors import BadRequest
@@ -38,7 +38,21 @@ def _written_as_a_date(value: Any) -> Any:
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(_written_as_a_date)]
+def _held_in_utc(value: datetime) -> datetime:
+    """A time whose offset takes it before year 1 or past year 9999 in UTC
+    (`0001-01-01T00:00:00+03:00`) is no time PostgreSQL or Python holds: refused here, not a 500
+    where it is converted."""
+    try:
+        if value.tzinfo is not None:
+            value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "a date and time between the years 1 and 9999 in UTC"
+        ) from None
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_written_as_a_date), AfterValidator(_held_in_utc)]
 
 # The text fields every room takes: a name, an id someone else made, an assignee; a tag.
 ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]

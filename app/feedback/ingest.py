@@ -191,7 +191,15 @@ async def ingest_followup(
         return judge_replay(stored, principal, idempotency_key, row)
     if case.followup_used_at is not None:
         raise Conflict("This follow-up link was already answered.", code="followup_used")
-    await record_followup(session, case, row["id"], sentiment=row["sentiment"], score=row["score"])
+    await record_followup(
+        session,
+        case,
+        row["id"],
+        source=row["source"],
+        external_id=row["external_id"],
+        sentiment=row["sentiment"],
+        score=row["score"],
+    )
     summary = {
         "case_id": case.id,
         "case_number": case.number,

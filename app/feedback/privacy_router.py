@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.auth import Admin
 from app.core.db import SessionDep
-from app.core.errors import problem_responses
+from app.core.routes import empties, keyed_errors
 from app.feedback.privacy import erase_customer, export_customer, find_customer
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -26,9 +26,7 @@ CustomerKey = Annotated[
 ]
 
 
-@router.delete(
-    "/{key}", status_code=204, response_class=Response, responses=problem_responses(401, 403, 404)
-)
+@router.delete("/{key}", **empties(404))
 async def erase_customer_data(key: CustomerKey, session: SessionDep, principal: Admin) -> Response:
     """Erase the customer (and the identities linked to them): their name, e-mail, phone,
     external ids and words leave their feedback, cases, notes that quote them and every stored
@@ -42,7 +40,7 @@ async def erase_customer_data(key: CustomerKey, session: SessionDep, principal: 
     "/{key}/export",
     response_class=StreamingResponse,
     responses={
-        **problem_responses(401, 403, 404),
+        **keyed_errors(404),
         200: {"content": {"application/json": {}}, "description": "One JSON document."},
     },
 )

@@ -25,9 +25,9 @@ from app.core.errors import (
     FieldError,
     Forbidden,
     ValidationFailed,
-    problem_responses,
     validation_problem,
 )
+from app.core.routes import answers, creates, keyed_errors
 from app.core.schemas import SLUG_PATTERN, Page, PageLimit, Timestamp, json_bytes
 from app.core.vocabulary import Category, Channel, Metric, Sentiment
 from app.feedback.batch import ingest_batch
@@ -113,7 +113,7 @@ def _json(document: bytes, status_code: int, **headers: str) -> Response:
             "not read it back (a publishable key, or one that neither stored it nor has "
             "feedback:read).",
         },
-        **problem_responses(400, 401, 403, 409, 413, 415, 422, 429),
+        **keyed_errors(400, 409, 413, 415, 422, 429),
     },
     openapi_extra=_IDEMPOTENCY_KEY_DOC,
 )
@@ -158,11 +158,7 @@ async def create_feedback(
     return _json(document, status.HTTP_200_OK, **{"Idempotent-Replayed": "true"})
 
 
-@router.post(
-    "/batch",
-    response_model=BatchOut,
-    responses=problem_responses(400, 401, 403, 413, 415, 422, 429),
-)
+@router.post("/batch", **answers(BatchOut, 400, 413, 415, 422, 429))
 async def create_feedback_batch(
     batch: BatchIn, request: Request, principal: FeedbackBatchWriter, raw: RawDep
 ) -> Response:
@@ -189,7 +185,7 @@ async def create_feedback_batch(
     response_model=FeedbackRead,
     responses={
         201: {"model": FeedbackRead, "description": "There was no such item: it is stored."},
-        **problem_responses(400, 401, 403, 404, 413, 415, 422, 429),
+        **keyed_errors(400, 404, 413, 415, 422, 429),
     },
 )
 async def put_feedback(
@@ -229,16 +225,14 @@ async def put_feedback(
     return _json(json_bytes(result.feedback), 201 if result.created else 200)
 
 
-@router.get(
-    "/{feedback_id}", response_model=FeedbackRead, responses=problem_responses(401, 403, 404, 422)
-)
+@router.get("/{feedback_id}", **answers(FeedbackRead, 404, 422))
 async def get_feedback(feedback_id: uuid.UUID, principal: FeedbackReader, raw: RawDep) -> Response:
     """Read one item, with what was derived from it."""
     document = await read_one(await raw.connection(), feedback_id, principal)
     return _json(json_bytes(document), 200)
 
 
-@router.get("", response_model=Page[FeedbackRead], responses=problem_responses(400, 401, 403, 422))
+@router.get("", **answers(Page[FeedbackRead], 400, 422))
 async def list_feedback(
     principal: FeedbackReader,
     raw: RawDep,
@@ -273,12 +267,7 @@ async def list_feedback(
     return _json(json_bytes({"items": items, "next_cursor": next_cursor}), 200)
 
 
-@sources.post(
-    "/{source}/identity-secret",
-    status_code=status.HTTP_201_CREATED,
-    response_model=IdentitySecretCreated,
-    responses=problem_responses(401, 403, 422),
-)
+@sources.post("/{source}/identity-secret", **creates(IdentitySecretCreated, 422))
 async def create_identity_secret(
     source: SourcePath, request: Request, session: SessionDep, principal: Admin
 ) -> IdentitySecretCreated:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 
 from app.cases.intake import case_ctes
+from app.cases.reads import item_case_sql
 from app.feedback.models import Feedback
 from app.notifications.outbox import outbox_insert
 
@@ -26,13 +27,11 @@ _COLUMN_LIST = ", ".join(COLUMNS)
 _ATTRIBUTES = COLUMNS.index("attributes")
 
 # Feedback with the case it opened or joined, if any.
+_CASE_COLUMNS, _CASE_JOINS = item_case_sql("feedback")
 SELECT_FEEDBACK = (
     "SELECT "
     + ", ".join(f"feedback.{c}" for c in COLUMNS)
-    + ", fc.id AS case_id, fc.number AS case_number, fc.team AS case_team, "
-    "fc.status AS case_status FROM feedback "
-    "LEFT JOIN case_feedback cf ON cf.feedback_id = feedback.id "
-    "LEFT JOIN feedback_case fc ON fc.id = cf.case_id"
+    + f", {_CASE_COLUMNS} FROM feedback {_CASE_JOINS}"
 )
 SELECT_BY_ID = f"{SELECT_FEEDBACK} WHERE feedback.id = $1"
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 
 from app.core.auth import Admin
 from app.core.db import RawDep, SessionDep, utcnow
-from app.core.errors import FieldError, ValidationFailed, problem_responses
+from app.core.errors import FieldError, ValidationFailed
+from app.core.routes import answers
 from app.feedback.derive import derive, routing_item
 from app.feedback.reads import negative_items
 from app.feedback.schemas import EvaluateIn
@@ -28,7 +29,7 @@ from app.routing.schemas import (
 router = APIRouter(prefix="/v1/routing", tags=["routing"])
 
 
-@router.post("/evaluate", response_model=EvaluateOut, responses=problem_responses(401, 403, 422))
+@router.post("/evaluate", **answers(EvaluateOut, 422))
 async def evaluate(payload: EvaluateIn, request: Request, raw: RawDep, _: Admin) -> EvaluateOut:
     """Try the rules in force on one feedback body (as for `POST /v1/feedback`): which rule
     and team would win, and for each rule tried whether it held and which condition failed.
@@ -61,7 +62,7 @@ async def evaluate(payload: EvaluateIn, request: Request, raw: RawDep, _: Admin)
     )
 
 
-@router.post("/backtest", response_model=BacktestOut, responses=problem_responses(401, 403, 422))
+@router.post("/backtest", **answers(BacktestOut, 422))
 async def run_backtest(
     data: BacktestIn, request: Request, session: SessionDep, raw: RawDep, _: Admin
 ) -> BacktestOut:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Request, Response
 
 from app.core.auth import Admin
 from app.core.crypto import SecretBox, secret_box
 from app.core.db import SessionDep
-from app.core.errors import problem_responses
+from app.core.routes import answers, creates, empties
 from app.core.schemas import Page, PageLimit
 from app.notifications import service
 from app.notifications.addresses import AddressPolicy, Resolver
@@ -23,6 +22,7 @@ from app.notifications.schemas import (
     EndpointWithSecret,
     MessageDetail,
     MessageRead,
+    MessageStatus,
     RecoverIn,
     RecoverOut,
 )
@@ -45,12 +45,7 @@ def _with_secret(endpoint: WebhookEndpoint, secret: str) -> EndpointWithSecret:
     return EndpointWithSecret(**EndpointRead.model_validate(endpoint).model_dump(), secret=secret)
 
 
-@router.post(
-    "/endpoints",
-    status_code=status.HTTP_201_CREATED,
-    response_model=EndpointWithSecret,
-    responses=problem_responses(401, 403, 422),
-)
+@router.post("/endpoints", **creates(EndpointWithSecret, 422))
 async def create_endpoint(
     data: EndpointCreate, request: Request, session: SessionDep, _: Admin
 ) -> EndpointWithSecret:
@@ -62,28 +57,20 @@ async def create_endpoint(
     return _with_secret(endpoint, secret)
 
 
-@router.get("/endpoints", response_model=Page[EndpointRead], responses=problem_responses(401, 403))
+@router.get("/endpoints", **answers(Page[EndpointRead]))
 async def list_endpoints(session: SessionDep, _: Admin) -> Page[EndpointRead]:
     """Every endpoint, oldest first (secrets are not shown)."""
     rows = await service.list_endpoints(session)
     return Page(items=[EndpointRead.model_validate(e) for e in rows], next_cursor=None)
 
 
-@router.get(
-    "/endpoints/{endpoint_id}",
-    response_model=EndpointRead,
-    responses=problem_responses(401, 403, 404),
-)
+@router.get("/endpoints/{endpoint_id}", **answers(EndpointRead, 404))
 async def get_endpoint(endpoint_id: uuid.UUID, session: SessionDep, _: Admin) -> EndpointRead:
     """One endpoint, with whether it is enabled and why not."""
     return EndpointRead.model_validate(await service.get_endpoint(session, endpoint_id))
 
 
-@router.patch(
-    "/endpoints/{endpoint_id}",
-    response_model=EndpointRead,
-    responses=problem_responses(401, 403, 404, 422),
-)
+@router.patch("/endpoints/{endpoint_id}", **answers(EndpointRead, 404, 422))
 async def update_endpoint(
     endpoint_id: uuid.UUID, data: EndpointUpdate, request: Request, session: SessionDep, _: Admin
 ) -> EndpointRead:
@@ -94,20 +81,14 @@ async def update_endpoint(
     return EndpointRead.model_validate(endpoint)
 
 
-@router.delete(
-    "/endpoints/{endpoint_id}", status_code=204, responses=problem_responses(401, 403, 404)
-)
+@router.delete("/endpoints/{endpoint_id}", **empties(404))
 async def delete_endpoint(endpoint_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
     """Delete an endpoint and its messages."""
     await service.delete_endpoint(session, endpoint_id)
     return Response(status_code=204)
 
 
-@router.post(
-    "/endpoints/{endpoint_id}/rotate-secret",
-    response_model=EndpointWithSecret,
-    responses=problem_responses(401, 403, 404),
-)
+@router.post("/endpoints/{endpoint_id}/rotate-secret", **answers(EndpointWithSecret, 404))
 async def rotate_endpoint_secret(
     endpoint_id: uuid.UUID, request: Request, session: SessionDep, _: Admin
 ) -> EndpointWithSecret:
@@ -118,11 +99,7 @@ async def rotate_endpoint_secret(
     return _with_secret(endpoint, secret)
 
 
-@router.post(
-    "/endpoints/{endpoint_id}/recover",
-    response_model=RecoverOut,
-    responses=problem_responses(401, 403, 404, 422),
-)
+@router.post("/endpoints/{endpoint_id}/recover", **answers(RecoverOut, 404, 422))
 async def recover_endpoint(
     endpoint_id: uuid.UUID, data: RecoverIn, session: SessionDep, _: Admin
 ) -> RecoverOut:
@@ -130,16 +107,12 @@ async def recover_endpoint(
     return RecoverOut(requeued=await service.recover_endpoint(session, endpoint_id, data.since))
 
 
-@router.get(
-    "/endpoints/{endpoint_id}/messages",
-    response_model=Page[MessageRead],
-    responses=problem_responses(400, 401, 403, 404, 422),
-)
+@router.get("/endpoints/{endpoint_id}/messages", **answers(Page[MessageRead], 400, 404, 422))
 async def list_endpoint_messages(
     endpoint_id: uuid.UUID,
     session: SessionDep,
     _: Admin,
-    status: Literal["pending", "delivered", "failed"] | None = None,
+    status: MessageStatus | None = None,
     limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Page[MessageRead]:
@@ -150,21 +123,13 @@ async def list_endpoint_messages(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get(
-    "/messages/{message_id}",
-    response_model=MessageDetail,
-    responses=problem_responses(401, 403, 404),
-)
+@router.get("/messages/{message_id}", **answers(MessageDetail, 404))
 async def get_message(message_id: uuid.UUID, session: SessionDep, _: Admin) -> MessageDetail:
     """One message: its body, its state, and every attempt to deliver it."""
     return await service.message_detail(session, await service.get_message(session, message_id))
 
 
-@router.post(
-    "/messages/{message_id}/retry",
-    response_model=MessageRead,
-    responses=problem_responses(401, 403, 404),
-)
+@router.post("/messages/{message_id}/retry", **answers(MessageRead, 404))
 async def retry_message(message_id: uuid.UUID, session: SessionDep, _: Admin) -> MessageRead:
     """Send a message again now, whatever became of it before."""
     return service.message_read(await service.retry_message(session, message_id))

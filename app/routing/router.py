@@ -10,8 +10,8 @@ from fastapi import APIRouter, Header, Request, Response, status
 
 from app.core.auth import Admin, CasesReader
 from app.core.db import SessionDep
-from app.core.errors import problem_responses
 from app.core.etag import etag
+from app.core.routes import answers, creates, empties
 from app.core.schemas import Page
 from app.routing import service
 from app.routing.evaluation import RoutingCache
@@ -37,12 +37,7 @@ def _routing(request: Request) -> RoutingCache:
     return cache
 
 
-@teams.post(
-    "",
-    status_code=status.HTTP_201_CREATED,
-    response_model=TeamRead,
-    responses=problem_responses(401, 403, 409, 422),
-)
+@teams.post("", **creates(TeamRead, 409, 422))
 async def create_team(
     data: TeamCreate, request: Request, session: SessionDep, _: Admin
 ) -> TeamRead:
@@ -52,20 +47,20 @@ async def create_team(
     return TeamRead.model_validate(team)
 
 
-@teams.get("", response_model=Page[TeamRead], responses=problem_responses(401, 403))
+@teams.get("", **answers(Page[TeamRead]))
 async def list_teams(session: SessionDep, _: CasesReader) -> Page[TeamRead]:
     """Every team, by key."""
     rows = await service.list_teams(session)
     return Page(items=[TeamRead.model_validate(t) for t in rows], next_cursor=None)
 
 
-@teams.get("/{key}", response_model=TeamRead, responses=problem_responses(401, 403, 404))
+@teams.get("/{key}", **answers(TeamRead, 404))
 async def get_team(key: str, session: SessionDep, _: CasesReader) -> TeamRead:
     """One team."""
     return TeamRead.model_validate(await service.get_team(session, key))
 
 
-@teams.patch("/{key}", response_model=TeamRead, responses=problem_responses(401, 403, 404, 422))
+@teams.patch("/{key}", **answers(TeamRead, 404, 422))
 async def update_team(
     key: str, data: TeamUpdate, request: Request, session: SessionDep, _: Admin
 ) -> TeamRead:
@@ -75,7 +70,7 @@ async def update_team(
     return TeamRead.model_validate(team)
 
 
-@teams.delete("/{key}", status_code=204, responses=problem_responses(401, 403, 404, 409))
+@teams.delete("/{key}", **empties(404, 409))
 async def delete_team(key: str, request: Request, session: SessionDep, _: Admin) -> Response:
     """Delete a team no rule, case or other team uses (else 409, saying what uses it)."""
     await service.delete_team(session, key, users_elsewhere=request.app.state.team_users)
@@ -92,12 +87,7 @@ def _rule_response(rule: RuleRead, status_code: int = 200) -> Response:
     )
 
 
-@rules.post(
-    "/rules",
-    status_code=status.HTTP_201_CREATED,
-    response_model=RuleRead,
-    responses=problem_responses(401, 403, 422),
-)
+@rules.post("/rules", **creates(RuleRead, 422))
 async def create_rule(
     data: RuleCreate, request: Request, session: SessionDep, principal: Admin
 ) -> Response:
@@ -108,7 +98,7 @@ async def create_rule(
     return _rule_response(service.rule_read(rule), status.HTTP_201_CREATED)
 
 
-@rules.get("/rules", response_model=Page[RuleRead], responses=problem_responses(401, 403))
+@rules.get("/rules", **answers(Page[RuleRead]))
 async def list_rules(session: SessionDep, _: Admin) -> Page[RuleRead]:
     """The rule table in evaluation order: priority, then creation. Disabled rules keep their
     place but are skipped."""
@@ -116,17 +106,13 @@ async def list_rules(session: SessionDep, _: Admin) -> Page[RuleRead]:
     return Page(items=[service.rule_read(r) for r in rows], next_cursor=None)
 
 
-@rules.get("/rules/{rule_id}", response_model=RuleRead, responses=problem_responses(401, 403, 404))
+@rules.get("/rules/{rule_id}", **answers(RuleRead, 404))
 async def get_rule(rule_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
     """One rule, with its version as the ETag."""
     return _rule_response(service.rule_read(await service.get_rule(session, rule_id)))
 
 
-@rules.patch(
-    "/rules/{rule_id}",
-    response_model=RuleRead,
-    responses=problem_responses(401, 403, 404, 412, 422, 428),
-)
+@rules.patch("/rules/{rule_id}", **answers(RuleRead, 404, 412, 422, 428))
 async def update_rule(
     rule_id: uuid.UUID,
     data: RuleUpdate,
@@ -144,11 +130,7 @@ async def update_rule(
     return _rule_response(service.rule_read(rule))
 
 
-@rules.delete(
-    "/rules/{rule_id}",
-    status_code=204,
-    responses=problem_responses(401, 403, 404, 412, 428),
-)
+@rules.delete("/rules/{rule_id}", **empties(404, 412, 428))
 async def delete_rule(
     rule_id: uuid.UUID,
     request: Request,
@@ -162,11 +144,7 @@ async def delete_rule(
     return Response(status_code=204)
 
 
-@rules.get(
-    "/rules/{rule_id}/versions",
-    response_model=Page[RuleVersionRead],
-    responses=problem_responses(401, 403, 404),
-)
+@rules.get("/rules/{rule_id}/versions", **answers(Page[RuleVersionRead], 404))
 async def list_rule_versions(
     rule_id: uuid.UUID, session: SessionDep, _: Admin
 ) -> Page[RuleVersionRead]:

@@ -1,7 +1,8 @@
 """The follow-up page's words, in the five languages the service speaks (English otherwise).
 
-The widget carries its own copy of the same choice of languages (static/widget.js), since it runs
-in the customer's browser, on someone else's page.
+The widget's words are here too (WIDGET_TEXT): it runs in the customer's browser, on someone
+else's page, so they are written into static/widget.js as it is served, and it asks for nothing
+more.
 """
 
 from __future__ import annotations
@@ -224,5 +225,86 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "error_title": "Algo salió mal",
         "error": "Su respuesta no se guardó. Vuelva a intentarlo en unos minutos.",
         "offline": "No se pudo enviar su respuesta. Compruebe su conexión y vuelva a intentarlo.",
+    },
+}
+
+
+# The widget's words (static/widget.js), written into it as it is served (app/web/router.py).
+# Every key in every language (a test checks it).
+WIDGET_TEXT: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "nps": "How likely are you to recommend us to a friend or colleague?",
+        "npsLow": "Not at all likely",
+        "npsHigh": "Extremely likely",
+        "csat": "How satisfied are you with your experience?",
+        "csatLow": "Very dissatisfied",
+        "csatHigh": "Very satisfied",
+        "comment": "Tell us more (optional)",
+        "send": "Send",
+        "sending": "Sending…",
+        "close": "Close",
+        "pick": "Choose a score first.",
+        "thanks": "Thank you for your feedback!",
+        "failed": "Sorry, your answer could not be sent. Please try again.",
+    },
+    "zh-Hans": {
+        "nps": "您向朋友或同事推荐我们的可能性有多大？",
+        "npsLow": "完全不可能",
+        "npsHigh": "极有可能",
+        "csat": "您对这次体验满意吗？",
+        "csatLow": "非常不满意",
+        "csatHigh": "非常满意",
+        "comment": "告诉我们更多（选填）",
+        "send": "提交",
+        "sending": "正在提交…",
+        "close": "关闭",
+        "pick": "请先选择一个分数。",
+        "thanks": "感谢您的反馈！",
+        "failed": "抱歉，您的回答未能发送。请重试。",
+    },
+    "zh-Hant": {
+        "nps": "您向朋友或同事推薦我們的可能性有多大？",
+        "npsLow": "完全不可能",
+        "npsHigh": "極有可能",
+        "csat": "您對這次體驗滿意嗎？",
+        "csatLow": "非常不滿意",
+        "csatHigh": "非常滿意",
+        "comment": "告訴我們更多（選填）",
+        "send": "送出",
+        "sending": "正在送出…",
+        "close": "關閉",
+        "pick": "請先選擇一個分數。",
+        "thanks": "感謝您的意見回饋！",
+        "failed": "抱歉，您的回答未能送出。請重試。",
+    },
+    "pt": {
+        "nps": "Qual a probabilidade de você nos recomendar a um amigo ou colega?",
+        "npsLow": "Nada provável",
+        "npsHigh": "Extremamente provável",
+        "csat": "Quão satisfeito você está com sua experiência?",
+        "csatLow": "Muito insatisfeito",
+        "csatHigh": "Muito satisfeito",
+        "comment": "Conte mais (opcional)",
+        "send": "Enviar",
+        "sending": "Enviando…",
+        "close": "Fechar",
+        "pick": "Escolha uma nota primeiro.",
+        "thanks": "Obrigado pela sua opinião!",
+        "failed": "Desculpe, não foi possível enviar sua resposta. Tente novamente.",
+    },
+    "es": {
+        "nps": "¿Qué probabilidad hay de que nos recomiende a un amigo o colega?",
+        "npsLow": "Nada probable",
+        "npsHigh": "Muy probable",
+        "csat": "¿Qué tan satisfecho está con su experiencia?",
+        "csatLow": "Muy insatisfecho",
+        "csatHigh": "Muy satisfecho",
+        "comment": "Cuéntenos más (opcional)",
+        "send": "Enviar",
+        "sending": "Enviando…",
+        "close": "Cerrar",
+        "pick": "Elija primero una puntuación.",
+        "thanks": "¡Gracias por su opinión!",
+        "failed": "Lo sentimos, no se pudo enviar su respuesta. Vuelva a intentarlo.",
     },
 }

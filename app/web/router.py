@@ -9,6 +9,7 @@ wrong unexpectedly is logged and shown as a page that says the answer was not sa
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import math
 from functools import cache
@@ -35,7 +36,7 @@ from app.web.followup import (
     look_up,
     parse_answer,
 )
-from app.web.i18n import TEXT, negotiate
+from app.web.i18n import TEXT, WIDGET_TEXT, negotiate
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ _ASSET_TYPES: Final = {
     "followup.js": "text/javascript; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
+# Where static/widget.js takes its words (app/web/i18n.py).
+_WIDGET_TEXT_MARK: Final = b"__WIDGET_TEXT__"
 _HTML_DOC: Final[dict[int | str, dict[str, Any]]] = {
     200: {"content": {"text/html": {}}, "description": "The page"},
     404: {"content": {"text/html": {}}, "description": "No case holds this link"},
@@ -79,6 +82,9 @@ _FORM_DOC: Final = {
 @cache
 def _static(name: str, *, gzipped: bool = False) -> bytes:
     data = files("app.web").joinpath("static", name).read_bytes()
+    if name == "widget.js":
+        words = json.dumps(WIDGET_TEXT, ensure_ascii=False, separators=(",", ":"))
+        data = data.replace(_WIDGET_TEXT_MARK, words.encode())
     # mtime=0: the same bytes on every replica, so caches and ETags agree.
     return gzip.compress(data, mtime=0) if gzipped else data
 

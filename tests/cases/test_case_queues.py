@@ -274,6 +274,9 @@ async def test_bad_queue_requests_are_refused(
         ("priority", "asap", "priority"),
         ("breached", "maybe", "breached"),
         ("created_from", "yesterday", "created_from"),
+        # Before year 1 in UTC: no time PostgreSQL (or Python) holds.
+        ("created_from", "0001-01-01T00:00:00+03:00", "created_from"),
+        ("created_to", "9999-12-31T23:00:00-03:00", "created_to"),
     ]:
         response = await admin.get("/v1/cases", params={name: value})
         assert response.status_code == 422, name

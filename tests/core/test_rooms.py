@@ -27,11 +27,6 @@ MAY_IMPORT = {
 }
 # SQL that still reads another room's table, each with its reason (see the module it is in).
 KNOWN_CROSSINGS = {
-    # A case's messages name its items and their sources (app/cases/messages.py says why).
-    ("cases/messages.py", "feedback"),
-    # A feedback answer shows its case (not this to move: another change holds the file).
-    ("feedback/statements.py", "case_feedback"),
-    ("feedback/statements.py", "feedback_case"),
     # The closed-loop report is one read over feedback, cases and messages.
     ("reports/closed_loop.py", "case_event"),
     ("reports/closed_loop.py", "case_feedback"),

@@ -1,4 +1,4 @@
-"""The page's languages: every text in each of them, and how one is chosen."""
+"""The page's and the widget's languages: every text in each of them, and how one is chosen."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import re
 
 import pytest
 
-from app.web.i18n import LANGUAGES, TEXT, language_of, negotiate
+from app.web.i18n import LANGUAGES, TEXT, WIDGET_TEXT, language_of, negotiate
 
 
-def test_every_language_has_every_text_with_the_same_placeholders() -> None:
-    assert set(TEXT) == set(LANGUAGES)
-    english = TEXT["en"]
+@pytest.mark.parametrize("texts", [TEXT, WIDGET_TEXT], ids=["page", "widget"])
+def test_every_language_has_every_text_with_the_same_placeholders(
+    texts: dict[str, dict[str, str]],
+) -> None:
+    assert set(texts) == set(LANGUAGES)
+    english = texts["en"]
     for language in LANGUAGES:
-        assert set(TEXT[language]) == set(english), language
-        for key, text in TEXT[language].items():
+        assert set(texts[language]) == set(english), language
+        for key, text in texts[language].items():
             assert text.strip(), (language, key)
             assert set(re.findall(r"{\w+}", text)) == set(re.findall(r"{\w+}", english[key]))
 

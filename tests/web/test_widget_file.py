@@ -4,9 +4,12 @@ browser, tests/web/test_browser_widget.py)."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 
 import httpx
+
+from app.web.i18n import WIDGET_TEXT
 
 WIDGET_BUDGET = 10 * 1024
 
@@ -37,6 +40,16 @@ async def test_the_widget_loads_nothing_and_names_no_other_host(client: httpx.As
     assert source.lstrip().startswith("/*!")
     assert "(function () {" in source
     assert source.rstrip().endswith("})();")
+
+
+async def test_the_widget_is_served_with_its_words_in_every_language(
+    client: httpx.AsyncClient,
+) -> None:
+    source = (await client.get("/widget.js")).text
+    assert "__WIDGET_TEXT__" not in source
+    for language, words in WIDGET_TEXT.items():
+        assert f'"{language}":' in source
+        assert all(json.dumps(text, ensure_ascii=False) in source for text in words.values())
 
 
 async def test_an_asset_of_another_name_is_not_found(client: httpx.AsyncClient) -> None:

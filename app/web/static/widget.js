@@ -7,51 +7,9 @@
 (function () {
   "use strict";
 
-  var TEXT = {
-    en: {
-      nps: "How likely are you to recommend us to a friend or colleague?",
-      npsLow: "Not at all likely", npsHigh: "Extremely likely",
-      csat: "How satisfied are you with your experience?",
-      csatLow: "Very dissatisfied", csatHigh: "Very satisfied",
-      comment: "Tell us more (optional)", send: "Send", sending: "Sending…", close: "Close",
-      pick: "Choose a score first.", thanks: "Thank you for your feedback!",
-      failed: "Sorry, your answer could not be sent. Please try again."
-    },
-    "zh-Hans": {
-      nps: "您向朋友或同事推荐我们的可能性有多大？",
-      npsLow: "完全不可能", npsHigh: "极有可能",
-      csat: "您对这次体验满意吗？", csatLow: "非常不满意", csatHigh: "非常满意",
-      comment: "告诉我们更多（选填）", send: "提交", sending: "正在提交…", close: "关闭",
-      pick: "请先选择一个分数。", thanks: "感谢您的反馈！",
-      failed: "抱歉，您的回答未能发送。请重试。"
-    },
-    "zh-Hant": {
-      nps: "您向朋友或同事推薦我們的可能性有多大？",
-      npsLow: "完全不可能", npsHigh: "極有可能",
-      csat: "您對這次體驗滿意嗎？", csatLow: "非常不滿意", csatHigh: "非常滿意",
-      comment: "告訴我們更多（選填）", send: "送出", sending: "正在送出…", close: "關閉",
-      pick: "請先選擇一個分數。", thanks: "感謝您的意見回饋！",
-      failed: "抱歉，您的回答未能送出。請重試。"
-    },
-    pt: {
-      nps: "Qual a probabilidade de você nos recomendar a um amigo ou colega?",
-      npsLow: "Nada provável", npsHigh: "Extremamente provável",
-      csat: "Quão satisfeito você está com sua experiência?",
-      csatLow: "Muito insatisfeito", csatHigh: "Muito satisfeito",
-      comment: "Conte mais (opcional)", send: "Enviar", sending: "Enviando…", close: "Fechar",
-      pick: "Escolha uma nota primeiro.", thanks: "Obrigado pela sua opinião!",
-      failed: "Desculpe, não foi possível enviar sua resposta. Tente novamente."
-    },
-    es: {
-      nps: "¿Qué probabilidad hay de que nos recomiende a un amigo o colega?",
-      npsLow: "Nada probable", npsHigh: "Muy probable",
-      csat: "¿Qué tan satisfecho está con su experiencia?",
-      csatLow: "Muy insatisfecho", csatHigh: "Muy satisfecho",
-      comment: "Cuéntenos más (opcional)", send: "Enviar", sending: "Enviando…", close: "Cerrar",
-      pick: "Elija primero una puntuación.", thanks: "¡Gracias por su opinión!",
-      failed: "Lo sentimos, no se pudo enviar su respuesta. Vuelva a intentarlo."
-    }
-  };
+  // The words in each language: app/web/i18n.py (WIDGET_TEXT), written in here as the
+  // service serves this file.
+  var TEXT = __WIDGET_TEXT__;
   var SCALES = { nps: [0, 10], csat: [1, 5] };
   // After an answer or a dismissal, the same question is not asked again on this site for
   // this long (when the browser lets us remember it).

@@ -1,0 +1,86 @@
+"""The links made before case links recorded their item's source and external id take them from
+their items, and the downgrade goes back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from app.core.embedded import EmbeddedPostgres
+from app.core.migrations import downgrade, upgrade
+
+BEFORE = "report_rollups"
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+
+
+@pytest.fixture
+async def url(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
+    name = f"closeloop_link_keys_{os.getpid()}"
+    url = pg_server.create_database(name, drop_first=True)
+    try:
+        await asyncio.to_thread(upgrade, url, BEFORE)
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+async def test_stored_links_take_their_items_source_and_external_id(url: str) -> None:
+    conn = await _connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO team (key, name, first_response_minutes, resolution_minutes, "
+            "is_default, created_at, updated_at) "
+            "VALUES ('support', 'Support', 60, 600, true, now(), now())"
+        )
+        case_id = await conn.fetchval(
+            "INSERT INTO feedback_case (id, status, priority, priority_rank, team, "
+            "opened_for_team, customer_key, customer_keys, contact_consent, can_notify, tags, "
+            "first_response_due_at, resolution_due_at, version, created_at, updated_at) "
+            "VALUES (closeloop_uuid7(), 'open', 'normal', 2, 'support', 'support', 'cus_1', "
+            "ARRAY['cus_1'], true, true, '{}', now(), now(), 1, now(), now()) RETURNING id"
+        )
+        for source, external_id, kind in [("web", "resp-1", "opened"), ("app", None, "joined")]:
+            await conn.execute(
+                "WITH f AS (INSERT INTO feedback (id, source, channel, external_id, sentiment, "
+                "submitted_at, received_at) VALUES (closeloop_uuid7(), $1, 'web', $2, "
+                "'negative', now(), now()) RETURNING id) "
+                "INSERT INTO case_feedback (feedback_id, case_id, kind, added_at) "
+                "SELECT f.id, $3, $4, now() FROM f",
+                source,
+                external_id,
+                case_id,
+                kind,
+            )
+    finally:
+        await conn.close()
+
+    await asyncio.to_thread(upgrade, url)
+    conn = await _connect(url)
+    try:
+        links = await conn.fetch(
+            "SELECT kind, source, external_id FROM case_feedback ORDER BY kind"
+        )
+        assert [tuple(link) for link in links] == [
+            ("joined", "app", None),
+            ("opened", "web", "resp-1"),
+        ]
+    finally:
+        await conn.close()
+
+    await asyncio.to_thread(downgrade, url, BEFORE)
+    conn = await _connect(url)
+    try:
+        columns = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'case_feedback'"
+        )
+        assert {c["column_name"] for c in columns} == {"feedback_id", "case_id", "kind", "added_at"}
+        assert await conn.fetchval("SELECT count(*) FROM case_feedback") == 2
+    finally:
+        await conn.close()
