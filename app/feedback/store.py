@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.cases.intake import case_values, with_customer
+from app.cases.intake import case_sets, case_values, with_customer
 from app.cases.linking import link_customers
 from app.core.auth import Principal
 from app.core.errors import Conflict
@@ -119,20 +119,22 @@ async def store_rows(
         (by_id[fid] for fid in cases if fid in inserted),
         key=lambda r: (r["routing_team"], customers.get(r["id"], "")),
     )
-    opened = [
-        [
-            r["id"],
-            r["source"],
-            r["external_id"],
-            *with_customer(cases[r["id"]], customers.get(r["id"])),
-        ]
-        for r in negative
-    ]
-    if opened:
-        answered = await conn.fetchmany(sql.OPEN_CASE, opened)
+    if negative:
+        groups, items = case_sets(
+            [
+                (
+                    r["id"],
+                    r["source"],
+                    r["external_id"],
+                    with_customer(cases[r["id"]], customers.get(r["id"])),
+                )
+                for r in negative
+            ]
+        )
+        answered = await conn.fetch(sql.OPEN_CASES, groups, items)
         count_cases_opened(answered)
-        for row, case in zip(negative, answered, strict=True):
-            row["_case"] = case
+        for case in answered:
+            by_id[case["id"]]["_case"] = case
     missing = [r for r in rows if r["id"] not in inserted]
     existing: dict[tuple[str, str], asyncpg.Record] = {}
     if missing:
