@@ -139,12 +139,11 @@ async def store_batch(
 
 
 def _batch_result(row: dict[str, Any]) -> BatchItemResult:
-    # Built without validation (the values are ours): a thousand answers a batch.
     if row.get("_stored"):
-        return BatchItemResult.model_construct(status="created", id=row["id"])
+        return BatchItemResult(status="created", id=row["id"])
     stored = row["_existing"]
     if stored is None:  # erased between the two statements
         return _item_problem(Conflict("The feedback conflicts with another request; retry."))
     if stored["request_hash"] not in (None, row["request_hash"]):
         return _item_problem(conflict(stored))
-    return BatchItemResult.model_construct(status="replayed", id=stored["id"])
+    return BatchItemResult(status="replayed", id=stored["id"])
