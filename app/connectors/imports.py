@@ -335,8 +335,9 @@ async def import_file(
     """Import the file (from where an interrupted run stopped); answer the counts and the
     path of the failures' CSV (line, external id, reason)."""
     # What is loaded by now (the app, its libraries) lives as long as the import: frozen out of
-    # the collector's reach, so that its full passes, which an import's allocations set off every
-    # few chunks, scan only what the import makes (about 30% of the import process's CPU, measured).
+    # the collector's reach, so that its full passes, which an import's allocations set off
+    # every few chunks, scan only what the import makes (about 30% of the import process's
+    # CPU, measured).
     gc.collect()
     gc.freeze()
     start_line, counts = load_state(path, run.source)
