@@ -1,10 +1,11 @@
-"""Negative feedback becomes a case in the statement that stores it (SPEC §4).
+"""Negative feedback becomes a case (SPEC §4).
 
 On the ingest hot path, so raw SQL: the case is opened, or the customer's active case with that
 team is joined, by one `INSERT ... ON CONFLICT DO UPDATE` against the unique index of active
 cases per (team, customer). Two complaints arriving at once therefore cannot open two cases,
-and the link and the timeline event are written by the same statement, so a crash leaves either
-all of it or none.
+and the links and the timeline events are written by the same statement, so a crash leaves
+either all of it or none. A set of complaints (a batch, a group of single items) costs that one
+statement whatever its size.
 """
 
 from __future__ import annotations

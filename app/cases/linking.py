@@ -210,8 +210,8 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
     every identity of those records.
 
     Most identities are known already (customers come back), so the records are locked and
-    read first, in one statement; only when some identity is missing from them is it recorded
-    (which costs an id and an index probe each) and the records locked and read again.
+    read first, in one statement; only the identities missing from them are recorded (which
+    costs an id and an index probe each), and their records locked and read in one more.
 
     Each attempt is a savepoint: when a record this writer waited for was merged away meanwhile
     (its identities now in another record), or a deadlock is found all the same, the attempt
@@ -228,9 +228,11 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
                 if missing:
                     new = _only(columns, missing)
                     fresh = {r["id"] for r in await conn.fetch(_RECORD_NEW, *new)}
-                    members = await conn.fetch(_LOCK_MEMBERS, values, kinds)
-                    if not wanted <= {(m["kind"], m["value"]) for m in members}:
+                    # The records of the others are locked already: none can change meanwhile.
+                    more = await conn.fetch(_LOCK_MEMBERS, new[1], new[0])
+                    if not missing <= {(m["kind"], m["value"]) for m in more}:
                         raise _Moved
+                    members = list({m["id"]: m for m in [*members, *more]}.values())
         except (_Moved, asyncpg.DeadlockDetectedError):
             continue
         return _Records([dict(m) for m in members], fresh=fresh)

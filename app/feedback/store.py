@@ -114,7 +114,8 @@ async def store_rows(
     customers = await link_customers(conn, [r for r in rows if r["id"] in inserted])
     # Cases in one order (team, customer), which every writer keeps, so that two transactions
     # joining the same customers' cases wait for each other rather than deadlock. The sort is
-    # stable: of one customer's complaints the first sent opens the case, the others join it.
+    # stable: of one customer's complaints the first sent opens the case, the others join it,
+    # all in one statement.
     negative = sorted(
         (by_id[fid] for fid in cases if fid in inserted),
         key=lambda r: (r["routing_team"], customers.get(r["id"], "")),
