@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -72,12 +72,20 @@ async def route_rows(
     return cases
 
 
+def _in_text(value: Any) -> str:
+    # A time in UTC: PostgreSQL reads no offset beyond ±15:59, which ISO 8601 (and so the API)
+    # allows; the instant is the same.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
 def _recordset(rows: list[dict[str, Any]]) -> str:
     """The rows as the JSON array `INSERT_MANY` reads."""
     try:
-        return orjson.dumps(rows, default=str).decode()
+        return orjson.dumps(rows, default=_in_text, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
     except TypeError:  # an integer in attributes beyond 64 bits
-        return json.dumps(rows, default=str, ensure_ascii=False)
+        return json.dumps(rows, default=_in_text, ensure_ascii=False)
 
 
 async def store_rows(
