@@ -18,9 +18,9 @@ What links, for each stored item in the order sent (`link_customers`):
 - A verified item verifies the claimed identities it carries.
 
 On the ingest hot path: a set of items costs the same few statements whatever its size (a
-savepoint, find which identities are new, record those, lock their records, read them, write
-the changes), plus one per merge. Writers lock the customer records they touch in id order,
-so two items of one customer, sent at once, link one after the other.
+savepoint, lock and read the records of its identities, and when some are new, record those and
+lock and read again; write the changes), plus one per merge. Writers lock the customer records
+they touch in id order, so two items of one customer, sent at once, link one after the other.
 """
 
 from __future__ import annotations
@@ -55,20 +55,17 @@ i AS (
 )
 INSERT INTO customer (id, created_at) SELECT customer_id, first_seen_at FROM i RETURNING id
 """
-_STORED = """
-SELECT kind, value FROM customer_identity
-WHERE (value, kind) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-"""
-_LOCK_RECORDS = """
-SELECT id FROM customer WHERE id IN (
-    SELECT customer_id FROM customer_identity
-    WHERE (value, kind) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+# Lock the records holding these identities, in id order, and read every identity they hold.
+_LOCK_MEMBERS = """
+WITH locked AS (
+    SELECT id FROM customer WHERE id IN (
+        SELECT customer_id FROM customer_identity
+        WHERE (value, kind) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+    )
+    ORDER BY id FOR UPDATE
 )
-ORDER BY id FOR UPDATE
-"""
-_MEMBERS = """
 SELECT id, customer_id, kind, value, verified, verified_at, detached_at
-FROM customer_identity WHERE customer_id = ANY($1::uuid[])
+FROM customer_identity WHERE customer_id IN (SELECT id FROM locked)
 """
 _MOVE = """
 UPDATE customer_identity i SET customer_id = u.customer_id, verified = u.verified,
@@ -212,6 +209,10 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
     """Record the new identities, lock the records holding them all, in id order, and read
     every identity of those records.
 
+    Most identities are known already (customers come back), so the records are locked and
+    read first, in one statement; only the identities missing from them are recorded (which
+    costs an id and an index probe each), and their records locked and read in one more.
+
     Each attempt is a savepoint: when a record this writer waited for was merged away meanwhile
     (its identities now in another record), or a deadlock is found all the same, the attempt
     lets go of what it locked and starts again, so locks are always taken in one order.
@@ -221,18 +222,17 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
     for _ in range(_ATTEMPTS):
         try:
             async with conn.transaction():
-                # Most identities are known already (customers come back): only the others
-                # are offered to the insert, which costs an id and an index probe each.
-                stored = await conn.fetch(_STORED, values, kinds)
-                missing = wanted - {(r["kind"], r["value"]) for r in stored}
+                members = await conn.fetch(_LOCK_MEMBERS, values, kinds)
+                missing = wanted - {(m["kind"], m["value"]) for m in members}
                 fresh: set[uuid.UUID] = set()
                 if missing:
                     new = _only(columns, missing)
                     fresh = {r["id"] for r in await conn.fetch(_RECORD_NEW, *new)}
-                locked = [r["id"] for r in await conn.fetch(_LOCK_RECORDS, values, kinds)]
-                members = await conn.fetch(_MEMBERS, locked)
-                if not wanted <= {(m["kind"], m["value"]) for m in members}:
-                    raise _Moved
+                    # The records of the others are locked already: none can change meanwhile.
+                    more = await conn.fetch(_LOCK_MEMBERS, new[1], new[0])
+                    if not missing <= {(m["kind"], m["value"]) for m in more}:
+                        raise _Moved
+                    members = list({m["id"]: m for m in [*members, *more]}.values())
         except (_Moved, asyncpg.DeadlockDetectedError):
             continue
         return _Records([dict(m) for m in members], fresh=fresh)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import hashlib
 import itertools
 import json
@@ -333,6 +334,12 @@ async def import_file(
 ) -> tuple[Counts, Path]:
     """Import the file (from where an interrupted run stopped); answer the counts and the
     path of the failures' CSV (line, external id, reason)."""
+    # What is loaded by now (the app, its libraries) lives as long as the import: frozen out of
+    # the collector's reach, so that its full passes, which an import's allocations set off
+    # every few chunks, scan only what the import makes (about 30% of the import process's
+    # CPU, measured).
+    gc.collect()
+    gc.freeze()
     start_line, counts = load_state(path, run.source)
     advance(counts.rows)
     principal = _principal(run)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql
 
-from app.cases.intake import case_ctes
+from app.cases.intake import GROUP_COLUMNS, ITEM_COLUMNS, case_ctes, column_type, one_case
 from app.cases.reads import item_case_sql
 from app.feedback.models import Feedback
 from app.notifications.outbox import outbox_insert
@@ -54,13 +54,26 @@ _INSERT_ONE_CTES = (
     + ")"
 )
 INSERT_ONE_PLAIN = f"{_INSERT_ONE_CTES} SELECT id FROM f"
-# Stored negative items' cases, one statement each (pipelined by fetchmany), each answering the
-# case it opened or joined.
-OPEN_CASE = (
+# What the case statements answer for each complaint: the case it opened or joined.
+_CASE_ANSWER = (
+    " SELECT i.id, cg.id AS case_id, cg.number AS case_number, cg.team AS case_team, "
+    "cg.status AS case_status, cg.opened AND i.first AS opened FROM i JOIN cg ON cg.n = i.n"
+)
+# One stored negative item's case (PUT), from `case_values`' parameters after the item's.
+OPEN_CASE = "WITH " + case_ctes(*one_case(4)) + _CASE_ANSWER
+# Stored negative items' cases, in one statement whatever their number: the groups and the
+# items of `case_sets`, as two JSON arrays.
+OPEN_CASES = (
     "WITH "
-    + case_ctes(4, "(SELECT $1::uuid AS id, $2::text AS source, $3::text AS external_id)")
-    + " SELECT c.id AS case_id, c.number AS case_number, c.team AS case_team, "
-    "c.status AS case_status, c.opened FROM c"
+    + case_ctes(
+        "SELECT * FROM json_to_recordset($1::json) AS r("
+        + ", ".join(f"{name} {column_type(name)}" for name in GROUP_COLUMNS)
+        + ")",
+        "SELECT * FROM json_to_recordset($2::json) AS r("
+        + ", ".join(f"{name} {column_type(name)}" for name in ITEM_COLUMNS)
+        + ")",
+    )
+    + _CASE_ANSWER
 )
 # A set of items in one statement, with the feedback.received messages of those stored. The
 # rows come as one JSON array, read as `json` rather than `jsonb`: PostgreSQL takes a third less

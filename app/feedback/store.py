@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from app.cases.intake import case_values, with_customer
+from app.cases.intake import case_sets, case_values, with_customer
 from app.cases.linking import link_customers
 from app.core.auth import Principal
 from app.core.errors import Conflict
@@ -72,12 +72,20 @@ async def route_rows(
     return cases
 
 
+def _in_text(value: Any) -> str:
+    # A time in UTC: PostgreSQL reads no offset beyond ±15:59, which ISO 8601 (and so the API)
+    # allows; the instant is the same.
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
 def _recordset(rows: list[dict[str, Any]]) -> str:
     """The rows as the JSON array `INSERT_MANY` reads."""
     try:
-        return orjson.dumps(rows, default=str).decode()
+        return orjson.dumps(rows, default=_in_text, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
     except TypeError:  # an integer in attributes beyond 64 bits
-        return json.dumps(rows, default=str, ensure_ascii=False)
+        return json.dumps(rows, default=_in_text, ensure_ascii=False)
 
 
 async def store_rows(
@@ -114,25 +122,28 @@ async def store_rows(
     customers = await link_customers(conn, [r for r in rows if r["id"] in inserted])
     # Cases in one order (team, customer), which every writer keeps, so that two transactions
     # joining the same customers' cases wait for each other rather than deadlock. The sort is
-    # stable: of one customer's complaints the first sent opens the case, the others join it.
+    # stable: of one customer's complaints the first sent opens the case, the others join it,
+    # all in one statement.
     negative = sorted(
         (by_id[fid] for fid in cases if fid in inserted),
         key=lambda r: (r["routing_team"], customers.get(r["id"], "")),
     )
-    opened = [
-        [
-            r["id"],
-            r["source"],
-            r["external_id"],
-            *with_customer(cases[r["id"]], customers.get(r["id"])),
-        ]
-        for r in negative
-    ]
-    if opened:
-        answered = await conn.fetchmany(sql.OPEN_CASE, opened)
+    if negative:
+        groups, items = case_sets(
+            [
+                (
+                    r["id"],
+                    r["source"],
+                    r["external_id"],
+                    with_customer(cases[r["id"]], customers.get(r["id"])),
+                )
+                for r in negative
+            ]
+        )
+        answered = await conn.fetch(sql.OPEN_CASES, groups, items)
         count_cases_opened(answered)
-        for row, case in zip(negative, answered, strict=True):
-            row["_case"] = case
+        for case in answered:
+            by_id[case["id"]]["_case"] = case
     missing = [r for r in rows if r["id"] not in inserted]
     existing: dict[tuple[str, str], asyncpg.Record] = {}
     if missing:

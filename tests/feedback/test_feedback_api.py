@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -163,6 +164,30 @@ async def test_idempotency_keys_are_scoped_to_the_api_key(
     assert first.status_code == 201
     assert second.status_code == 201
     assert first.json()["id"] != second.json()["id"]
+
+
+async def test_a_time_offset_postgresql_cannot_read_is_stored_as_its_instant(
+    writer: httpx.AsyncClient,
+) -> None:
+    """ISO 8601 allows offsets up to ±23:59, PostgreSQL reads ±15:59: once a 500 (found by the
+    fuzzer)."""
+    one = await writer.post(
+        "/v1/feedback", json=feedback_body(submitted_at="2026-03-27T10:21:52.5013-20:47")
+    )
+    assert one.status_code == 201, one.text
+    batch = await writer.post(
+        "/v1/feedback/batch",
+        json={"items": [feedback_body(submitted_at="2026-03-27T10:21:52+20:47")]},
+    )
+    assert [r["status"] for r in batch.json()["results"]] == ["created"]
+    stored = [
+        (await writer.get(f"/v1/feedback/{i}")).json()["submitted_at"]
+        for i in (one.json()["id"], batch.json()["results"][0]["id"])
+    ]
+    assert [datetime.fromisoformat(t) for t in stored] == [
+        datetime(2026, 3, 28, 7, 8, 52, 501300, tzinfo=UTC),
+        datetime(2026, 3, 26, 13, 34, 52, tzinfo=UTC),
+    ]
 
 
 async def test_batch_stores_valid_items_and_answers_each(writer: httpx.AsyncClient) -> None:
