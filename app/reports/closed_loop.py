@@ -7,14 +7,15 @@ One statement, one snapshot, over the facts kept per case (app/reports/facts.py)
 - cases: the cases opened in the range, grouped by their opening feedback (by team: the team
   routing chose, as for the feedback), from `report_case`.
 The facts of cases marked since their last fold are left out and worked out from the raw rows
-instead, in the same statement: the figures equal the raw rows' at that instant. `GROUPING
-SETS` gives each group and the whole in one pass, so medians and p90s overall are of all
-cases, not a mean of the groups'.
+instead, in the same statement: the figures equal the raw rows' at that instant. Every count
+is a sum over rows, so the whole's are the groups' added up; medians and p90s overall are of
+all cases, not a mean of the groups'.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import itertools
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -75,32 +76,27 @@ WITH marked AS MATERIALIZED (
     FROM items i
     GROUP BY 1
 ), negative AS (
-    SELECT GROUPING(key) = 1 AS overall, key,
-           sum(negative_feedback)::bigint AS negative_feedback,
+    SELECT key, sum(negative_feedback)::bigint AS negative_feedback,
            sum(negative_with_consent)::bigint AS negative_with_consent,
            sum(closed_loop)::bigint AS closed_loop
     FROM negative_parts
-    GROUP BY GROUPING SETS ((key), ())
+    GROUP BY key
     -- A group of follow-up answers only has no negative feedback: no group.
-    HAVING GROUPING(key) = 1 OR sum(negative_feedback) <> 0
+    HAVING sum(negative_feedback) <> 0
 ), cases AS (
     SELECT r.{key} AS key, {case_columns} FROM report_case r
     WHERE {case_range} AND {case_not_marked}
     UNION ALL
     SELECT r.{key}, {case_columns} FROM fresh_case r WHERE {case_range}
 ), case_figures AS (
-    SELECT GROUPING(key) = 1 AS overall, key,
+    SELECT key,
            count(*) AS cases_opened,
            count(*) FILTER (WHERE resolved) AS cases_resolved,
            count(*) FILTER (WHERE active) AS cases_open,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY response_seconds)
-               AS first_response_median_seconds,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY response_seconds)
-               AS first_response_p90_seconds,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds)
-               AS resolution_median_seconds,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_seconds)
-               AS resolution_p90_seconds,
+           array_agg(response_seconds) FILTER (WHERE response_seconds IS NOT NULL)
+               AS response_seconds,
+           array_agg(resolution_seconds) FILTER (WHERE resolution_seconds IS NOT NULL)
+               AS resolution_seconds,
            count(*) FILTER (WHERE first_response_decided) AS first_response_decided,
            count(*) FILTER (WHERE first_response_met) AS first_response_met,
            count(*) FILTER (WHERE resolution_decided) AS resolution_decided,
@@ -109,18 +105,17 @@ WITH marked AS MATERIALIZED (
            count(*) FILTER (WHERE reopened) AS cases_reopened,
            count(*) FILTER (WHERE last_told_at IS NOT NULL) AS customers_told,
            count(*) FILTER (WHERE last_told_at IS NOT NULL AND answered > 0) AS told_answered,
-           coalesce(sum(answered), 0) AS followups_answered,
-           coalesce(sum(recovered), 0) AS recovered,
-           coalesce(sum(change_sum), 0) AS change_sum,
-           coalesce(sum(change_count), 0) AS change_count
+           sum(answered) AS followups_answered,
+           sum(recovered) AS recovered,
+           sum(change_sum) AS change_sum,
+           sum(change_count) AS change_count
     FROM cases
-    GROUP BY GROUPING SETS ((key), ())
+    GROUP BY key
 )
-SELECT coalesce(n.overall, c.overall) AS overall, coalesce(n.key, c.key) AS key,
+SELECT coalesce(n.key, c.key) AS key,
        n.negative_feedback, n.negative_with_consent, n.closed_loop, {case_figures}
 FROM negative n FULL JOIN case_figures c
-    ON n.overall = c.overall AND (n.key IS NULL) = (c.key IS NULL)
-       AND coalesce(n.key, '') = coalesce(c.key, '')
+    ON (n.key IS NULL) = (c.key IS NULL) AND coalesce(n.key, '') = coalesce(c.key, '')
 """
 
 
@@ -136,39 +131,60 @@ def loop_statement(group_by: LoopGroup) -> str:
         feedback_range=_RANGE.format(t="f", column="submitted_at"),
         case_range=_RANGE.format(t="r", column="created_at"),
         case_not_marked=_NOT_MARKED.format(t="r"),
-        case_figures=", ".join(f"c.{name}" for name in _EMPTY_CASES),
+        case_figures=", ".join(f"c.{name}" for name in _CASE_FIGURES),
         case_columns=", ".join(f"r.{name}" for name in _CASE_FACTS),
     )
 
 
-_EMPTY_NEGATIVE = {"negative_feedback": 0, "negative_with_consent": 0, "closed_loop": 0}
-_EMPTY_CASES: dict[str, Any] = {
-    "cases_opened": 0,
-    "cases_resolved": 0,
-    "cases_open": 0,
-    "first_response_median_seconds": None,
-    "first_response_p90_seconds": None,
-    "resolution_median_seconds": None,
-    "resolution_p90_seconds": None,
-    "first_response_decided": 0,
-    "first_response_met": 0,
-    "resolution_decided": 0,
-    "resolution_met": 0,
-    "ever_resolved": 0,
-    "cases_reopened": 0,
-    "customers_told": 0,
-    "told_answered": 0,
-    "followups_answered": 0,
-    "recovered": 0,
-    "change_sum": 0,
-    "change_count": 0,
-}
-_SECONDS = (
-    "first_response_median_seconds",
-    "first_response_p90_seconds",
-    "resolution_median_seconds",
-    "resolution_p90_seconds",
+# A group's counts, each a sum over its rows: the whole's are the groups' added up.
+_COUNTS = (
+    "negative_feedback",
+    "negative_with_consent",
+    "closed_loop",
+    "cases_opened",
+    "cases_resolved",
+    "cases_open",
+    "first_response_decided",
+    "first_response_met",
+    "resolution_decided",
+    "resolution_met",
+    "ever_resolved",
+    "cases_reopened",
+    "customers_told",
+    "told_answered",
+    "followups_answered",
+    "recovered",
+    "change_sum",
+    "change_count",
 )
+# The durations of a group's cases (answered, resolved) and their median and p90 figures.
+_DURATIONS = (
+    ("response_seconds", "first_response_median_seconds", "first_response_p90_seconds"),
+    ("resolution_seconds", "resolution_median_seconds", "resolution_p90_seconds"),
+)
+_CASE_FIGURES = (*_COUNTS[3:], *(values for values, _, _ in _DURATIONS))
+_SECONDS = tuple(name for _, *figures in _DURATIONS for name in figures)
+
+
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont over values in ascending order, with the same arithmetic:
+    the value `fraction` of the way from the first to the last, interpolated between the two
+    values either side."""
+    if not ordered:
+        return None
+    position = fraction * (len(ordered) - 1)
+    below, above = math.floor(position), math.ceil(position)
+    if below == above:
+        return ordered[below]
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+def _with_percentiles(counts: dict[str, Any], durations: dict[str, list[float]]) -> dict[str, Any]:
+    found = dict(counts)
+    for values, median, p90 in _DURATIONS:
+        found[median] = percentile(durations[values], 0.5)
+        found[p90] = percentile(durations[values], 0.9)
+    return found
 
 
 def loop_figures(key: str | None, raw: dict[str, Any]) -> dict[str, Any]:
@@ -205,20 +221,28 @@ def loop_figures(key: str | None, raw: dict[str, Any]) -> dict[str, Any]:
 async def closed_loop_report(
     session: AsyncSession, *, group_by: LoopGroup, period: Period
 ) -> dict[str, Any]:
+    """The report. PostgreSQL counts per group and hands each group's durations over; their
+    medians and p90s are taken here, where sorting a group once serves both, and the whole's
+    from the groups' sorted runs merged (the statement sorted nothing)."""
     bounds = {"start": period.start, "end": period.end}
-    groups: dict[str | None, dict[str, Any]] = defaultdict(
-        lambda: {**_EMPTY_NEGATIVE, **_EMPTY_CASES}
-    )
-    overall = {**_EMPTY_NEGATIVE, **_EMPTY_CASES}
-    for row in (await session.execute(text(loop_statement(group_by)), bounds)).mappings():
-        # A side that has no such group answers nulls: its defaults stand.
-        figures = {k: v for k, v in row.items() if k not in ("overall", "key") and v is not None}
-        (overall if row["overall"] else groups[row["key"]]).update(figures)
-    order = ordered_keys(list(groups), journey=group_by is LoopGroup.JOURNEY_STAGE)
+    rows = (await session.execute(text(loop_statement(group_by)), bounds)).mappings().all()
+    counts = {row["key"]: {name: int(row[name] or 0) for name in _COUNTS} for row in rows}
+    durations = {
+        row["key"]: {values: sorted(row[values] or []) for values, _, _ in _DURATIONS}
+        for row in rows
+    }
+    whole_counts = {name: sum(group[name] for group in counts.values()) for name in _COUNTS}
+    whole_durations = {
+        values: sorted(itertools.chain.from_iterable(d[values] for d in durations.values()))
+        for values, _, _ in _DURATIONS
+    }
+    order = ordered_keys(list(counts), journey=group_by is LoopGroup.JOURNEY_STAGE)
     return {
         "group_by": group_by.value,
         "from": period.start,
         "to": period.end,
-        "groups": [loop_figures(key, groups[key]) for key in order],
-        "overall": loop_figures(None, overall),
+        "groups": [
+            loop_figures(key, _with_percentiles(counts[key], durations[key])) for key in order
+        ],
+        "overall": loop_figures(None, _with_percentiles(whole_counts, whole_durations)),
     }
