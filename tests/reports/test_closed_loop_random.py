@@ -275,3 +275,23 @@ async def test_the_closed_loop_equals_the_raw_rows_folded_or_not(
     await assert_reports_equal_the_raw_rows(admin, database, "a reopening, a resolution, PUTs")
     await fold(database)
     await assert_reports_equal_the_raw_rows(admin, database, "those folded")
+
+
+@pytest.mark.usefixtures("world")
+async def test_what_moves_no_figure_marks_no_case(
+    admin: httpx.AsyncClient, database: BoundDatabase
+) -> None:
+    """Erasure, comment retention, a dispatcher's claims and retries and a note leave the facts
+    as they are: nothing to fold, nothing for a report to work out again."""
+    await fold(database)
+    async with database.raw() as conn:
+        case_id = await conn.fetchval("SELECT id FROM feedback_case ORDER BY created_at LIMIT 1")
+        await conn.execute(
+            "UPDATE outbox_message SET attempts = attempts + 1, last_error = 'timeout' "
+            "WHERE event_type <> 'case.resolved' OR status <> 'delivered'"
+        )
+        await conn.execute("UPDATE feedback SET comment = NULL WHERE external_id LIKE 'r-%'")
+    case = await read_case(admin, str(case_id))
+    await acted(admin, case, "notes", {"body": "Called the customer back."})
+    assert (await admin.delete("/v1/customers/cus_3")).status_code == 204
+    assert await marked(database) == 0
