@@ -14,6 +14,7 @@ import itertools
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -153,28 +154,36 @@ async def world(admin: httpx.AsyncClient, database: BoundDatabase) -> random.Ran
     return rng
 
 
-async def reference(
-    database: BoundDatabase, group_by: str, start: datetime, end: datetime
-) -> dict[str, Any]:
-    """The report as the raw rows answer it."""
+Fetch = Callable[[str, datetime, datetime], Awaitable[Sequence[Mapping[str, Any]]]]
+
+
+async def reference(fetch: Fetch, group_by: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The report as the raw rows answer it, read by `fetch` (a statement, $1 and $2)."""
     negative_key = {"team": "routing_team"}.get(group_by, group_by)
     case_key = "c.opened_for_team" if group_by == "team" else f"f.{group_by}"
     groups: dict[str | None, dict[str, Any]] = defaultdict(dict)
     overall: dict[str, Any] = {}
-    async with database.raw() as conn:
-        for sql in (
-            REFERENCE_NEGATIVE.format(key=negative_key),
-            REFERENCE_CASES.format(key=case_key),
-        ):
-            for row in await conn.fetch(sql, start, end):
-                counted = {k: v for k, v in row.items() if k not in ("overall", "key")}
-                (overall if row["overall"] else groups[row["key"]]).update(counted)
+    for sql in (
+        REFERENCE_NEGATIVE.format(key=negative_key),
+        REFERENCE_CASES.format(key=case_key),
+    ):
+        for row in await fetch(sql, start, end):
+            counted = {k: v for k, v in row.items() if k not in ("overall", "key")}
+            (overall if row["overall"] else groups[row["key"]]).update(counted)
     empty = {**dict.fromkeys(COUNTS, 0), **dict.fromkeys(SECONDS, None)}
     order = ordered_keys(list(groups), journey=group_by == "journey_stage")
     return {
         "overall": loop_figures(None, {**empty, **overall}),
         "groups": [loop_figures(k, {**empty, **groups[k]}) for k in order],
     }
+
+
+def raw_fetch(database: BoundDatabase) -> Fetch:
+    async def fetch(sql: str, start: datetime, end: datetime) -> Sequence[Mapping[str, Any]]:
+        async with database.raw() as conn:
+            return [dict(row) for row in await conn.fetch(sql, start, end)]
+
+    return fetch
 
 
 async def assert_reports_equal_the_raw_rows(
@@ -191,7 +200,7 @@ async def assert_reports_equal_the_raw_rows(
         report = response.json()
         start = datetime.fromisoformat(report["from"])
         end = datetime.fromisoformat(report["to"])
-        expected = await reference(database, group_by, start, end)
+        expected = await reference(raw_fetch(database), group_by, start, end)
         assert report["overall"] == expected["overall"], (stage, params)
         assert report["groups"] == expected["groups"], (stage, params)
         if (start_text, end_text) == EVERYTHING:
