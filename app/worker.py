@@ -24,13 +24,15 @@ from app.core.metrics import count_outbox_deleted
 from app.feedback.retention import retain_comments
 from app.notifications.dispatcher import Dispatcher
 from app.notifications.retention import delete_delivered
+from app.reports.facts import fold
 from app.reports.rollups import compact
 
 logger = logging.getLogger(__name__)
 
 # Retention has no deadline to keep: a look every few minutes is plenty.
 RETENTION_INTERVAL_SECONDS = 300.0
-# The reports are exact with or without folding; folding keeps their counts few.
+# The reports are exact with or without folding; folding keeps their counts few and the
+# cases they must work out from the raw rows few.
 ROLLUP_INTERVAL_SECONDS = 10.0
 
 
@@ -54,8 +56,9 @@ async def outbox_retention(database: Database, settings: Settings, lease: Lease)
 
 async def fold_report_rollups(database: Database, lease: Lease) -> None:
     folded = await compact(database, between=lease.renew)
-    if folded:
-        logger.debug("report rollups folded", extra={"folded": folded})
+    cases = await fold(database, between=lease.renew)
+    if folded or cases:
+        logger.debug("report rollups folded", extra={"folded": folded, "case_marks": cases})
 
 
 async def _every(

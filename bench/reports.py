@@ -126,7 +126,7 @@ def _positional(sql: str, named: dict[str, Any]) -> tuple[str, list[Any]]:
 def plans(url: str, today: date) -> dict[str, str]:
     """EXPLAIN (ANALYZE, BUFFERS) of last month's NPS by journey stage, the year's NPS by month
     and last month's loop by team, as the service sends them."""
-    from app.reports.closed_loop import loop_statements
+    from app.reports.closed_loop import loop_statement
     from app.reports.period import report_period
     from app.reports.rollups import counts_statement
     from app.reports.schemas import LoopGroup, ScoreGroup
@@ -137,7 +137,6 @@ def plans(url: str, today: date) -> dict[str, str]:
     period = report_period(month["from"], month["to"], "UTC")
     whole = report_period(year["from"], year["to"], "UTC")
     bounds = {"start": period.start, "end": period.end}
-    negative, cases = loop_statements(LoopGroup.TEAM)
     statements = {
         "NPS by journey stage, last month": counts_statement(
             metric="nps",
@@ -149,8 +148,7 @@ def plans(url: str, today: date) -> dict[str, str]:
         "NPS by month, 365 days": counts_statement(
             metric="nps", group_by=ScoreGroup.MONTH, start=whole.start, end=whole.end, tz="UTC"
         ),
-        "closed loop by team, last month: negative feedback": (negative, bounds),
-        "closed loop by team, last month: cases": (cases, bounds),
+        "closed loop by team, last month": (loop_statement(LoopGroup.TEAM), bounds),
     }
     found = {}
     for name, (sql, named) in statements.items():

@@ -111,7 +111,7 @@ _TABLES = (
     "delivery_attempt, outbox_message, webhook_endpoint, case_event, case_feedback, "
     "feedback_case, feedback, routing_rule_version, routing_rule, "
     "team, api_key, source_identity_secret, rate_limit_window, job_lease, customer_identity, "
-    "customer, report_score_rollup"
+    "customer, report_score_rollup, report_case, report_loop_item, report_case_dirty"
 )
 
 

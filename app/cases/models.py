@@ -138,15 +138,7 @@ class CaseFeedback(Base):
     """Which case a feedback item belongs to: the one it opened or joined, or answered."""
 
     __tablename__ = "case_feedback"
-    __table_args__ = (
-        Index("ix_case_feedback_case", "case_id", "added_at"),
-        # The reports read a time range of links (app/reports/closed_loop.py).
-        Index(
-            "ix_case_feedback_added",
-            "added_at",
-            postgresql_include=["case_id", "feedback_id", "kind"],
-        ),
-    )
+    __table_args__ = (Index("ix_case_feedback_case", "case_id", "added_at"),)
 
     feedback_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
@@ -165,16 +157,7 @@ class CaseEvent(Base):
     """The case's timeline: who did what, when."""
 
     __tablename__ = "case_event"
-    __table_args__ = (
-        Index("ix_case_event_case", "case_id", "at", "id"),
-        # The reports read a time range of resolutions and reopenings.
-        Index(
-            "ix_case_event_report",
-            "at",
-            postgresql_include=["case_id", "type"],
-            postgresql_where=text("type IN ('resolved', 'reopened')"),
-        ),
-    )
+    __table_args__ = (Index("ix_case_event_case", "case_id", "at", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("feedback_case.id", ondelete="CASCADE"))

@@ -63,13 +63,6 @@ class OutboxMessage(Base):
         ),
         Index("ix_outbox_message_endpoint", "endpoint_id", "created_at", "id"),
         Index("ix_outbox_message_case", "case_id", postgresql_where=text("case_id IS NOT NULL")),
-        # The reports read a time range of delivered resolutions (app/reports/closed_loop.py).
-        Index(
-            "ix_outbox_message_resolved",
-            "created_at",
-            postgresql_include=["case_id"],
-            postgresql_where=text("event_type = 'case.resolved' AND status = 'delivered'"),
-        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)

@@ -27,12 +27,15 @@ MAY_IMPORT = {
 }
 # SQL that still reads another room's table, each with its reason (see the module it is in).
 KNOWN_CROSSINGS = {
-    # The closed-loop report is one read over feedback, cases and messages.
-    ("reports/closed_loop.py", "case_event"),
-    ("reports/closed_loop.py", "case_feedback"),
+    # The closed loop counts the raw negative feedback in the statement that reads its facts,
+    # and the facts of a case are worked out from its raw rows (feedback, cases, messages) in
+    # the statement that reads or folds them, so that each answer is one snapshot.
     ("reports/closed_loop.py", "feedback"),
-    ("reports/closed_loop.py", "feedback_case"),
-    ("reports/closed_loop.py", "outbox_message"),
+    ("reports/facts.py", "case_event"),
+    ("reports/facts.py", "case_feedback"),
+    ("reports/facts.py", "feedback"),
+    ("reports/facts.py", "feedback_case"),
+    ("reports/facts.py", "outbox_message"),
     # The scores take what the rollups do not hold (a bucket's ragged edges) from the raw rows,
     # in the same statement, so that the answer is one snapshot.
     ("reports/rollups.py", "feedback"),

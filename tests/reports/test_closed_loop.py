@@ -13,6 +13,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
+from app.reports.facts import fold
 from app.reports.schemas import ClosedLoopReport
 from tests.builders import (
     acted,
@@ -154,9 +155,12 @@ async def report(admin: httpx.AsyncClient, group_by: str) -> dict[str, Any]:
 
 
 @pytest.mark.usefixtures("november")
+@pytest.mark.parametrize("folded", [False, True], ids=["from-raw-rows", "from-folded-facts"])
 async def test_closed_loop_figures_per_team_are_the_known_answers(
-    admin: httpx.AsyncClient,
+    admin: httpx.AsyncClient, database: BoundDatabase, folded: bool
 ) -> None:
+    if folded:
+        assert await fold(database) > 0
     document = await report(admin, "team")
     groups = {g["key"]: g for g in document["groups"]}
     assert list(groups) == ["billing", "support"]
