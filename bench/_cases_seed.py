@@ -80,8 +80,8 @@ WITH g AS MATERIALIZED (
            'negative', team, created, created
     FROM c
 )
-INSERT INTO case_feedback (feedback_id, case_id, kind, added_at)
-SELECT feedback_id, case_id, 'opened', created FROM c
+INSERT INTO case_feedback (feedback_id, case_id, kind, added_at, source)
+SELECT feedback_id, case_id, 'opened', created, 'checkout-web' FROM c
 """
 
 

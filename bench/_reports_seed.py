@@ -97,8 +97,8 @@ WITH g AS MATERIALIZED (
            'detractor', 'negative', team, created, created
     FROM d ORDER BY created
 ), new_link AS (
-    INSERT INTO case_feedback (feedback_id, case_id, kind, added_at)
-    SELECT feedback_id, case_id, 'opened', created FROM d ORDER BY created
+    INSERT INTO case_feedback (feedback_id, case_id, kind, added_at, source)
+    SELECT feedback_id, case_id, 'opened', created, source FROM d ORDER BY created
 ), new_message AS (
     INSERT INTO outbox_message (id, endpoint_id, event_type, body, case_id, status, attempts,
                                 tries, next_attempt_at, created_at, delivered_at, failed_at)
@@ -130,8 +130,8 @@ WITH g AS MATERIALIZED (
            resolved + interval '1 day', resolved + interval '1 day'
     FROM answered
 )
-INSERT INTO case_feedback (feedback_id, case_id, kind, added_at)
-SELECT answer_id, case_id, 'followup', resolved + interval '1 day' FROM answered
+INSERT INTO case_feedback (feedback_id, case_id, kind, added_at, source)
+SELECT answer_id, case_id, 'followup', resolved + interval '1 day', source FROM answered
 """
 
 # Each metric's neither-negative scores, its share of the items and their categories.
