@@ -31,6 +31,7 @@ from app.core.errors import (
     install_error_handlers,
     problem_responses,
 )
+from app.core.heap import freeze_loaded
 from app.core.http import RequestGate
 from app.core.migrations import head_revision
 from app.core.ratelimit import RateLimiter
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             settings.database_url, **settings.database_options()
         )
         app.state.ingest_groups = _ingest_groups(app, app.state.database)
+        freeze_loaded()
         stop = asyncio.Event()
         background = [
             asyncio.create_task(
