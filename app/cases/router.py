@@ -8,20 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases import reads, service
+from app.cases import reads, schemas, service
 from app.cases.customers import customer_scope, customer_view, detach_identity
 from app.cases.models import Case
-from app.cases.schemas import (
-    CaseEventRead,
-    CaseRead,
-    CaseSort,
-    CaseStatus,
-    CaseUpdate,
-    CustomerView,
-    NoteIn,
-    ReopenIn,
-    ResolveIn,
-)
 from app.core.auth import Admin, CasesReader, CasesWriter
 from app.core.db import SessionDep
 from app.core.etag import etag
@@ -36,7 +25,7 @@ customers = APIRouter(prefix="/v1/customers", tags=["customers"])
 IfMatch = Annotated[
     str | None, Header(description="The case's ETag (its version), from your last read of it.")
 ]
-_CHANGE = answers(CaseRead, 404, 409, 412, 422, 428)
+_CHANGE = answers(schemas.CaseRead, 404, 409, 412, 422, 428)
 
 
 def _case_items(request: Request) -> reads.CaseItems:
@@ -55,12 +44,14 @@ async def _answer(session: AsyncSession, case: Case, case_items: reads.CaseItems
     )
 
 
-@router.get("", **answers(Page[CaseRead], 400, 422))
+@router.get("", **answers(Page[schemas.CaseRead], 400, 422))
 async def list_cases(
     session: SessionDep,
     case_items: CaseItemsDep,
     _: CasesReader,
-    status: Annotated[list[CaseStatus] | None, Query(description="Repeat for several.")] = None,
+    status: Annotated[
+        list[schemas.CaseStatus] | None, Query(description="Repeat for several.")
+    ] = None,
     team: str | None = None,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
     priority: CasePriority | None = None,
@@ -72,12 +63,12 @@ async def list_cases(
     created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
     created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
     sort: Annotated[
-        CaseSort,
+        schemas.CaseSort,
         Query(
             description="`resolution_due_at` (default: oldest due first), "
             "`created_at`, `-created_at`, or `priority` (most urgent, then oldest, first)."
         ),
-    ] = CaseSort.RESOLUTION_DUE_AT,
+    ] = schemas.CaseSort.RESOLUTION_DUE_AT,
     limit: PageLimit = 50,
     cursor: str | None = None,
 ) -> Response:
@@ -105,7 +96,7 @@ async def list_cases(
     )
 
 
-@router.get("/{case_id}", **answers(CaseRead, 404))
+@router.get("/{case_id}", **answers(schemas.CaseRead, 404))
 async def get_case(
     case_id: uuid.UUID, session: SessionDep, case_items: CaseItemsDep, _: CasesReader
 ) -> Response:
@@ -138,7 +129,7 @@ Change = Annotated[CaseChange, Depends()]
 
 
 @router.patch("/{case_id}", **_CHANGE)
-async def update_case(case_id: uuid.UUID, data: CaseUpdate, change: Change) -> Response:
+async def update_case(case_id: uuid.UUID, data: schemas.CaseUpdate, change: Change) -> Response:
     """Take a case, wait on the customer, reassign, reprioritise or retag it. Needs If-Match
     (428 without, 412 when stale); a move between statuses that is not allowed is a 409."""
     case = await service.update_case(
@@ -149,7 +140,7 @@ async def update_case(case_id: uuid.UUID, data: CaseUpdate, change: Change) -> R
 
 @router.post("/{case_id}/resolve", **_CHANGE)
 async def resolve_case(
-    case_id: uuid.UUID, data: ResolveIn, request: Request, change: Change
+    case_id: uuid.UUID, data: schemas.ResolveIn, request: Request, change: Change
 ) -> Response:
     """Resolve a case with what was done and, unless `notify_customer` is false, the message
     the customer is to be told."""
@@ -166,7 +157,7 @@ async def resolve_case(
 
 
 @router.post("/{case_id}/reopen", **_CHANGE)
-async def reopen_case(case_id: uuid.UUID, data: ReopenIn, change: Change) -> Response:
+async def reopen_case(case_id: uuid.UUID, data: schemas.ReopenIn, change: Change) -> Response:
     """Reopen a resolved or closed case, saying why."""
     case = await service.reopen_case(
         change.session, case_id, data, if_match=change.if_match, actor=change.actor
@@ -183,32 +174,36 @@ async def close_case(case_id: uuid.UUID, change: Change) -> Response:
     return await change.answer(case)
 
 
-@router.post("/{case_id}/notes", **creates(CaseEventRead, 404, 412, 422, 428))
-async def add_note(case_id: uuid.UUID, data: NoteIn, change: Change) -> CaseEventRead:
+@router.post("/{case_id}/notes", **creates(schemas.CaseEventRead, 404, 412, 422, 428))
+async def add_note(
+    case_id: uuid.UUID, data: schemas.NoteIn, change: Change
+) -> schemas.CaseEventRead:
     """Add an internal note to the case's timeline (never shown to the customer)."""
     event = await service.add_note(
         change.session, case_id, data.body, if_match=change.if_match, actor=change.actor
     )
-    return CaseEventRead.model_validate(event)
+    return schemas.CaseEventRead.model_validate(event)
 
 
-@router.get("/{case_id}/events", **answers(Page[CaseEventRead], 400, 404, 422))
+@router.get("/{case_id}/events", **answers(Page[schemas.CaseEventRead], 400, 404, 422))
 async def list_case_events(
     case_id: uuid.UUID,
     session: SessionDep,
     _: CasesReader,
     limit: PageLimit = 100,
     cursor: str | None = None,
-) -> Page[CaseEventRead]:
+) -> Page[schemas.CaseEventRead]:
     """The case's timeline, oldest first: every change, who made it and when."""
     events, next_cursor = await reads.list_events(session, case_id, limit=limit, cursor=cursor)
-    return Page(items=[CaseEventRead.model_validate(e) for e in events], next_cursor=next_cursor)
+    return Page(
+        items=[schemas.CaseEventRead.model_validate(e) for e in events], next_cursor=next_cursor
+    )
 
 
-@customers.get("/{key}", **answers(CustomerView, 404))
+@customers.get("/{key}", **answers(schemas.CustomerView, 404))
 async def get_customer(
     key: str, request: Request, session: SessionDep, _: CasesReader
-) -> CustomerView:
+) -> schemas.CustomerView:
     """One customer across every channel, by external id, e-mail or phone: their feedback,
     cases and notifications, newest first."""
     return await customer_view(session, key, request.app.state.customer_feedback)

@@ -11,25 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import ValidationError
 
-from app.core.auth import (
-    Admin,
-    FeedbackBatchWriter,
-    FeedbackReader,
-    FeedbackWriter,
-    count_items,
-)
+from app.core.auth import Admin, FeedbackBatchWriter, FeedbackReader, FeedbackWriter, count_items
 from app.core.config import Settings
 from app.core.crypto import secret_box
 from app.core.db import RawDep, SessionDep, session_transaction
-from app.core.errors import (
-    FieldError,
-    Forbidden,
-    ValidationFailed,
-    validation_problem,
-)
+from app.core.errors import FieldError, Forbidden, ValidationFailed, validation_problem
 from app.core.routes import answers, creates, keyed_errors
 from app.core.schemas import SLUG_PATTERN, Page, PageLimit, Timestamp, json_bytes
 from app.core.vocabulary import Category, Channel, Metric, Sentiment
+from app.feedback import schemas
 from app.feedback.batch import ingest_batch
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
 from app.feedback.ingest import ingest_feedback, ingest_followup
@@ -37,15 +27,6 @@ from app.feedback.ingest import put_feedback as put_feedback_item
 from app.feedback.reads import FeedbackFilter
 from app.feedback.reads import get_feedback as read_one
 from app.feedback.reads import list_feedback as read_page
-from app.feedback.schemas import (
-    BatchIn,
-    BatchOut,
-    FeedbackContent,
-    FeedbackCreate,
-    FeedbackRead,
-    FeedbackReplayed,
-    IdentitySecretCreated,
-)
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 sources = APIRouter(prefix="/v1/sources", tags=["sources"])
@@ -105,10 +86,10 @@ def _json(document: bytes, status_code: int, **headers: str) -> Response:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=FeedbackRead,
+    response_model=schemas.FeedbackRead,
     responses={
         200: {
-            "model": FeedbackRead | FeedbackReplayed,
+            "model": schemas.FeedbackRead | schemas.FeedbackReplayed,
             "description": "A replay: the item sent earlier, or only its id to a key that may "
             "not read it back (a publishable key, or one that neither stored it nor has "
             "feedback:read).",
@@ -118,7 +99,7 @@ def _json(document: bytes, status_code: int, **headers: str) -> Response:
     openapi_extra=_IDEMPOTENCY_KEY_DOC,
 )
 async def create_feedback(
-    payload: FeedbackCreate,
+    payload: schemas.FeedbackCreate,
     request: Request,
     principal: FeedbackWriter,
 ) -> Response:
@@ -158,9 +139,9 @@ async def create_feedback(
     return _json(document, status.HTTP_200_OK, **{"Idempotent-Replayed": "true"})
 
 
-@router.post("/batch", **answers(BatchOut, 400, 413, 415, 422, 429))
+@router.post("/batch", **answers(schemas.BatchOut, 400, 413, 415, 422, 429))
 async def create_feedback_batch(
-    batch: BatchIn, request: Request, principal: FeedbackBatchWriter, raw: RawDep
+    batch: schemas.BatchIn, request: Request, principal: FeedbackBatchWriter, raw: RawDep
 ) -> Response:
     """Send up to 1,000 items at once. Each is answered on its own, in order: `created`,
     `replayed` (its `(source, external_id)` was seen before, with the same content) or `error`
@@ -177,21 +158,24 @@ async def create_feedback_batch(
         routing=request.app.state.routing,
         identities=_identities(request),
     )
-    return _json(BatchOut(results=results).model_dump_json(exclude_none=True).encode(), 200)
+    return _json(schemas.BatchOut(results=results).model_dump_json(exclude_none=True).encode(), 200)
 
 
 @router.put(
     "/{source}/{external_id:path}",
-    response_model=FeedbackRead,
+    response_model=schemas.FeedbackRead,
     responses={
-        201: {"model": FeedbackRead, "description": "There was no such item: it is stored."},
+        201: {
+            "model": schemas.FeedbackRead,
+            "description": "There was no such item: it is stored.",
+        },
         **keyed_errors(400, 404, 413, 415, 422, 429),
     },
 )
 async def put_feedback(
     source: SourcePath,
     external_id: ExternalIdPath,
-    content: FeedbackContent,
+    content: schemas.FeedbackContent,
     request: Request,
     principal: FeedbackWriter,
     raw: RawDep,
@@ -210,7 +194,7 @@ async def put_feedback(
             code="publishable_key",
         )
     try:
-        payload = FeedbackCreate.model_validate(
+        payload = schemas.FeedbackCreate.model_validate(
             {**content.model_dump(exclude_unset=True), "source": source, "external_id": external_id}
         )
     except ValidationError as exc:
@@ -225,14 +209,14 @@ async def put_feedback(
     return _json(json_bytes(result.feedback), 201 if result.created else 200)
 
 
-@router.get("/{feedback_id}", **answers(FeedbackRead, 404, 422))
+@router.get("/{feedback_id}", **answers(schemas.FeedbackRead, 404, 422))
 async def get_feedback(feedback_id: uuid.UUID, principal: FeedbackReader, raw: RawDep) -> Response:
     """Read one item, with what was derived from it."""
     document = await read_one(await raw.connection(), feedback_id, principal)
     return _json(json_bytes(document), 200)
 
 
-@router.get("", **answers(Page[FeedbackRead], 400, 422))
+@router.get("", **answers(Page[schemas.FeedbackRead], 400, 422))
 async def list_feedback(
     principal: FeedbackReader,
     raw: RawDep,
@@ -267,10 +251,10 @@ async def list_feedback(
     return _json(json_bytes({"items": items, "next_cursor": next_cursor}), 200)
 
 
-@sources.post("/{source}/identity-secret", **creates(IdentitySecretCreated, 422))
+@sources.post("/{source}/identity-secret", **creates(schemas.IdentitySecretCreated, 422))
 async def create_identity_secret(
     source: SourcePath, request: Request, session: SessionDep, principal: Admin
-) -> IdentitySecretCreated:
+) -> schemas.IdentitySecretCreated:
     """Make the source's identity secret, or a new one (the previous one keeps verifying for
     FEEDBACK_IDENTITY_SECRET_GRACE_HOURS). Shown this once; keep it on your servers.
 
@@ -286,7 +270,7 @@ async def create_identity_secret(
         grace=timedelta(hours=settings.identity_secret_grace_hours),
     )
     _identities(request).forget(source)
-    return IdentitySecretCreated(
+    return schemas.IdentitySecretCreated(
         source=row.source,
         secret=secret,
         created_at=row.created_at,

@@ -13,17 +13,8 @@ from app.core.db import SessionDep
 from app.core.etag import etag
 from app.core.routes import answers, creates, empties
 from app.core.schemas import Page
-from app.routing import service
+from app.routing import schemas, service
 from app.routing.evaluation import RoutingCache
-from app.routing.schemas import (
-    RuleCreate,
-    RuleRead,
-    RuleUpdate,
-    RuleVersionRead,
-    TeamCreate,
-    TeamRead,
-    TeamUpdate,
-)
 
 teams = APIRouter(prefix="/v1/teams", tags=["teams"])
 rules = APIRouter(prefix="/v1/routing", tags=["routing"])
@@ -37,37 +28,37 @@ def _routing(request: Request) -> RoutingCache:
     return cache
 
 
-@teams.post("", **creates(TeamRead, 409, 422))
+@teams.post("", **creates(schemas.TeamRead, 409, 422))
 async def create_team(
-    data: TeamCreate, request: Request, session: SessionDep, _: Admin
-) -> TeamRead:
+    data: schemas.TeamCreate, request: Request, session: SessionDep, _: Admin
+) -> schemas.TeamRead:
     """Create a team. The first team is the default until another is marked `is_default`."""
     team = await service.create_team(session, data)
     _routing(request)
-    return TeamRead.model_validate(team)
+    return schemas.TeamRead.model_validate(team)
 
 
-@teams.get("", **answers(Page[TeamRead]))
-async def list_teams(session: SessionDep, _: CasesReader) -> Page[TeamRead]:
+@teams.get("", **answers(Page[schemas.TeamRead]))
+async def list_teams(session: SessionDep, _: CasesReader) -> Page[schemas.TeamRead]:
     """Every team, by key."""
     rows = await service.list_teams(session)
-    return Page(items=[TeamRead.model_validate(t) for t in rows], next_cursor=None)
+    return Page(items=[schemas.TeamRead.model_validate(t) for t in rows], next_cursor=None)
 
 
-@teams.get("/{key}", **answers(TeamRead, 404))
-async def get_team(key: str, session: SessionDep, _: CasesReader) -> TeamRead:
+@teams.get("/{key}", **answers(schemas.TeamRead, 404))
+async def get_team(key: str, session: SessionDep, _: CasesReader) -> schemas.TeamRead:
     """One team."""
-    return TeamRead.model_validate(await service.get_team(session, key))
+    return schemas.TeamRead.model_validate(await service.get_team(session, key))
 
 
-@teams.patch("/{key}", **answers(TeamRead, 404, 422))
+@teams.patch("/{key}", **answers(schemas.TeamRead, 404, 422))
 async def update_team(
-    key: str, data: TeamUpdate, request: Request, session: SessionDep, _: Admin
-) -> TeamRead:
+    key: str, data: schemas.TeamUpdate, request: Request, session: SessionDep, _: Admin
+) -> schemas.TeamRead:
     """Change a team's name, SLA targets or escalation team, or make it the default."""
     team = await service.update_team(session, key, data)
     _routing(request)
-    return TeamRead.model_validate(team)
+    return schemas.TeamRead.model_validate(team)
 
 
 @teams.delete("/{key}", **empties(404, 409))
@@ -78,7 +69,7 @@ async def delete_team(key: str, request: Request, session: SessionDep, _: Admin)
     return Response(status_code=204)
 
 
-def _rule_response(rule: RuleRead, status_code: int = 200) -> Response:
+def _rule_response(rule: schemas.RuleRead, status_code: int = 200) -> Response:
     return Response(
         rule.model_dump_json(),
         status_code=status_code,
@@ -87,9 +78,9 @@ def _rule_response(rule: RuleRead, status_code: int = 200) -> Response:
     )
 
 
-@rules.post("/rules", **creates(RuleRead, 422))
+@rules.post("/rules", **creates(schemas.RuleRead, 422))
 async def create_rule(
-    data: RuleCreate, request: Request, session: SessionDep, principal: Admin
+    data: schemas.RuleCreate, request: Request, session: SessionDep, principal: Admin
 ) -> Response:
     """Add a rule to the table. Its conditions are checked now: a bad field, operator or value
     is a 422 whose `errors` point at the condition (`conditions.all[2].any[0].op`)."""
@@ -98,24 +89,24 @@ async def create_rule(
     return _rule_response(service.rule_read(rule), status.HTTP_201_CREATED)
 
 
-@rules.get("/rules", **answers(Page[RuleRead]))
-async def list_rules(session: SessionDep, _: Admin) -> Page[RuleRead]:
+@rules.get("/rules", **answers(Page[schemas.RuleRead]))
+async def list_rules(session: SessionDep, _: Admin) -> Page[schemas.RuleRead]:
     """The rule table in evaluation order: priority, then creation. Disabled rules keep their
     place but are skipped."""
     rows = await service.list_rules(session)
     return Page(items=[service.rule_read(r) for r in rows], next_cursor=None)
 
 
-@rules.get("/rules/{rule_id}", **answers(RuleRead, 404))
+@rules.get("/rules/{rule_id}", **answers(schemas.RuleRead, 404))
 async def get_rule(rule_id: uuid.UUID, session: SessionDep, _: Admin) -> Response:
     """One rule, with its version as the ETag."""
     return _rule_response(service.rule_read(await service.get_rule(session, rule_id)))
 
 
-@rules.patch("/rules/{rule_id}", **answers(RuleRead, 404, 412, 422, 428))
+@rules.patch("/rules/{rule_id}", **answers(schemas.RuleRead, 404, 412, 422, 428))
 async def update_rule(
     rule_id: uuid.UUID,
-    data: RuleUpdate,
+    data: schemas.RuleUpdate,
     request: Request,
     session: SessionDep,
     principal: Admin,
@@ -144,13 +135,13 @@ async def delete_rule(
     return Response(status_code=204)
 
 
-@rules.get("/rules/{rule_id}/versions", **answers(Page[RuleVersionRead], 404))
+@rules.get("/rules/{rule_id}/versions", **answers(Page[schemas.RuleVersionRead], 404))
 async def list_rule_versions(
     rule_id: uuid.UUID, session: SessionDep, _: Admin
-) -> Page[RuleVersionRead]:
+) -> Page[schemas.RuleVersionRead]:
     """Every version of a rule, newest first: the whole rule, who changed it and when."""
     rows = await service.rule_versions(session, rule_id)
     return Page(
-        items=[RuleVersionRead.model_validate(r, from_attributes=True) for r in rows],
+        items=[schemas.RuleVersionRead.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=None,
     )

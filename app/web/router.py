@@ -25,17 +25,7 @@ from app.core.db import utcnow
 from app.core.errors import NotFound
 from app.core.ratelimit import RateLimiter
 from app.feedback.schemas import MAX_COMMENT_LENGTH
-from app.web import pages
-from app.web.followup import (
-    FOLLOWUP_PAGE_ID,
-    AnswerInvalid,
-    LinkState,
-    LinkView,
-    answer,
-    chosen_score,
-    look_up,
-    parse_answer,
-)
+from app.web import followup, pages
 from app.web.i18n import TEXT, WIDGET_TEXT, negotiate
 
 logger = logging.getLogger(__name__)
@@ -113,14 +103,14 @@ def _html(page: pages.Page) -> HTMLResponse:
 def _attempt_refused(request: Request, settings: Settings, language: str) -> pages.Page | None:
     """Every try of a token counts against its client address: a few a minute at most."""
     limiter: RateLimiter = request.app.state.rate_limiter
-    counter = (FOLLOWUP_PAGE_ID, limiter.client_address(request))
+    counter = (followup.FOLLOWUP_PAGE_ID, limiter.client_address(request))
     wait = limiter.take(counter, 1, settings.followup_attempts_per_minute)
     if wait is None:
         return None
     return pages.notice(language, "limited", headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
-def _refusal(view: LinkView, language: str, settings: Settings) -> pages.Page:
+def _refusal(view: followup.LinkView, language: str, settings: Settings) -> pages.Page:
     return pages.notice(language, view.state.value, days=round(settings.followup_ttl_days))
 
 
@@ -131,10 +121,12 @@ async def _followup(request: Request, token: str) -> pages.Page:
     if refused is not None:
         return refused
     database = request.app.state.database
-    view = await look_up(database, token, ttl_days=settings.followup_ttl_days, now=utcnow())
+    view = await followup.look_up(
+        database, token, ttl_days=settings.followup_ttl_days, now=utcnow()
+    )
     link = view.link
     language = negotiate(link.customer_locale if link else None, accept_language)
-    if view.state is not LinkState.OPEN or link is None:
+    if view.state is not followup.LinkState.OPEN or link is None:
         return _refusal(view, language, settings)
     if request.method == "GET":
         return pages.question(language, number=link.number, comment_limit=MAX_COMMENT_LENGTH)
@@ -147,8 +139,8 @@ async def _followup(request: Request, token: str) -> pages.Page:
     }
     kept_comment = (form.get("comment") or [""])[0]
     try:
-        score, comment = parse_answer(form)
-        outcome = await answer(
+        score, comment = followup.parse_answer(form)
+        outcome = await followup.answer(
             database,
             link,
             token,
@@ -157,19 +149,19 @@ async def _followup(request: Request, token: str) -> pages.Page:
             settings=settings,
             identities=request.app.state.identities,
         )
-    except AnswerInvalid as invalid:
+    except followup.AnswerInvalid as invalid:
         errors: dict[str, str] = {
             name: message for name, message in messages.items() if name in invalid.fields
         }
         return pages.question(
             language,
             number=link.number,
-            score=chosen_score(form),
+            score=followup.chosen_score(form),
             comment=kept_comment.replace("\x00", ""),
             errors=errors or {"score": messages["score"]},
             comment_limit=MAX_COMMENT_LENGTH,
         )
-    if isinstance(outcome, LinkView):
+    if isinstance(outcome, followup.LinkView):
         return _refusal(outcome, language, settings)
     return pages.thanks(language, reopened=outcome)
 
