@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self, TypeVar, cast
@@ -162,6 +162,26 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
         await self.engine.dispose()
+
+
+async def in_batches(
+    database: Database,
+    step: Callable[[asyncpg.Connection], Awaitable[int]],
+    batch: int,
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Run `step` (one batch of a long chore, answering how many rows it took) a short
+    transaction at a time until a batch comes back short; answer the total. `between` runs
+    between batches (a worker lets its other jobs take their turn there)."""
+    total = 0
+    while True:
+        async with database.raw() as conn, conn.transaction():
+            count = await step(conn)
+        total += count
+        if count < batch:
+            return total
+        if between is not None:
+            await between()
 
 
 def _pooled_connect_args() -> dict[str, Any]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from app.core.db import Database
+import asyncpg
+
+from app.core.db import Database, in_batches
 
 BATCH = 5000
 
@@ -36,13 +38,9 @@ async def delete_delivered(
     between: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Delete messages delivered before `before`, a batch at a time; answer how many."""
-    deleted = 0
-    while True:
-        async with database.raw() as conn, conn.transaction():
-            status = await conn.execute(_DELETE, before, BATCH)
-        count = int(status.split()[-1])
-        deleted += count
-        if count < BATCH:
-            return deleted
-        if between is not None:
-            await between()
+
+    async def step(conn: asyncpg.Connection) -> int:
+        status = await conn.execute(_DELETE, before, BATCH)
+        return int(status.split()[-1])
+
+    return await in_batches(database, step, BATCH, between)

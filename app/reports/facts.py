@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import asyncpg
+
 from app.cases.models import ACTIVE_STATUSES
-from app.core.db import Database
+from app.core.db import Database, in_batches
 from app.reports.models import case_facts, loop_items
 
 FOLD_BATCH = 20_000
@@ -159,13 +161,9 @@ async def fold(
 ) -> int:
     """Refresh the facts of the marked cases, a batch of marks a transaction; answer how many
     marks were taken."""
-    folded = 0
-    while True:
-        async with database.raw() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _FOLD_LOCK)
-            count = int(await conn.fetchval(FOLD_SQL, batch))
-        folded += count
-        if count < batch:
-            return folded
-        if between is not None:
-            await between()
+
+    async def step(conn: asyncpg.Connection) -> int:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _FOLD_LOCK)
+        return int(await conn.fetchval(FOLD_SQL, batch))
+
+    return await in_batches(database, step, batch, between)

@@ -20,10 +20,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import Database
+from app.core.db import Database, in_batches
 from app.reports.schemas import ScoreGroup
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
@@ -211,12 +212,8 @@ async def compact(
     between: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Fold the appended counts, a batch a transaction; answer how many were folded."""
-    folded = 0
-    while True:
-        async with database.raw() as conn, conn.transaction():
-            count = int(await conn.fetchval(COMPACT_SQL, batch))
-        folded += count
-        if count < batch:
-            return folded
-        if between is not None:
-            await between()
+
+    async def step(conn: asyncpg.Connection) -> int:
+        return int(await conn.fetchval(COMPACT_SQL, batch))
+
+    return await in_batches(database, step, batch, between)
