@@ -55,6 +55,13 @@ score_rollup = Table(
     Index("ix_report_score_rollup_fresh", "at", postgresql_where=text("NOT compacted")),
 )
 
+
+def _group_keys() -> list[Column[str]]:
+    """The keys a closed-loop figure is grouped by (`LoopGroup`): fresh columns for each table
+    that carries them (a Column belongs to one table)."""
+    return [Column(name, Text) for name in ("team", "channel", "source", "journey_stage")]
+
+
 # One case's closed-loop figures, as of the last fold of it: its grouping keys (the team routing
 # chose at opening, the opening item's channel, source and stage), its state and clocks worked
 # out, and what it gathered since (resolutions, reopenings, told, follow-up answers).
@@ -65,10 +72,7 @@ case_facts = Table(
     Base.metadata,
     Column("case_id", Uuid, primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("team", Text),
-    Column("channel", Text),
-    Column("source", Text),
-    Column("journey_stage", Text),
+    *_group_keys(),
     Column("resolved", Boolean, nullable=False),
     Column("active", Boolean, nullable=False),
     Column("response_seconds", Float),
@@ -96,10 +100,7 @@ loop_items = Table(
     Column("feedback_id", Uuid, primary_key=True),
     Column("case_id", Uuid, nullable=False),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
-    Column("team", Text),
-    Column("channel", Text),
-    Column("source", Text),
-    Column("journey_stage", Text),
+    *_group_keys(),
     Column("followup", Boolean, nullable=False),
     Column("consent", Boolean, nullable=False),
     Column("closed", Boolean, nullable=False),
