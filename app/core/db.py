@@ -14,10 +14,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self, TypeVar, cast
+from typing import Annotated, Any, Protocol, Self, TypeVar, cast
 
 import asyncpg
 from fastapi import Depends, Request
@@ -162,6 +162,19 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
         await self.engine.dispose()
+
+
+class Updated(Protocol):
+    updated_at: datetime
+
+
+def apply_patch(row: Updated, changes: Mapping[str, Any], *, clears: Collection[str] = ()) -> None:
+    """Set a PATCH's given fields on its row and mark the row updated. A null leaves a field as
+    it is, except in the fields of `clears`, where null clears it."""
+    for name, value in changes.items():
+        if value is not None or name in clears:
+            setattr(row, name, value)
+    row.updated_at = utcnow()
 
 
 async def in_batches(

@@ -11,7 +11,7 @@ from sqlalchemy import null, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.crypto import SEALED_PREFIX, SecretBox
-from app.core.db import get_or_404, utcnow
+from app.core.db import apply_patch, get_or_404, utcnow
 from app.core.errors import FieldError, NotFound, ValidationFailed
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.notifications.addresses import AddressRefused, Resolver
@@ -49,14 +49,8 @@ async def create_endpoint(
     """The new endpoint, and its secret in clear (stored sealed when a key is set)."""
     await check_url(resolver, data.url)
     secret = new_secret()
-    endpoint = WebhookEndpoint(
-        url=data.url,
-        event_types=data.event_types,
-        sources=data.sources,
-        description=data.description,
-        enabled=True,
-        secret=box.seal(secret),
-    )
+    # EndpointCreate holds exactly the row's own fields.
+    endpoint = WebhookEndpoint(**data.model_dump(), enabled=True, secret=box.seal(secret))
     session.add(endpoint)
     await session.flush()
     return endpoint, secret
@@ -99,10 +93,7 @@ async def update_endpoint(
         endpoint.failing_since = None
     elif changes.get("enabled") is False:
         changes.setdefault("disabled_reason", "disabled by an admin")
-    for name, value in changes.items():
-        if value is not None or name in ("sources", "description", "disabled_reason"):
-            setattr(endpoint, name, value)
-    endpoint.updated_at = utcnow()
+    apply_patch(endpoint, changes, clears=("sources", "description", "disabled_reason"))
     await session.flush()
     return endpoint
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import get_or_404, utcnow
+from app.core.db import apply_patch, get_or_404, utcnow
 from app.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from app.core.etag import check_if_match
 from app.routing.conditions import LIST, field_kind
@@ -129,11 +129,7 @@ async def update_team(session: AsyncSession, key: str, data: TeamUpdate) -> Team
     if changes.get("escalation_team") is not None:
         _check_not_self(key, changes["escalation_team"])
         await _check_team_exists(session, changes["escalation_team"], "escalation_team")
-    for name, value in changes.items():
-        if value is None and name != "escalation_team":
-            continue  # null means "leave as it is" for every field but the escalation team
-        setattr(team, name, value)
-    team.updated_at = utcnow()
+    apply_patch(team, changes, clears=("escalation_team",))
     await bump_generation(session)
     await session.flush()
     return team
@@ -280,10 +276,8 @@ async def update_rule(
         raise ValidationFailed("The rule is not valid.", errors=errors)
     if "team" in changes:
         await _check_team_exists(session, changes["team"], "team")
-    for name, value in changes.items():
-        setattr(rule, name, value)
+    apply_patch(rule, changes, clears=("assignee",))
     rule.version += 1
-    rule.updated_at = utcnow()
     await session.flush()
     await _record_version(session, rule, "updated", actor)
     return rule
