@@ -57,6 +57,8 @@ class Receiver:
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     server: asyncio.Server | None = None
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    # The client ports of the requests being answered (read, not yet answered).
+    in_flight: set[int] = field(default_factory=set)
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -97,8 +99,13 @@ class Receiver:
                 async with self.arrived:
                     self.received.append(Received(path, headers, body))
                     self.arrived.notify_all()
-                if not await self._answer(path, writer):
-                    return
+                port = writer.get_extra_info("peername")[1]
+                self.in_flight.add(port)
+                try:
+                    if not await self._answer(path, writer):
+                        return
+                finally:
+                    self.in_flight.discard(port)
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:

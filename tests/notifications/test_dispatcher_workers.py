@@ -145,12 +145,18 @@ def _has_logged(log: Path, message: str) -> bool:
     return False
 
 
+def _ports_to(pid: int, port: int) -> set[int]:
+    """The local ports of the process's open connections to the receiver."""
+    return {
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
 def _sends_to(pid: int, port: int) -> bool:
     """The process has a connection open to the receiver."""
-    return any(
-        c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
-        for c in psutil.Process(pid).net_connections(kind="tcp")
-    )
+    return bool(_ports_to(pid, port))
 
 
 async def _undelivered(database: Database) -> list[str]:
@@ -202,6 +208,18 @@ async def test_killing_a_worker_mid_flight_loses_no_message(
                 return delivered >= 30 and all(_sends_to(w.pid, receiver.port) for w in workers)
 
             await eventually(both_sending, within=10)
+
+            async def victim_mid_send() -> bool:
+                # Frozen while the receiver holds one of its requests, the victim dies holding
+                # that message's lease, so the survivor must take it over (a victim killed
+                # between two claims would hold none, and the test would prove nothing).
+                victim.send_signal(signal.SIGSTOP)
+                if _ports_to(victim.pid, receiver.port) & receiver.in_flight:
+                    return True
+                victim.send_signal(signal.SIGCONT)
+                return False
+
+            await eventually(victim_mid_send, within=10)
             victim.kill()  # SIGKILL: no chance to finish or record anything
             assert await asyncio.wait_for(victim.wait(), 10) == -signal.SIGKILL
             async with committed.raw() as conn:
