@@ -18,9 +18,10 @@ What links, for each stored item in the order sent (`link_customers`):
 - A verified item verifies the claimed identities it carries.
 
 On the ingest hot path: a set of items costs the same few statements whatever its size (a
-savepoint, lock and read the records of its identities, and when some are new, record those and
-lock and read again; write the changes), plus one per merge. Writers lock the customer records
-they touch in id order, so two items of one customer, sent at once, link one after the other.
+savepoint, lock and read the records of its identities, and when some are new, record those,
+an all-new verified item's in one record; write the changes), plus one per merge. Writers lock
+the customer records they touch in id order, so two items of one customer, sent at once, link
+one after the other.
 """
 
 from __future__ import annotations
@@ -32,17 +33,21 @@ from typing import Any
 import asyncpg
 
 from app.cases.identity import customer_identities
+from app.core.db import uuid7
 
 _ACTIVE = "status IN ('open', 'in_progress', 'waiting_on_customer')"
 
-# The new identities, each in a record of its own (merged below when a verified item links it);
-# a known one is left as it is. The customer rows are written by the same statement, so the
-# foreign key holds at its end; their ids (time-ordered, as uuid7's) are answered.
+# The new identities, in the records given ($8: an all-new verified item's identities share one,
+# any other new identity has one of its own, merged below when a verified item links it); a
+# known one is left as it is. The customer rows are written by the same statement, so the
+# foreign key holds at its end. The identities recorded are answered as `_LOCK_MEMBERS` reads
+# them: their records, made here, are this transaction's alone until it commits.
 _RECORD_NEW = """
 WITH n AS (
-    SELECT closeloop_uuid7() AS id, closeloop_uuid7() AS customer_id, n.*
+    SELECT closeloop_uuid7() AS id, n.*
     FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::uuid[],
-        $7::timestamptz[]) AS n(kind, value, verified, source, channel, feedback_id, at)
+        $7::timestamptz[], $8::uuid[])
+        AS n(kind, value, verified, source, channel, feedback_id, at, customer_id)
 ),
 i AS (
     INSERT INTO customer_identity (id, customer_id, kind, value, verified, verified_at, source,
@@ -51,9 +56,14 @@ i AS (
         channel, feedback_id, at
     FROM n
     ON CONFLICT (value, kind) DO NOTHING
-    RETURNING customer_id, first_seen_at
+    RETURNING id, customer_id, kind, value, verified, verified_at, first_seen_at
+),
+c AS (
+    INSERT INTO customer (id, created_at)
+    SELECT customer_id, min(first_seen_at) FROM i GROUP BY customer_id
 )
-INSERT INTO customer (id, created_at) SELECT customer_id, first_seen_at FROM i RETURNING id
+SELECT id, customer_id, kind, value, verified, verified_at, NULL::timestamptz AS detached_at
+FROM i
 """
 # Lock the records holding these identities, in id order, and read every identity they hold.
 _LOCK_MEMBERS = """
@@ -155,11 +165,17 @@ class _Records:
 
 def _new_identities(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """The columns of `_RECORD_NEW` for each identity the rows carry, as the first row carrying
-    it says (sorted, so that two writers insert in one order)."""
+    it says (sorted, so that two writers insert in one order), with the record each would be
+    made in: the identities a verified item is the first to carry share one (were they all new,
+    linking would merge their records at once), any other has its own."""
     first: dict[tuple[str, str], dict[str, Any]] = {}
+    record: dict[tuple[str, str], uuid.UUID] = {}
     for row in rows:
-        for key in customer_identities(row):
-            first.setdefault(key, row)
+        keys = [key for key in customer_identities(row) if key not in first]
+        shared = uuid7() if row["customer_verified"] else None
+        for key in keys:
+            first[key] = row
+            record[key] = shared or uuid7()
     ordered = sorted(first.items(), key=lambda item: (item[0][1], item[0][0]))
     return [
         [kind for (kind, _), _ in ordered],
@@ -168,6 +184,7 @@ def _new_identities(rows: list[dict[str, Any]]) -> list[list[Any]]:
             [row[column] for _, row in ordered]
             for column in ("customer_verified", "source", "channel", "id", "received_at")
         ),
+        [record[key] for key, _ in ordered],
     ]
 
 
@@ -227,12 +244,18 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
                 fresh: set[uuid.UUID] = set()
                 if missing:
                     new = _only(columns, missing)
-                    fresh = {r["id"] for r in await conn.fetch(_RECORD_NEW, *new)}
-                    # The records of the others are locked already: none can change meanwhile.
-                    more = await conn.fetch(_LOCK_MEMBERS, new[1], new[0])
-                    if not missing <= {(m["kind"], m["value"]) for m in more}:
-                        raise _Moved
-                    members = list({m["id"]: m for m in [*members, *more]}.values())
+                    made = await conn.fetch(_RECORD_NEW, *new)
+                    fresh = {m["customer_id"] for m in made}
+                    members = [*members, *made]
+                    # Recorded meanwhile by another writer: their records are locked and read
+                    # (those of the others are locked already: none can change meanwhile).
+                    late = missing - {(m["kind"], m["value"]) for m in made}
+                    if late:
+                        late_columns = _only(columns, late)
+                        more = await conn.fetch(_LOCK_MEMBERS, late_columns[1], late_columns[0])
+                        if not late <= {(m["kind"], m["value"]) for m in more}:
+                            raise _Moved
+                        members = list({m["id"]: m for m in [*members, *more]}.values())
         except (_Moved, asyncpg.DeadlockDetectedError):
             continue
         return _Records([dict(m) for m in members], fresh=fresh)
