@@ -137,7 +137,7 @@ def loop_statement(group_by: LoopGroup) -> str:
 
 
 # A group's counts, each a sum over its rows: the whole's are the groups' added up.
-_COUNTS = (
+COUNTS = (
     "negative_feedback",
     "negative_with_consent",
     "closed_loop",
@@ -162,7 +162,7 @@ _DURATIONS = (
     ("response_seconds", "first_response_median_seconds", "first_response_p90_seconds"),
     ("resolution_seconds", "resolution_median_seconds", "resolution_p90_seconds"),
 )
-_CASE_FIGURES = (*_COUNTS[3:], *(values for values, _, _ in _DURATIONS))
+_CASE_FIGURES = (*COUNTS[3:], *(values for values, _, _ in _DURATIONS))
 _SECONDS = tuple(name for _, *figures in _DURATIONS for name in figures)
 
 
@@ -226,12 +226,12 @@ async def closed_loop_report(
     from the groups' sorted runs merged (the statement sorted nothing)."""
     bounds = {"start": period.start, "end": period.end}
     rows = (await session.execute(text(loop_statement(group_by)), bounds)).mappings().all()
-    counts = {row["key"]: {name: int(row[name] or 0) for name in _COUNTS} for row in rows}
+    counts = {row["key"]: {name: int(row[name] or 0) for name in COUNTS} for row in rows}
     durations = {
         row["key"]: {values: sorted(row[values] or []) for values, _, _ in _DURATIONS}
         for row in rows
     }
-    whole_counts = {name: sum(group[name] for group in counts.values()) for name in _COUNTS}
+    whole_counts = {name: sum(group[name] for group in counts.values()) for name in COUNTS}
     whole_durations = {
         values: sorted(itertools.chain.from_iterable(d[values] for d in durations.values()))
         for values, _, _ in _DURATIONS

@@ -23,7 +23,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
-from app.reports.closed_loop import loop_figures
+from app.reports.closed_loop import COUNTS, loop_figures
 from app.reports.facts import fold
 from app.reports.rollups import compact
 from app.reports.scores import ordered_keys
@@ -115,26 +115,6 @@ SECONDS = [
     "first_response_p90_seconds",
     "resolution_median_seconds",
     "resolution_p90_seconds",
-]
-COUNTS = [
-    "negative_feedback",
-    "negative_with_consent",
-    "closed_loop",
-    "cases_opened",
-    "cases_resolved",
-    "cases_open",
-    "first_response_decided",
-    "first_response_met",
-    "resolution_decided",
-    "resolution_met",
-    "ever_resolved",
-    "cases_reopened",
-    "customers_told",
-    "told_answered",
-    "followups_answered",
-    "recovered",
-    "change_sum",
-    "change_count",
 ]
 EVERYTHING = ("2025-01-01", "2026-12-31")
 
