@@ -42,7 +42,19 @@ from bench.common import (
 )
 
 DATABASE = "closeloop_bench_footprint"
-TABLES = ("feedback", "feedback_case", "case_feedback", "case_event", "outbox_message")
+TABLES = (
+    "feedback",
+    "feedback_case",
+    "case_feedback",
+    "case_event",
+    "outbox_message",
+    "customer",
+    "customer_identity",
+    "report_score_rollup",
+    "report_case",
+    "report_loop_item",
+    "report_case_dirty",
+)
 COMMENTS = (
     "The parcel arrived two weeks late and support never answered my e-mails",
     "Entrega atrasada e ninguém respondeu, quero o reembolso",
