@@ -25,14 +25,14 @@ CLOSELOOP = str(Path(sys.executable).parent / "closeloop")
 
 
 @asynccontextmanager
-async def own_database(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
-    """A fresh, migrated database (its URL), dropped afterwards: what the processes commit
-    stays out of the other tests' way."""
-    name = f"closeloop_serve_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+async def own_database(pg_server: EmbeddedPostgres, revision: str = "head") -> AsyncIterator[str]:
+    """A fresh database migrated to `revision` (its URL), dropped afterwards: what the
+    processes (or a migration's test) commit stays out of the other tests' way."""
+    name = f"closeloop_own_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     url = pg_server.create_database(name, drop_first=True)
     try:
         # Alembic's env.py runs its own event loop, so it goes to a thread.
-        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(upgrade, url, revision)
         yield url
     finally:
         pg_server.drop_database(name)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from app.core.db import asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import downgrade, upgrade
+from tests.processes import own_database
 
 BEFORE = "uuid7_function"
 
@@ -26,18 +27,13 @@ ITEMS = [
 
 
 async def _connect(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    return await asyncpg.connect(asyncpg_dsn(url))
 
 
 @pytest.fixture
 async def url(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
-    name = f"closeloop_backfill_{os.getpid()}"
-    url = pg_server.create_database(name, drop_first=True)
-    try:
-        await asyncio.to_thread(upgrade, url, BEFORE)
+    async with own_database(pg_server, BEFORE) as url:
         yield url
-    finally:
-        pg_server.drop_database(name)
 
 
 async def _seed(conn: asyncpg.Connection) -> None:

@@ -4,31 +4,27 @@ their items, and the downgrade goes back."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from app.core.db import asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import downgrade, upgrade
+from tests.processes import own_database
 
 BEFORE = "report_rollups"
 
 
 async def _connect(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    return await asyncpg.connect(asyncpg_dsn(url))
 
 
 @pytest.fixture
 async def url(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
-    name = f"closeloop_link_keys_{os.getpid()}"
-    url = pg_server.create_database(name, drop_first=True)
-    try:
-        await asyncio.to_thread(upgrade, url, BEFORE)
+    async with own_database(pg_server, BEFORE) as url:
         yield url
-    finally:
-        pg_server.drop_database(name)
 
 
 async def test_stored_links_take_their_items_source_and_external_id(url: str) -> None:
