@@ -49,6 +49,23 @@ def mentions(*words: str) -> dict[str, Any]:
     return {"field": "comment", "op": "contains_any", "value": list(words)}
 
 
+async def tagging_rules(admin: httpx.AsyncClient) -> None:
+    """Three rules of one team that each tag a complaint and set its priority: "slow" (speed),
+    "refund" (high; refund, speed, money) and "typo" (low; copy)."""
+    await make_rule(admin, "support", mentions("slow"), priority=1, add_tags=["speed"])
+    await make_rule(
+        admin,
+        "support",
+        mentions("refund"),
+        priority=2,
+        case_priority="high",
+        add_tags=["refund", "speed", "money"],
+    )
+    await make_rule(
+        admin, "support", mentions("typo"), priority=3, case_priority="low", add_tags=["copy"]
+    )
+
+
 def person(external_id: str | None = None, **details: Any) -> dict[str, Any]:
     """A customer block: only what is given."""
     return {"external_id": external_id, **details} if external_id else details

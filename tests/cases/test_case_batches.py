@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.core.config import Settings
 from tests.builders import feedback_body, open_case, read_case, register_endpoint
 from tests.builders import webhooks_on_loopback as loopback
-from tests.cases.helpers import make_rule, make_team, mentions, person, timeline
+from tests.cases.helpers import make_rule, make_team, mentions, person, tagging_rules, timeline
 
 pytestmark = pytest.mark.usefixtures("support")
 
@@ -74,18 +74,7 @@ def complaints(customer: str) -> list[dict[str, Any]]:
 async def test_a_batch_leaves_a_case_as_the_same_complaints_sent_one_by_one(
     admin: httpx.AsyncClient, connection: AsyncConnection
 ) -> None:
-    await make_rule(admin, "support", mentions("slow"), priority=1, add_tags=["speed"])
-    await make_rule(
-        admin,
-        "support",
-        mentions("refund"),
-        priority=2,
-        case_priority="high",
-        add_tags=["refund", "speed", "money"],
-    )
-    await make_rule(
-        admin, "support", mentions("typo"), priority=3, case_priority="low", add_tags=["copy"]
-    )
+    await tagging_rules(admin)
     alone = [await open_case(admin, **body) for body in complaints("cus_alone")]
     batched = await case_of(admin, (await send_batch(admin, complaints("cus_batch")))[0])
 

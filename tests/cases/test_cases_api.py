@@ -33,6 +33,7 @@ from tests.cases.helpers import (
     move_to,
     person,
     queue,
+    tagging_rules,
     timeline,
 )
 
@@ -346,18 +347,7 @@ async def test_a_join_merges_the_rules_tags_and_keeps_the_most_urgent_priority(
     admin: httpx.AsyncClient,
 ) -> None:
     await make_team(admin, "support")
-    await make_rule(admin, "support", mentions("slow"), priority=1, add_tags=["speed"])
-    await make_rule(
-        admin,
-        "support",
-        mentions("refund"),
-        priority=2,
-        case_priority="high",
-        add_tags=["refund", "speed", "money"],
-    )
-    await make_rule(
-        admin, "support", mentions("typo"), priority=3, case_priority="low", add_tags=["copy"]
-    )
+    await tagging_rules(admin)
     opened = await open_case(admin, comment="The app is slow")
     assert (opened["priority"], opened["tags"]) == ("normal", ["speed"])
 
