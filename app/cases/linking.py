@@ -165,17 +165,14 @@ class _Records:
 
 def _new_identities(rows: list[dict[str, Any]]) -> list[list[Any]]:
     """The columns of `_RECORD_NEW` for each identity the rows carry, as the first row carrying
-    it says (sorted, so that two writers insert in one order), with the record each would be
-    made in: the identities a verified item is the first to carry share one (were they all new,
-    linking would merge their records at once), any other has its own."""
+    it says (sorted, so that two writers insert in one order), the last one the record each
+    would be made in, as a label (`_record_ids` makes the ids, for the new ones only): the
+    identities a verified item is the first to carry share one (were they all new, linking
+    would merge their records at once), any other has its own."""
     first: dict[tuple[str, str], dict[str, Any]] = {}
-    record: dict[tuple[str, str], uuid.UUID] = {}
     for row in rows:
-        keys = [key for key in customer_identities(row) if key not in first]
-        shared = uuid7() if row["customer_verified"] else None
-        for key in keys:
-            first[key] = row
-            record[key] = shared or uuid7()
+        for key in customer_identities(row):
+            first.setdefault(key, row)
     ordered = sorted(first.items(), key=lambda item: (item[0][1], item[0][0]))
     return [
         [kind for (kind, _), _ in ordered],
@@ -184,8 +181,17 @@ def _new_identities(rows: list[dict[str, Any]]) -> list[list[Any]]:
             [row[column] for _, row in ordered]
             for column in ("customer_verified", "source", "channel", "id", "received_at")
         ),
-        [record[key] for key, _ in ordered],
+        [row["id"] if row["customer_verified"] else key for key, row in ordered],
     ]
+
+
+def _record_ids(labels: list[Any]) -> list[uuid.UUID]:
+    """A new record's id for each label, one per distinct label."""
+    ids: dict[Any, uuid.UUID] = {}
+    for label in labels:
+        if label not in ids:
+            ids[label] = uuid7()
+    return [ids[label] for label in labels]
 
 
 async def link_customers(
@@ -244,7 +250,7 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
                 fresh: set[uuid.UUID] = set()
                 if missing:
                     new = _only(columns, missing)
-                    made = await conn.fetch(_RECORD_NEW, *new)
+                    made = await conn.fetch(_RECORD_NEW, *new[:-1], _record_ids(new[-1]))
                     fresh = {m["customer_id"] for m in made}
                     members = [*members, *made]
                     # Recorded meanwhile by another writer: their records are locked and read
