@@ -66,16 +66,24 @@ SELECT id, customer_id, kind, value, verified, verified_at, NULL::timestamptz AS
 FROM i
 """
 # Lock the records holding these identities, in id order, and read every identity they hold.
+# Each identity and each record's members are found by an index probe of their own (LATERAL):
+# as a join, the planner's guess of how many records a set of identities locks let it scan the
+# whole customer and identity tables, some 8 ms a call at 20,000 customers, growing with them.
 _LOCK_MEMBERS = """
 WITH locked AS (
     SELECT id FROM customer WHERE id IN (
-        SELECT customer_id FROM customer_identity
-        WHERE (value, kind) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        SELECT i.customer_id FROM unnest($1::text[], $2::text[]) AS u(value, kind)
+        CROSS JOIN LATERAL (
+            SELECT customer_id FROM customer_identity
+            WHERE value = u.value AND kind = u.kind LIMIT 1
+        ) i
     )
     ORDER BY id FOR UPDATE
 )
-SELECT id, customer_id, kind, value, verified, verified_at, detached_at
-FROM customer_identity WHERE customer_id IN (SELECT id FROM locked)
+SELECT m.id, m.customer_id, m.kind, m.value, m.verified, m.verified_at, m.detached_at
+FROM locked CROSS JOIN LATERAL (
+    SELECT * FROM customer_identity WHERE customer_id = locked.id
+) m
 """
 _MOVE = """
 UPDATE customer_identity i SET customer_id = u.customer_id, verified = u.verified,

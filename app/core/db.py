@@ -270,6 +270,7 @@ class BoundDatabase(Database):
         super().__init__(connection.engine, None)
         self.connection = connection
         self._turn = _TaskLock()
+        self._begun = False
         session_class = type("BoundSession", (_TurnTakingSession,), {"turn": self._turn})
         self.sessionmaker = async_sessionmaker(
             bind=connection,
@@ -282,6 +283,11 @@ class BoundDatabase(Database):
     async def raw(self) -> AsyncIterator[asyncpg.Connection]:
         await self._turn.acquire()
         try:
+            if not self._begun:
+                # SQLAlchemy's driver adapter sends the outer BEGIN with the first statement it
+                # runs: before that, the driver's own statements would commit on their own.
+                await self.connection.exec_driver_sql("SELECT 1")
+                self._begun = True
             raw = await self.connection.get_raw_connection()
             driver: Any = raw.driver_connection
             yield driver
