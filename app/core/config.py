@@ -60,9 +60,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=6000, ge=0)
     # Group commit of single-item ingest (app/feedback/group.py): concurrent items of one process
     # are written together, at most this many in one transaction, once the first has waited
-    # this long (milliseconds).
+    # this long (milliseconds), by up to `ingest_group_writers` transactions at once.
     ingest_group_max: int = Field(default=256, ge=1, le=1000)
     ingest_group_wait_ms: float = Field(default=2, ge=0, le=1000)
+    ingest_group_writers: int = Field(default=2, ge=1, le=8)
     # CIDRs of the proxies whose X-Forwarded-For tells the client address (none by default).
     trusted_proxies: str = ""
 

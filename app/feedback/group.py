@@ -3,9 +3,12 @@
 Each request does its own work (validate, derive) and then hands its item to the process's
 `GroupCommit`, which sends what has gathered, up to `max_items`, once the oldest item has waited
 `wait_s` (or at once when the group is full), through one `write` call, and answers each request
-with its own item's outcome once that call has returned (committed). One group is written at a
-time: while it is, the next one gathers, so the busier the process the larger the groups, and
-an idle one adds at most `wait_s` to a request.
+with its own item's outcome once that call has returned (committed). Up to `writers` groups are
+written at once, each in its own transaction: while they are, the next one gathers, so the
+busier the process the larger the groups, and an idle one adds at most `wait_s` to a request.
+One writer spends most of a group's time waiting on PostgreSQL's round trips and commit, while
+the process and the database both idle; a second one fills those waits (measured here: about
+1.4 times the items/s of one on the realistic stream; more than two gained nothing).
 
 A group whose write raises is written again one item at a time, so a bad item (or a deadlock, a
 dropped connection) answers its own request with its error and not its neighbours. A crash loses
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -27,14 +30,19 @@ Write = Callable[[list[Item]], Awaitable[Sequence[Result | Exception]]]
 
 
 class GroupCommit(Generic[Item, Result]):
-    def __init__(self, write: Write[Item, Result], *, max_items: int, wait_s: float) -> None:
+    def __init__(
+        self, write: Write[Item, Result], *, max_items: int, wait_s: float, writers: int = 1
+    ) -> None:
         assert max_items >= 1
+        assert writers >= 1
         self.write = write
         self.max_items = max_items
         self.wait_s = wait_s
+        self.writers = writers
         # Each item with its request's future and the time it arrived.
         self._pending: list[tuple[Item, asyncio.Future[Result], float]] = []
         self._full = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
@@ -42,6 +50,7 @@ class GroupCommit(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future, loop.time()))
+        self._arrived.set()
         if len(self._pending) >= self.max_items:
             self._full.set()
         if self._writer is None:
@@ -59,17 +68,35 @@ class GroupCommit(Generic[Item, Result]):
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        writing: set[asyncio.Task[None]] = set()
         try:
-            while self._pending:
-                wait = self._pending[0][2] + self.wait_s - loop.time()
-                if len(self._pending) < self.max_items and wait > 0:
-                    self._full.clear()
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), wait)
-                group = [(item, future) for item, future, _ in self._pending[: self.max_items]]
-                del self._pending[: self.max_items]
-                await self._write(group)
+            while True:
+                writing = {task for task in writing if not task.done()}
+                if not self._pending and not writing:
+                    break
+                if self._pending and len(writing) < self.writers:
+                    wait = self._pending[0][2] + self.wait_s - loop.time()
+                    if len(self._pending) < self.max_items and wait > 0:
+                        self._full.clear()
+                        with suppress(TimeoutError):
+                            await asyncio.wait_for(self._full.wait(), wait)
+                    group = [(item, f) for item, f, _ in self._pending[: self.max_items]]
+                    del self._pending[: self.max_items]
+                    writing.add(asyncio.create_task(self._write(group)))
+                    continue
+                # Every writer busy: until one is done. Or nothing waiting: until an item comes.
+                waiters: set[asyncio.Future[Any]] = set(writing)
+                arrived = None
+                if len(writing) < self.writers:
+                    self._arrived.clear()
+                    arrived = asyncio.ensure_future(self._arrived.wait())
+                    waiters.add(arrived)
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if arrived is not None:
+                    arrived.cancel()
         finally:
+            for task in writing:
+                task.cancel()
             self._writer = None
 
     async def _write(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:

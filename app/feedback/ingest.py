@@ -79,6 +79,7 @@ def ingest_groups(
         write,
         max_items=settings.ingest_group_max,
         wait_s=settings.ingest_group_wait_ms / 1000,
+        writers=settings.ingest_group_writers,
     )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.config import Settings
-from app.core.db import BoundDatabase
+from app.core.db import BoundDatabase, Database
 from app.feedback.group import GroupCommit
 from app.main import create_app
 from tests.builders import feedback_body, make_api_key, register_endpoint, webhooks_on_loopback
@@ -205,3 +205,77 @@ async def test_a_lone_item_is_sent_after_the_wait() -> None:
     groups: GroupCommit[int, int] = GroupCommit(write, max_items=256, wait_s=0.001)
     assert await groups.submit(7) == 7
     await groups.wait_idle()
+
+
+@pytest.mark.parametrize("writers", [1, 2])
+async def test_groups_are_written_by_as_many_writers_at_once_as_set(writers: int) -> None:
+    # Each write holds until the test lets it go, so what is in flight at once shows.
+    release = asyncio.Event()
+    in_flight: list[list[int]] = []
+    most = 0
+
+    async def write(group: list[int]) -> list[int | Exception]:
+        nonlocal most
+        in_flight.append(group)
+        most = max(most, len(in_flight))
+        await release.wait()
+        in_flight.remove(group)
+        return [item + 100 for item in group]
+
+    groups: GroupCommit[int, int] = GroupCommit(write, max_items=2, wait_s=600, writers=writers)
+    answers = asyncio.gather(*(groups.submit(item) for item in range(6)))
+    for _ in range(20):  # let the writer send whatever it may
+        await asyncio.sleep(0)
+    assert most == writers
+    assert in_flight == [[0, 1], [2, 3]][:writers]
+    release.set()
+    # Each request is answered with its own item's outcome, whichever writer wrote it.
+    assert await answers == [100, 101, 102, 103, 104, 105]
+    await groups.wait_idle()
+
+
+async def test_groups_written_at_once_link_new_customers_and_join_their_cases(
+    committed: Database, settings: Settings
+) -> None:
+    """Two writers, each with a group holding one complaint of each of three customers seen
+    for the first time: the records they make and the cases they open meet in the database,
+    in two transactions at once, and end as if the complaints had come one by one."""
+    key = await make_api_key(committed, "admin", name="admin")
+    grouped = settings.model_copy(
+        update={"ingest_group_max": 3, "ingest_group_wait_ms": 600_000, "ingest_group_writers": 2}
+    )
+    bodies = [
+        feedback_body(
+            comment=f"complaint {n} of customer {c}",
+            score=n,
+            customer={"external_id": f"cus_new_{c}", "email": f"new{c}@example.com"},
+        )
+        for n in range(4)
+        for c in range(3)
+    ]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(grouped, committed)),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as client:
+        answers = await asyncio.gather(*(client.post("/v1/feedback", json=b) for b in bodies))
+        assert [a.status_code for a in answers] == [201] * 12
+        cases: dict[str, set[str]] = {}
+        for body, answer in zip(bodies, answers, strict=True):
+            customer = body["customer"]["external_id"]
+            cases.setdefault(customer, set()).add(answer.json()["case"]["id"])
+        assert all(len(ids) == 1 for ids in cases.values()), cases
+        assert len({ids.pop() for ids in cases.values()}) == 3
+        for c in range(3):
+            view = (await client.get(f"/v1/customers/cus_new_{c}")).json()
+            assert sorted(i["value"] for i in view["identities"]) == [
+                f"cus_new_{c}",
+                f"new{c}@example.com",
+            ]
+    async with committed.raw() as conn:
+        groups = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM feedback")
+        records = await conn.fetchval("SELECT count(*) FROM customer")
+        per_case = await conn.fetch("SELECT count(*) FROM case_feedback GROUP BY case_id")
+    assert groups == 4
+    assert records == 3
+    assert sorted(r[0] for r in per_case) == [4, 4, 4]
