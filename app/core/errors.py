@@ -51,10 +51,40 @@ class Problem(BaseModel):
     )
 
 
+# The statuses an AppError answers with: the code and title of its class, and the description
+# of that answer in a route's OpenAPI responses (problem_responses).
+_STATUSES: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "Bad request", "Malformed request (e.g. the body is not JSON)"),
+    401: ("unauthorized", "Missing or invalid API key", "Missing, unknown or revoked API key"),
+    403: ("forbidden", "Forbidden", "The API key lacks the scope, source or origin"),
+    404: ("not_found", "Not found", "Not found"),
+    409: ("conflict", "Conflict", "Conflict with the current state"),
+    412: ("precondition_failed", "Precondition failed", "The If-Match version is stale"),
+    413: ("payload_too_large", "Payload too large", "The body is too large"),
+    415: ("unsupported_media_type", "Unsupported media type", "The body is not JSON"),
+    422: (
+        "validation_failed",
+        "The request is not valid",
+        "The request is not valid; `errors` lists the fields",
+    ),
+    428: ("precondition_required", "Precondition required", "If-Match is required"),
+    429: ("rate_limited", "Too many requests", "Rate limit exceeded; see Retry-After"),
+    503: ("unavailable", "Service unavailable", "Not ready"),
+}
+
+
 class AppError(Exception):
     status = 500
     code = "internal_error"
     title = "Internal server error"
+
+    def __init_subclass__(cls, status: int | None = None, **kwargs: Any) -> None:
+        """`class NotFound(AppError, status=404)` takes its code and title from _STATUSES; a
+        feature's subclass of it keeps them, or names its own code in its body."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+            cls.code, cls.title, _ = _STATUSES[status]
 
     def __init__(
         self,
@@ -86,56 +116,43 @@ class AppError(Exception):
         )
 
 
-class BadRequest(AppError):
-    status, code, title = 400, "bad_request", "Bad request"
+class BadRequest(AppError, status=400): ...
 
 
-class Unauthorized(AppError):
-    status, code, title = 401, "unauthorized", "Missing or invalid API key"
-
+class Unauthorized(AppError, status=401):
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(detail, **kwargs)
 
 
-class Forbidden(AppError):
-    status, code, title = 403, "forbidden", "Forbidden"
+class Forbidden(AppError, status=403): ...
 
 
-class NotFound(AppError):
-    status, code, title = 404, "not_found", "Not found"
+class NotFound(AppError, status=404): ...
 
 
-class Conflict(AppError):
-    status, code, title = 409, "conflict", "Conflict"
+class Conflict(AppError, status=409): ...
 
 
-class PreconditionFailed(AppError):
-    status, code, title = 412, "precondition_failed", "Precondition failed"
+class PreconditionFailed(AppError, status=412): ...
 
 
-class PayloadTooLarge(AppError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
+class PayloadTooLarge(AppError, status=413): ...
 
 
-class UnsupportedMediaType(AppError):
-    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+class UnsupportedMediaType(AppError, status=415): ...
 
 
-class ValidationFailed(AppError):
-    status, code, title = 422, "validation_failed", "The request is not valid"
+class ValidationFailed(AppError, status=422): ...
 
 
-class PreconditionRequired(AppError):
-    status, code, title = 428, "precondition_required", "Precondition required"
+class PreconditionRequired(AppError, status=428): ...
 
 
-class TooManyRequests(AppError):
-    status, code, title = 429, "rate_limited", "Too many requests"
+class TooManyRequests(AppError, status=429): ...
 
 
-class ServiceUnavailable(AppError):
-    status, code, title = 503, "unavailable", "Service unavailable"
+class ServiceUnavailable(AppError, status=503): ...
 
 
 def field_path(loc: Sequence[int | str]) -> str:
@@ -269,22 +286,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)
 
 
-_DESCRIPTIONS = {
-    400: "Malformed request (e.g. the body is not JSON)",
-    401: "Missing, unknown or revoked API key",
-    403: "The API key lacks the scope, source or origin",
-    404: "Not found",
-    409: "Conflict with the current state",
-    412: "The If-Match version is stale",
-    413: "The body is too large",
-    415: "The body is not JSON",
-    422: "The request is not valid; `errors` lists the fields",
-    428: "If-Match is required",
-    429: "Rate limit exceeded; see Retry-After",
-    503: "Not ready",
-}
-
-
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for a route's error answers (their media type is fixed up in main)."""
-    return {s: {"model": Problem, "description": _DESCRIPTIONS[s]} for s in statuses}
+    return {s: {"model": Problem, "description": _STATUSES[s][2]} for s in statuses}
