@@ -4,8 +4,7 @@ timeline."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import case_number
 from app.cases.models import ACTIVE_STATUSES, Case, CaseEvent
-from app.cases.schemas import CaseSort, CaseStatus, CaseSummary
+from app.cases.schemas import CaseFilter, CaseSort, CaseStatus, CaseSummary
 from app.core.db import get_or_404
 from app.core.errors import NotFound
 from app.core.schemas import (
@@ -168,44 +167,38 @@ def _order_and_after(query: Select[Case], sort: CaseSort, cursor: str | None) ->
 
 async def list_cases(
     session: AsyncSession,
+    filters: CaseFilter,
     *,
-    statuses: Iterable[str] | None,
-    team: str | None,
-    assignee: str | None,
-    priority: str | None,
-    breached: bool | None,
-    customer: ColumnElement[bool] | None,
-    tag: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
-    sort: CaseSort,
+    customer_cases: ColumnElement[bool] | None,
     limit: int,
     cursor: str | None,
     case_items: CaseItems,
 ) -> tuple[list[dict[str, Any]], str | None]:
+    """`customer_cases` is the cases of `filters.customer`'s record (customers.customer_scope)."""
     query = select(Case)
-    statuses = list(statuses or [])
+    statuses = list(filters.status or [])
     if len(statuses) == 1:
         query = query.where(Case.status == statuses[0])
     elif statuses:
         query = query.where(Case.status.in_(statuses))
-    if team is not None:
-        query = query.where(Case.team == team)
-    if assignee is not None:
-        query = query.where(Case.assignee == assignee)
-    if priority is not None:
-        query = query.where(Case.priority == priority)
-    if breached is not None:
+    if filters.team is not None:
+        query = query.where(Case.team == filters.team)
+    if filters.assignee is not None:
+        query = query.where(Case.assignee == filters.assignee)
+    if filters.priority is not None:
+        query = query.where(Case.priority == filters.priority)
+    if filters.breached is not None:
         flagged = Case.first_response_breached | Case.resolution_breached
-        query = query.where(flagged if breached else ~flagged)
-    if customer is not None:
-        query = query.where(customer)
-    if tag is not None:
-        query = query.where(Case.tags.contains([tag]))
-    if created_from is not None:
-        query = query.where(Case.created_at >= created_from)
-    if created_to is not None:
-        query = query.where(Case.created_at < created_to)
+        query = query.where(flagged if filters.breached else ~flagged)
+    if customer_cases is not None:
+        query = query.where(customer_cases)
+    if filters.tag is not None:
+        query = query.where(Case.tags.contains([filters.tag]))
+    if filters.created_from is not None:
+        query = query.where(Case.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(Case.created_at < filters.created_to)
+    sort = filters.sort
     query = _order_and_after(query, sort, cursor).limit(limit + 1)
     cases = list(await session.scalars(query))
     page = cases[:limit]

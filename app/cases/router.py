@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import reads, schemas, service
@@ -16,8 +16,7 @@ from app.core.db import SessionDep
 from app.core.etag import etag
 from app.core.metrics import count_case_resolved
 from app.core.routes import answers, creates, empties
-from app.core.schemas import Page, PageLimit, Timestamp, json_bytes
-from app.routing.schemas import CasePriority
+from app.core.schemas import Page, PageDep, PageLimit, json_bytes
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 customers = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -49,46 +48,21 @@ async def list_cases(
     session: SessionDep,
     case_items: CaseItemsDep,
     _: CasesReader,
-    status: Annotated[
-        list[schemas.CaseStatus] | None, Query(description="Repeat for several.")
-    ] = None,
-    team: str | None = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
-    priority: CasePriority | None = None,
-    breached: bool | None = None,
-    customer: Annotated[
-        str | None, Query(description="The customer's external id, e-mail or phone.")
-    ] = None,
-    tag: str | None = None,
-    created_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
-    created_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
-    sort: Annotated[
-        schemas.CaseSort,
-        Query(
-            description="`resolution_due_at` (default: oldest due first), "
-            "`created_at`, `-created_at`, or `priority` (most urgent, then oldest, first)."
-        ),
-    ] = schemas.CaseSort.RESOLUTION_DUE_AT,
-    limit: PageLimit = 50,
-    cursor: str | None = None,
+    filters: Annotated[schemas.CaseFilter, Depends()],
+    page: PageDep,
 ) -> Response:
     """A queue of cases, a page at a time; pass `next_cursor` back as `cursor`."""
+    # Through the customer's record: asked by e-mail, it finds the case opened by the app item
+    # that carried only the external id linked to that e-mail.
+    customer_cases = None
+    if filters.customer is not None:
+        customer_cases = (await customer_scope(session, filters.customer)).cases()
     items, next_cursor = await reads.list_cases(
         session,
-        statuses=status,
-        team=team,
-        assignee=assignee,
-        priority=priority,
-        breached=breached,
-        # Through the customer's record: asked by e-mail, it finds the case opened by the app
-        # item that carried only the external id linked to that e-mail.
-        customer=None if customer is None else (await customer_scope(session, customer)).cases(),
-        tag=tag,
-        created_from=created_from,
-        created_to=created_to,
-        sort=sort,
-        limit=limit,
-        cursor=cursor,
+        filters,
+        customer_cases=customer_cases,
+        limit=page.limit,
+        cursor=page.cursor,
         case_items=case_items,
     )
     return Response(

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
-from app.core.schemas import LOCALE_PATTERN, ShortText, Tag, email_address, phone_number
+from app.core.schemas import (
+    LOCALE_PATTERN,
+    CustomerQuery,
+    RangeFrom,
+    RangeTo,
+    ShortText,
+    Tag,
+    email_address,
+    phone_number,
+)
 from app.notifications.schemas import NotificationRead
 from app.routing.schemas import CasePriority
 
@@ -30,6 +41,29 @@ class CaseSort(StrEnum):
 
 
 Assignee = ShortText
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilter:
+    """Which cases a queue lists, and in which order: the list route's query parameters
+    (Depends()) and what reads.list_cases takes."""
+
+    status: Annotated[list[CaseStatus] | None, Query(description="Repeat for several.")] = None
+    team: str | None = None
+    assignee: Annotated[str | None, Query(max_length=200)] = None
+    priority: CasePriority | None = None
+    breached: bool | None = None
+    customer: CustomerQuery = None
+    tag: str | None = None
+    created_from: RangeFrom = None
+    created_to: RangeTo = None
+    sort: Annotated[
+        CaseSort,
+        Query(
+            description="`resolution_due_at` (default: oldest due first), "
+            "`created_at`, `-created_at`, or `priority` (most urgent, then oldest, first)."
+        ),
+    ] = CaseSort.RESOLUTION_DUE_AT
 
 
 class CaseCustomer(BaseModel):

@@ -6,11 +6,12 @@ import base64
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictStr
 from pydantic_core import PydanticCustomError
 
@@ -21,6 +22,18 @@ LOCALE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 MAX_PAGE_SIZE = 200
 # The `limit` of every list route (each route gives its own default).
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A list route's page: `limit` (50 unless given) and `cursor`, a page's `next_cursor` passed
+    back. Taken with Depends() after the route's filters, so they stay its last parameters."""
+
+    limit: PageLimit = 50
+    cursor: str | None = None
+
+
+PageDep = Annotated[PageQuery, Depends()]
 
 # A pragmatic address check: one @, no spaces, a dotted domain. (email-validator's full check
 # cost a tenth of an ingest request's time, and a mailer verifies deliverability anyway.)
@@ -53,6 +66,13 @@ def _held_in_utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_written_as_a_date), AfterValidator(_held_in_utc)]
+
+# The query parameters the list routes share: a time range of the rows, and a customer.
+RangeFrom = Annotated[Timestamp | None, Query(description="Inclusive.")]
+RangeTo = Annotated[Timestamp | None, Query(description="Exclusive.")]
+CustomerQuery = Annotated[
+    str | None, Query(description="The customer's external id, e-mail or phone.")
+]
 
 # The text fields every room takes: a name, an id someone else made, an assignee; a tag.
 ShortText = Annotated[StrictStr, Field(min_length=1, max_length=200)]

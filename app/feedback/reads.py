@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from app.core.auth import Principal, Scope
 from app.core.errors import NotFound
 from app.core.schemas import cursor_id, cursor_time, decode_cursor, encode_cursor
 from app.feedback.derive import routing_item
+from app.feedback.schemas import FeedbackFilter
 from app.feedback.statements import SELECT_BY_ID, SELECT_FEEDBACK, SELECT_NEGATIVE_BETWEEN
 from app.routing.conditions import Item
 
@@ -114,18 +114,6 @@ async def get_feedback(
     ):
         raise feedback_not_found()
     return document
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackFilter:
-    source: str | None = None
-    channel: str | None = None
-    metric: str | None = None
-    category: str | None = None
-    sentiment: str | None = None
-    customer: str | None = None
-    submitted_from: datetime | None = None
-    submitted_to: datetime | None = None
 
 
 async def list_feedback(

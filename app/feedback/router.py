@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from pydantic import ValidationError
 
 from app.core.auth import Admin, FeedbackBatchWriter, FeedbackReader, FeedbackWriter, count_items
@@ -17,14 +17,12 @@ from app.core.crypto import secret_box
 from app.core.db import RawDep, SessionDep, session_transaction
 from app.core.errors import FieldError, Forbidden, ValidationFailed, validation_problem
 from app.core.routes import answers, creates, keyed_errors
-from app.core.schemas import SLUG_PATTERN, Page, PageLimit, Timestamp, json_bytes
-from app.core.vocabulary import Category, Channel, Metric, Sentiment
+from app.core.schemas import SLUG_PATTERN, Page, PageDep, json_bytes
 from app.feedback import schemas
 from app.feedback.batch import ingest_batch
 from app.feedback.identity import IdentitySecrets, rotate_identity_secret
 from app.feedback.ingest import ingest_feedback, ingest_followup
 from app.feedback.ingest import put_feedback as put_feedback_item
-from app.feedback.reads import FeedbackFilter
 from app.feedback.reads import get_feedback as read_one
 from app.feedback.reads import list_feedback as read_page
 
@@ -220,33 +218,13 @@ async def get_feedback(feedback_id: uuid.UUID, principal: FeedbackReader, raw: R
 async def list_feedback(
     principal: FeedbackReader,
     raw: RawDep,
-    source: str | None = None,
-    channel: Channel | None = None,
-    metric: Metric | None = None,
-    category: Category | None = None,
-    sentiment: Sentiment | None = None,
-    customer: Annotated[
-        str | None, Query(description="The customer's external id, e-mail or phone.")
-    ] = None,
-    submitted_from: Annotated[Timestamp | None, Query(description="Inclusive.")] = None,
-    submitted_to: Annotated[Timestamp | None, Query(description="Exclusive.")] = None,
-    limit: PageLimit = 50,
-    cursor: str | None = None,
+    filters: Annotated[schemas.FeedbackFilter, Depends()],
+    page: PageDep,
 ) -> Response:
     """List feedback, newest submitted first, a page at a time (of the sources the key may
     read, when it is limited to some)."""
-    filters = FeedbackFilter(
-        source=source,
-        channel=channel,
-        metric=metric,
-        category=category,
-        sentiment=sentiment,
-        customer=customer,
-        submitted_from=submitted_from,
-        submitted_to=submitted_to,
-    )
     items, next_cursor = await read_page(
-        await raw.connection(), filters, principal=principal, limit=limit, cursor=cursor
+        await raw.connection(), filters, principal=principal, limit=page.limit, cursor=page.cursor
     )
     return _json(json_bytes({"items": items, "next_cursor": next_cursor}), 200)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,9 @@ from app.cases.schemas import CaseCustomer
 from app.core.schemas import (
     LOCALE_PATTERN,
     SLUG_PATTERN,
+    CustomerQuery,
+    RangeFrom,
+    RangeTo,
     ShortText,
     Tag,
     Timestamp,
@@ -304,3 +308,18 @@ class BatchOut(BaseModel):
 
 class EvaluateIn(FeedbackCreate):
     """A feedback body, as for `POST /v1/feedback`; nothing is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackFilter:
+    """What a list of feedback is narrowed to: the list route's query parameters (Depends()) and
+    what reads.list_feedback takes."""
+
+    source: str | None = None
+    channel: Channel | None = None
+    metric: Metric | None = None
+    category: Category | None = None
+    sentiment: Sentiment | None = None
+    customer: CustomerQuery = None
+    submitted_from: RangeFrom = None
+    submitted_to: RangeTo = None
