@@ -11,7 +11,7 @@ from app.core.auth import Admin
 from app.core.crypto import SecretBox, secret_box
 from app.core.db import SessionDep
 from app.core.routes import answers, creates, empties
-from app.core.schemas import Page, PageDep
+from app.core.schemas import Page, PageLimit
 from app.notifications import service
 from app.notifications.addresses import AddressPolicy, Resolver
 from app.notifications.models import WebhookEndpoint
@@ -112,12 +112,13 @@ async def list_endpoint_messages(
     endpoint_id: uuid.UUID,
     session: SessionDep,
     _: Admin,
-    page: PageDep,
     status: MessageStatus | None = None,
+    limit: PageLimit = 50,
+    cursor: str | None = None,
 ) -> Page[MessageRead]:
     """The endpoint's messages, newest first."""
     items, next_cursor = await service.list_messages(
-        session, endpoint_id, status=status, limit=page.limit, cursor=page.cursor
+        session, endpoint_id, status=status, limit=limit, cursor=cursor
     )
     return Page(items=items, next_cursor=next_cursor)
 
