@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 from app.core.db import Base
+from app.reports.schemas import LoopGroup
 
 # Answers counted per (grain, at, metric, dim, value, score): `grain` `day` (a UTC day, for every
 # grouping column in `dim`, '' being none) or `hour` (a UTC hour, `dim` '' only, for time
@@ -59,7 +60,7 @@ score_rollup = Table(
 def _group_keys() -> list[Column[str]]:
     """The keys a closed-loop figure is grouped by (`LoopGroup`): fresh columns for each table
     that carries them (a Column belongs to one table)."""
-    return [Column(name, Text) for name in ("team", "channel", "source", "journey_stage")]
+    return [Column(group.value, Text) for group in LoopGroup]
 
 
 # One case's closed-loop figures, as of the last fold of it: its grouping keys (the team routing
