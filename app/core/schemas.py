@@ -27,7 +27,9 @@ PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 @dataclass(frozen=True, slots=True)
 class PageQuery:
     """A list route's page: `limit` (50 unless given) and `cursor`, a page's `next_cursor` passed
-    back. Taken with Depends() after the route's filters, so they stay its last parameters."""
+    back. Taken with Depends() after the route's filters (themselves a dependency), so they stay
+    its last parameters. A route with parameters of its own declares limit and cursor among them:
+    FastAPI validates a dependency's first, and a 422 would list their errors first."""
 
     limit: PageLimit = 50
     cursor: str | None = None
