@@ -19,9 +19,10 @@ What links, for each stored item in the order sent (`link_customers`):
 
 On the ingest hot path: a set of items costs the same few statements whatever its size (a
 savepoint, lock and read the records of its identities, and when some are new, record those,
-an all-new verified item's in one record; write the changes), plus one per merge. Writers lock
-the customer records they touch in id order, so two items of one customer, sent at once, link
-one after the other.
+an all-new verified item's in one record; write the changes), plus, when known records merge, a
+second read of them (held by then, so nothing they gained while this writer waited is lost
+with them) and one statement per merge. Writers lock the customer records they touch in id
+order, so two items of one customer, sent at once, link one after the other.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ SELECT m.id, m.customer_id, m.kind, m.value, m.verified, m.verified_at, m.detach
 FROM locked CROSS JOIN LATERAL (
     SELECT * FROM customer_identity WHERE customer_id = locked.id
 ) m
+"""
+# Every identity of these records (held by this transaction), as `_LOCK_MEMBERS` reads them.
+_MEMBERS = """
+SELECT id, customer_id, kind, value, verified, verified_at, detached_at
+FROM customer_identity WHERE customer_id = ANY($1::uuid[])
 """
 _MOVE = """
 UPDATE customer_identity i SET customer_id = u.customer_id, verified = u.verified,
@@ -210,8 +216,25 @@ async def link_customers(
     columns = _new_identities(rows)
     if not columns[0]:
         return {}
-    records = await _lock(conn, columns)
-    placed = {row["id"]: records.place(row) for row in rows}
+    wanted = set(zip(columns[0], columns[1], strict=True))
+    for _ in range(_ATTEMPTS):
+        records = await _lock(conn, columns)
+        held = sorted(records.members)
+        placed = {row["id"]: records.place(row) for row in rows}
+        if not records.merged.keys() - records.fresh:
+            break
+        # The records were read as of the start of the statement that locked them: one whose
+        # lock it waited for may have gained an identity since, which merging it away would
+        # delete with it. Held now, they are read again and placed again (such merges are rare:
+        # a record this call made is merged away without, as no other writer can see it); one
+        # that lost an identity meanwhile (an admin detached it) sends linking round again.
+        members = [dict(m) for m in await conn.fetch(_MEMBERS, held)]
+        records = _Records(members, records.fresh)
+        if wanted <= records.identities.keys():
+            placed = {row["id"]: records.place(row) for row in rows}
+            break
+    else:
+        raise RuntimeError("customer records kept changing under the linking of identities")
     if records.changed:
         moved = [records.identities[key] for key in sorted(records.changed)]
         await conn.execute(
