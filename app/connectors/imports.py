@@ -1,13 +1,14 @@
 """`closeloop import FILE`: years of survey exports, through the batch ingest.
 
 Rows go in chunks of 1,000 to the same function as `POST /v1/feedback/batch` (one statement a
-chunk); a thread reads and prepares the next chunk while PostgreSQL stores one. A row that
-says something else than the item stored under its id is an update, through PUT's path.
+chunk); a thread reads and prepares the next chunk while PostgreSQL stores the two before it,
+each in its own transaction. A row that says something else than the item stored under its id
+is an update, through PUT's path.
 
 Safe to run again: each row has a stable id (the mapping's `response_id` column, else a hash
-of the row), so a second run replays. Resumable: after each chunk the next line to
-read is written to `FILE.import-state.json`; a run that finds it (same file, same size and
-time) starts there, and removes it when done.
+of the row), so a second run replays. Resumable: after each chunk (chunks finish in order)
+the next line to read is written to `FILE.import-state.json`; a run that finds it (same file,
+same size and time) starts there, and removes it when done.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import hashlib
 import itertools
 import json
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from pydantic import ValidationError
 
@@ -41,6 +44,7 @@ from app.feedback.schemas import FeedbackCreate
 from app.routing.evaluation import RoutingCache
 
 CHUNK_ROWS = 1_000
+STORES_AT_ONCE = 2
 # Keys of a CSV without a mapping whose cells are not text.
 _INTEGERS = frozenset({"score"})
 _BOOLEANS = frozenset({"customer.contact_consent"})
@@ -349,24 +353,47 @@ async def import_file(
             chunk = list(itertools.islice(rows, CHUNK_ROWS))
             return _prepare_chunk(run, principal, chunk) if chunk else None
 
+        def finish(chunk: _Chunk, chunk_counts: Counts, failures: list[Failure]) -> None:
+            counts.created += chunk_counts.created
+            counts.replayed += chunk_counts.replayed
+            counts.updated += chunk_counts.updated
+            counts.failed += chunk_counts.failed
+            writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
+            handle.flush()
+            _save_state(path, run.source, chunk.rows[-1].line + 1, counts)
+            advance(len(chunk.rows))
+
+        async def finish_first() -> None:
+            chunk, task = storing.popleft()
+            try:
+                outcome = await task
+            except asyncpg.DeadlockDetectedError:
+                # Its transaction was rolled back; the chunk beside it goes on. Once more.
+                outcome = await _store_chunk(run, principal, identities, chunk)
+            finish(chunk, *outcome)
+
         # The next chunk is read and prepared (pure Python) in a thread while PostgreSQL stores
-        # this one, so the two overlap rather than take turns.
+        # the ones before, two at a time, each in its own transaction: while one waits on its
+        # round trips and commit the other has the database. They finish in order, so the state
+        # saved is always where every line before it is stored.
+        storing: deque[tuple[_Chunk, asyncio.Task[tuple[Counts, list[Failure]]]]] = deque()
         upcoming = asyncio.ensure_future(asyncio.to_thread(next_chunk))
         try:
             while (chunk := await upcoming) is not None:
                 upcoming = asyncio.ensure_future(asyncio.to_thread(next_chunk))
-                chunk_counts, failures = await _store_chunk(run, principal, identities, chunk)
-                counts.created += chunk_counts.created
-                counts.replayed += chunk_counts.replayed
-                counts.updated += chunk_counts.updated
-                counts.failed += chunk_counts.failed
-                writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
-                handle.flush()
-                _save_state(path, run.source, chunk.rows[-1].line + 1, counts)
-                advance(len(chunk.rows))
+                storing.append(
+                    (chunk, asyncio.create_task(_store_chunk(run, principal, identities, chunk)))
+                )
+                if len(storing) == STORES_AT_ONCE:
+                    await finish_first()
+            while storing:
+                await finish_first()
         finally:
-            # Interrupted: the thread cannot be stopped, but it only reads; let it end before
-            # the file it reads from is closed.
-            await asyncio.wait([upcoming])
+            # Interrupted: a chunk still being stored is rolled back (it is read again on the
+            # next run). The thread cannot be stopped, but it only reads; let it end before the
+            # file it reads from is closed.
+            for _, task in storing:
+                task.cancel()
+            await asyncio.wait([upcoming, *(task for _, task in storing)])
     _state_path(path).unlink(missing_ok=True)
     return counts, out

@@ -3,6 +3,8 @@ failures, safe to run again and resumable after an interruption."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -13,15 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.connectors import imports
 from app.connectors.imports import Counts, ImportRun, import_file
 from app.connectors.mapping import ConnectorMapping
 from app.core.config import Settings
 from app.core.crypto import secret_box
-from app.core.db import BoundDatabase
+from app.core.db import BoundDatabase, Database
 from app.feedback.identity import IdentitySecrets
 
 HEADER = "external_id,channel,metric,score,comment,customer.email,attributes.plan,tags\n"
@@ -32,14 +32,6 @@ ROWS = [
     "r4,web,nps,10,Great,,,\n",
     'r5,"web,nps\n',  # a cell left open: the rest of the file is one bad row
 ]
-
-
-@pytest.fixture(autouse=True)
-async def transaction_started(connection: AsyncConnection) -> None:
-    """The test's outer transaction, begun for real: SQLAlchemy starts it on its first
-    statement, and until then a raw `conn.transaction()` (the batch ingest's) would be a
-    top-level one that commits."""
-    await connection.execute(text("SELECT 1"))
 
 
 class Interrupted(Exception):
@@ -248,3 +240,56 @@ async def main(url):
     await conn.close()
 asyncio.run(main(sys.argv[1]))
 """
+
+
+async def test_two_chunks_are_stored_at_once_and_finish_in_order(
+    tmp_path: Path,
+    committed: Database,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    path = tmp_path / "two.csv"
+    lines = [f"row-{n},web,nps,{n % 11}\n" for n in range(8)]
+    lines[1] = "row-1,web,nps,12\n"  # chunk 1: outside the scale
+    lines[6] = "row-6,web,nps,11\n"  # chunk 4
+    path.write_text("external_id,channel,metric,score\n" + "".join(lines))
+    store = imports._store_chunk
+    both_started = asyncio.Event()
+    in_flight: list[int] = []
+    most = 0
+
+    async def held_first(*args: Any) -> tuple[Counts, list[imports.Failure]]:
+        # The first chunk is stored only once the second has started beside it, and so ends
+        # after it: what is counted, saved and written must still come in line order.
+        nonlocal most
+        chunk = args[-1]
+        in_flight.append(chunk.rows[0].line)
+        most = max(most, len(in_flight))
+        if len(in_flight) == 2:
+            both_started.set()
+        if chunk.rows[0].line == 2:
+            # (Bounded: stored one at a time, the second would never start.)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(both_started.wait(), 10)
+        try:
+            return await store(*args)
+        finally:
+            in_flight.remove(chunk.rows[0].line)
+
+    monkeypatch.setattr(imports, "_store_chunk", held_first)
+    states: list[int] = []
+
+    def saved(rows: int) -> None:
+        if not rows:  # where it starts from: nothing done yet
+            return
+        state = json.loads((tmp_path / "two.csv.import-state.json").read_text())
+        states.append(state["next_line"])
+
+    counts, _ = await import_file(
+        path, ImportRun(committed, settings, "two"), identities(), advance=saved
+    )
+    assert most == imports.STORES_AT_ONCE == 2
+    assert states == [4, 6, 8, 10]
+    assert counts == Counts(created=6, failed=2)
+    assert [row[0] for row in failures(path)] == ["3", "8"]
