@@ -4,7 +4,8 @@ gained meanwhile.
 Linking locks and reads a set of records in one statement, so what it reads is as of that
 statement's start. A writer that waited there for another's lock reads the record as it was
 before the other committed: merging it away from that view used to delete, with the record, an
-identity the other had just added to it (its rows go with their record: ON DELETE CASCADE).
+identity the other had just added to it (its rows go with their record: ON DELETE CASCADE),
+and merged an identity an admin had just detached back into the customer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from app.cases.customers import detach_identity
 from app.cases.linking import link_customers
 from app.core.db import Database, uuid7
 from tests.builders import eventually
@@ -80,3 +82,32 @@ async def test_a_merge_keeps_the_identity_its_loser_gained_while_it_waited(
         ("external_id", "cus_W", older),
         ("phone", "+351912345678", older),
     ]
+
+
+async def test_a_merge_waiting_on_a_detach_leaves_the_detached_identity_alone(
+    committed: Database,
+) -> None:
+    older = await _link(committed, _item(external_id="cus_W"))
+    ana = await _link(committed, _item(email="ana@example.com", phone="+351912345678"))
+    async with committed.sessionmaker() as session:
+        # An admin undoes the e-mail's link, and holds Ana's record till that commits.
+        await detach_identity(session, "ana@example.com", "ana@example.com", actor="admin")
+        async with committed.raw() as conn:
+            async with conn.transaction():
+                merging = asyncio.create_task(
+                    link_customers(conn, [_item(external_id="cus_W", email="ana@example.com")])
+                )
+                await eventually(lambda: _waits_for_a_lock(committed, conn))
+                await session.commit()
+                # It read the e-mail in Ana's record: it must not merge it along with hers.
+                linked = await merging
+            identities = await conn.fetch(
+                "SELECT kind, customer_id, detached_at IS NOT NULL AS detached "
+                "FROM customer_identity ORDER BY kind"
+            )
+    by_kind = {r["kind"]: r for r in identities}
+    assert set(linked.values()) == {str(older)}
+    assert by_kind["external_id"]["customer_id"] == older
+    assert by_kind["phone"]["customer_id"] == ana
+    assert by_kind["email"]["customer_id"] not in (older, ana)
+    assert by_kind["email"]["detached"]
