@@ -167,13 +167,16 @@ async def test_jsonl_rows_without_ids_are_stable_across_runs(
     assert second == Counts(replayed=2, failed=1)
 
 
-async def test_an_interrupted_import_resumes_where_it_stopped(
-    tmp_path: Path,
-    database: BoundDatabase,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def two_row_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of two rows, so that a few lines make several chunks."""
     monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+
+
+@pytest.mark.usefixtures("two_row_chunks")
+async def test_an_interrupted_import_resumes_where_it_stopped(
+    tmp_path: Path, database: BoundDatabase, settings: Settings
+) -> None:
     path = tmp_path / "big.csv"
     path.write_text(
         "external_id,channel,metric,score\n"
@@ -242,13 +245,10 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
+@pytest.mark.usefixtures("two_row_chunks")
 async def test_two_chunks_are_stored_at_once_and_finish_in_order(
-    tmp_path: Path,
-    committed: Database,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, committed: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
     path = tmp_path / "two.csv"
     lines = [f"row-{n},web,nps,{n % 11}\n" for n in range(8)]
     lines[1] = "row-1,web,nps,12\n"  # chunk 1: outside the scale
