@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 
-from app.core.db import Database
+from app.core.db import Database, asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import upgrade
 from tests.builders import eventually
@@ -36,6 +37,17 @@ async def own_database(pg_server: EmbeddedPostgres, revision: str = "head") -> A
         yield url
     finally:
         pg_server.drop_database(name)
+
+
+@asynccontextmanager
+async def driver_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """One asyncpg connection to the database at `url` (a SQLAlchemy URL), closed afterwards:
+    for tests that drive a database below the app (migrations)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @asynccontextmanager

@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from app.core.db import asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import downgrade, upgrade
-from tests.processes import own_database
+from tests.processes import driver_connection, own_database
 
 BEFORE = "uuid7_function"
 
@@ -24,10 +23,6 @@ ITEMS = [
     (5, None, None, "+14155550100", True),
     (6, "cus_42", "evil@example.com", None, False),  # a claim links nothing
 ]
-
-
-async def _connect(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(asyncpg_dsn(url))
 
 
 @pytest.fixture
@@ -73,8 +68,7 @@ async def _seed(conn: asyncpg.Connection) -> None:
 
 
 async def test_the_backfill_links_stored_identities_and_rekeys_cases(url: str) -> None:
-    conn = await _connect(url)
-    try:
+    async with driver_connection(url) as conn:
         await _seed(conn)
         await asyncio.to_thread(upgrade, url)
         rows = await conn.fetch(
@@ -103,5 +97,3 @@ async def test_the_backfill_links_stored_identities_and_rekeys_cases(url: str) -
         await asyncio.to_thread(downgrade, url, BEFORE)
         cases = await conn.fetch("SELECT customer_key FROM feedback_case ORDER BY created_at, id")
         assert [c["customer_key"] for c in cases] == ["ana@example.com", "cus_42"]
-    finally:
-        await conn.close()

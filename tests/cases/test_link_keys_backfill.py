@@ -6,19 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
-from app.core.db import asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import downgrade, upgrade
-from tests.processes import own_database
+from tests.processes import driver_connection, own_database
 
 BEFORE = "report_rollups"
-
-
-async def _connect(url: str) -> asyncpg.Connection:
-    return await asyncpg.connect(asyncpg_dsn(url))
 
 
 @pytest.fixture
@@ -28,8 +22,7 @@ async def url(pg_server: EmbeddedPostgres) -> AsyncIterator[str]:
 
 
 async def test_stored_links_take_their_items_source_and_external_id(url: str) -> None:
-    conn = await _connect(url)
-    try:
+    async with driver_connection(url) as conn:
         await conn.execute(
             "INSERT INTO team (key, name, first_response_minutes, resolution_minutes, "
             "is_default, created_at, updated_at) "
@@ -54,12 +47,9 @@ async def test_stored_links_take_their_items_source_and_external_id(url: str) ->
                 case_id,
                 kind,
             )
-    finally:
-        await conn.close()
 
     await asyncio.to_thread(upgrade, url)
-    conn = await _connect(url)
-    try:
+    async with driver_connection(url) as conn:
         links = await conn.fetch(
             "SELECT kind, source, external_id FROM case_feedback ORDER BY kind"
         )
@@ -67,16 +57,11 @@ async def test_stored_links_take_their_items_source_and_external_id(url: str) ->
             ("joined", "app", None),
             ("opened", "web", "resp-1"),
         ]
-    finally:
-        await conn.close()
 
     await asyncio.to_thread(downgrade, url, BEFORE)
-    conn = await _connect(url)
-    try:
+    async with driver_connection(url) as conn:
         columns = await conn.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'case_feedback'"
         )
         assert {c["column_name"] for c in columns} == {"feedback_id", "case_id", "kind", "added_at"}
         assert await conn.fetchval("SELECT count(*) FROM case_feedback") == 2
-    finally:
-        await conn.close()
