@@ -23,10 +23,8 @@ from app.cases.identity import customer_identities
 from app.cases.messages import case_block
 from app.core.db import uuid7
 from app.notifications.outbox import outbox_insert, utc_text
+from app.routing.schemas import PRIORITY_RANK
 from app.routing.service import team_sla_sql
-
-# Most urgent first: queues sort by this ascending, with an index.
-PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 
 # Parameters of the case statement of one item (`OPEN_CASE`), in order, after those of
 # whatever comes before it: what `case_values` answers.

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import case_number, normalize_phone
-from app.cases.intake import PRIORITY_RANK
 from app.cases.messages import enqueue_case_event
 from app.cases.models import Case, CaseEvent
 from app.cases.reads import get_case
@@ -31,6 +30,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, FieldError, ValidationFailed
 from app.core.etag import check_if_match
 from app.routing.models import Team
+from app.routing.schemas import PRIORITY_RANK
 
 OPEN, IN_PROGRESS, WAITING, RESOLVED, CLOSED = (
     "open",

@@ -32,6 +32,8 @@ BATCH = 200
 
 @dataclass
 class SlaPass:
+    """What one pass of the SLA monitor did, counted for the worker's log line."""
+
     first_response_breaches: int = 0
     resolution_breaches: int = 0
     escalations: int = 0

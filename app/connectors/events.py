@@ -22,6 +22,10 @@ MAX_DEPTH = 8
 
 
 class State(StrEnum):
+    """Where a tool's response stands: complete is stored as feedback; partial is kept with no
+    feedback until the finished event; pending carried only ids (the answers are in the tool's
+    API); ignored is an event with no answer in it (a test ping, a form change)."""
+
     COMPLETE = "complete"
     PARTIAL = "partial"
     PENDING = "pending"

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from app.connectors.events import ScoreField, ToolEvent, payload_problem
 from app.connectors.signatures import Tool
 from app.core.errors import ValidationFailed
-from app.core.vocabulary import Channel, JourneyStage, Metric
-from app.feedback.schemas import MAX_ATTRIBUTES, SCALES
+from app.core.vocabulary import SCALES, Channel, JourneyStage, Metric
+from app.feedback.schemas import MAX_ATTRIBUTES
 
 FieldKey = Annotated[str, Field(min_length=1, max_length=200)]
 

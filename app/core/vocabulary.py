@@ -26,6 +26,15 @@ class Metric(StrEnum):
     STAR = "star"
 
 
+# Inclusive score range of each metric.
+SCALES: dict[Metric, tuple[int, int]] = {
+    Metric.NPS: (0, 10),
+    Metric.CSAT: (1, 5),
+    Metric.CES: (1, 7),
+    Metric.STAR: (1, 5),
+}
+
+
 class JourneyStage(StrEnum):
     AWARENESS = "awareness"
     CONSIDERATION = "consideration"

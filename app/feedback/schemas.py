@@ -34,21 +34,12 @@ from app.core.schemas import (
     email_address,
     phone_number,
 )
-from app.core.vocabulary import Category, Channel, JourneyStage, Metric, Sentiment
+from app.core.vocabulary import SCALES, Category, Channel, JourneyStage, Metric, Sentiment
 
 MAX_COMMENT_LENGTH = 10_000
 MAX_TAGS = 50
 MAX_ATTRIBUTES = 50
 MAX_BATCH_ITEMS = 1_000
-
-
-# Inclusive score range of each metric.
-SCALES: dict[Metric, tuple[int, int]] = {
-    Metric.NPS: (0, 10),
-    Metric.CSAT: (1, 5),
-    Metric.CES: (1, 7),
-    Metric.STAR: (1, 5),
-}
 
 
 def _source(value: str) -> str:

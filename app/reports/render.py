@@ -7,8 +7,7 @@ import io
 from typing import Any
 from xml.sax.saxutils import escape
 
-from app.core.vocabulary import Metric
-from app.feedback.schemas import SCALES
+from app.core.vocabulary import SCALES, Metric
 
 # Excel reads a CSV as UTF-8 only when it starts with a byte order mark.
 BOM = "\ufeff"

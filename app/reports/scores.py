@@ -18,9 +18,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.vocabulary import JourneyStage, Metric
+from app.core.vocabulary import SCALES, JourneyStage, Metric
 from app.feedback.models import Feedback
-from app.feedback.schemas import SCALES
 from app.reports.period import Period
 from app.reports.rollups import rolled_up_counts
 from app.reports.schemas import ScoreGroup

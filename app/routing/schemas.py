@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -21,6 +22,15 @@ class CasePriority(StrEnum):
     NORMAL = "normal"
     HIGH = "high"
     URGENT = "urgent"
+
+
+# Most urgent first: queues sort by this ascending, with an index (feedback_case.priority_rank).
+PRIORITY_RANK: Mapping[str, int] = {
+    CasePriority.URGENT: 0,
+    CasePriority.HIGH: 1,
+    CasePriority.NORMAL: 2,
+    CasePriority.LOW: 3,
+}
 
 
 class TeamCreate(BaseModel):

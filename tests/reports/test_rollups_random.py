@@ -23,8 +23,7 @@ import pytest
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase
-from app.core.vocabulary import Metric
-from app.feedback.schemas import SCALES
+from app.core.vocabulary import SCALES, Metric
 from app.reports.rollups import compact
 from app.reports.scores import figures, ordered_keys
 from tests.builders import (

@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from app.core.db import BoundDatabase
-from app.core.vocabulary import Metric
-from app.feedback.schemas import SCALES
+from app.core.vocabulary import SCALES, Metric
 from app.reports.scores import rounded
 
 CHANNELS = ["web", "app", "email", "sms"]
