@@ -24,6 +24,9 @@ from types import FrameType
 from app.core.config import Settings, get_settings
 from app.core.logging import logging_config
 
+# `closeloop import`: rows submitted longer ago than this many days open no case (history).
+DEFAULT_CASES_WITHIN_DAYS = 30.0
+
 logger = logging.getLogger("closeloop")
 
 DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
@@ -239,6 +242,7 @@ def import_file(settings: Settings, args: argparse.Namespace) -> None:
             source=args.source,
             mapping=args.mapping,
             connector=args.connector,
+            cases_within_days=None if args.cases_within < 0 else args.cases_within,
         )
     if status:
         raise SystemExit(status)
@@ -280,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd.add_argument("--source", help="the source the rows are stored under")
     import_cmd.add_argument("--mapping", help="a JSON file: a connector mapping for the columns")
     import_cmd.add_argument("--connector", help="a connector's id: its source, tool and mapping")
+    import_cmd.add_argument(
+        "--cases-within",
+        type=float,
+        default=DEFAULT_CASES_WITHIN_DAYS,
+        metavar="DAYS",
+        help="negative rows submitted within the last DAYS days (a row without a time: now) "
+        "open or join cases; older ones are stored and counted in reports, on no case "
+        f"(default {DEFAULT_CASES_WITHIN_DAYS:g}; -1: every one does)",
+    )
 
     export_cmd = commands.add_parser("export-openapi", help="write the OpenAPI document")
     export_cmd.add_argument("--output", default=str(DEFAULT_OPENAPI_PATH), help="a path, or -")

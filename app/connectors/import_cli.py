@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -26,7 +27,7 @@ from app.connectors.mapping import ConnectorMapping
 from app.connectors.signatures import Tool
 from app.core.config import Settings
 from app.core.crypto import secret_box
-from app.core.db import Database
+from app.core.db import Database, utcnow
 from app.feedback.identity import IdentitySecrets
 
 
@@ -71,10 +72,13 @@ async def run_import(
     mapping_path: str | None,
     connector_id: str | None,
     console: Console,
+    cases_within_days: float | None,
 ) -> Counts:
     database = await Database.connect(url, pool_size=4)
     try:
         run = ImportRun(database, settings, source or "", _mapping(mapping_path))
+        if cases_within_days is not None:
+            run.cases_since = utcnow() - timedelta(days=cases_within_days)
         if connector_id is not None:
             run.principal_id, run.tool, connector_source, stored = await _connector(
                 database, connector_id
@@ -111,6 +115,12 @@ async def run_import(
         f"created {counts.created}, replayed {counts.replayed}, updated {counts.updated}, "
         f"failed {counts.failed}"
     )
+    if counts.without_case:
+        assert run.cases_since is not None
+        console.print(
+            f"stored on no case (negative, submitted before {run.cases_since:%Y-%m-%d %H:%M} "
+            f"UTC; see --cases-within): {counts.without_case}"
+        )
     if counts.failed:
         console.print(f"failures (line, external id, reason): {failures}")
     return counts
@@ -124,6 +134,7 @@ def import_command(
     source: str | None,
     mapping: str | None,
     connector: str | None,
+    cases_within_days: float | None,
 ) -> int:
     """Run the import; exit 0 when every row went in, 1 when some failed, 130 on Ctrl-C
     (run the same command again to go on from where it stopped)."""
@@ -141,6 +152,7 @@ def import_command(
                 mapping_path=mapping,
                 connector_id=connector,
                 console=console,
+                cases_within_days=cases_within_days,
             )
         )
     except KeyboardInterrupt:

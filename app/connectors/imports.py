@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,9 @@ class Counts:
     replayed: int = 0
     updated: int = 0
     failed: int = 0
+    # Of the rows created or updated: negative ones submitted before the run's `cases_since`,
+    # stored (and counted in reports) on no case.
+    without_case: int = 0
 
     @property
     def rows(self) -> int:
@@ -85,6 +89,9 @@ class ImportRun:
     # The connector whose items these rows may update (else the import's own id per source).
     principal_id: uuid.UUID | None = None
     routing: RoutingCache = field(default_factory=RoutingCache)
+    # Rows submitted before this open no case (history: no agent can act on a complaint of
+    # years ago, and each would breach its SLA at once); None: every negative row does.
+    cases_since: datetime | None = None
 
 
 def _problem_text(problem: Problem | dict[str, Any]) -> str:
@@ -248,24 +255,32 @@ async def _store_chunk(
             failures.append(Failure(row.line, None, row.error or "not readable"))
     async with raw_transaction(run.database) as raw:
         results = await store_batch(
-            raw, chunk.batch, principal=principal, routing=run.routing, identities=identities
+            raw,
+            chunk.batch,
+            principal=principal,
+            routing=run.routing,
+            identities=identities,
+            cases_since=run.cases_since,
         )
-    for row, result in zip(chunk.good, results, strict=True):
+    stored = {entry.index: entry.row for entry in chunk.batch.accepted}
+    for index, (row, result) in enumerate(zip(chunk.good, results, strict=True)):
         assert row.item is not None
         external_id = row.item.get("external_id")
         if result.status == "created":
             counts.created += 1
+            counts.without_case += _without_case(run, stored[index])
         elif result.status == "replayed":
             counts.replayed += 1
         elif result.problem is not None and result.problem.get("code") == "conflict":
             try:
                 async with raw_transaction(run.database) as raw:
-                    await feedback.put_feedback(
+                    updated = await feedback.put_feedback(
                         raw,
                         FeedbackCreate.model_validate(row.item),
                         principal=principal,
                         settings=run.settings,
                         routing=run.routing,
+                        cases_since=run.cases_since,
                     )
             except ValidationError as exc:
                 failures.append(
@@ -280,11 +295,24 @@ async def _store_chunk(
                 failures.append(Failure(row.line, external_id, reason))
             else:
                 counts.updated += 1
+                counts.without_case += _without_case(run, updated.feedback)
         else:
             failures.append(Failure(row.line, external_id, _problem_text(result.problem or {})))
     counts.failed = len(failures)
     failures.sort(key=lambda failure: failure.line)
     return counts, failures
+
+
+def _without_case(run: ImportRun, item: dict[str, Any]) -> int:
+    """1 for a negative item left on no case as history: a row the batch stored (its case,
+    if any, in `_case`) or the document of one updated (in `case`)."""
+    on_case = item.get("_case", item.get("case"))
+    if run.cases_since is None or item["sentiment"] != "negative" or on_case is not None:
+        return 0
+    submitted = item["submitted_at"]
+    if isinstance(submitted, str):
+        submitted = datetime.fromisoformat(submitted)
+    return 1 if submitted < run.cases_since else 0
 
 
 def _state_path(path: Path) -> Path:
@@ -358,6 +386,7 @@ async def import_file(
             counts.replayed += chunk_counts.replayed
             counts.updated += chunk_counts.updated
             counts.failed += chunk_counts.failed
+            counts.without_case += chunk_counts.without_case
             writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
             handle.flush()
             _save_state(path, run.source, chunk.rows[-1].line + 1, counts)

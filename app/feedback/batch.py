@@ -99,8 +99,10 @@ async def store_batch(
     principal: Principal,
     routing: RoutingCache,
     identities: IdentitySecrets,
+    cases_since: datetime | None = None,
 ) -> list[BatchItemResult]:
-    """Store the valid items of a prepared batch in one statement; answer every item."""
+    """Store the valid items of a prepared batch in one statement; answer every item. With
+    `cases_since`, items submitted before it open no case (`store_rows`)."""
     results: list[BatchItemResult | None] = [None] * prepared.size
     for index, problem in prepared.results.items():
         results[index] = problem
@@ -118,7 +120,13 @@ async def store_batch(
                 continue
             valid.append(entry)
         accepted = valid
-        await store_rows(conn, routing, [entry.row for entry in accepted], prepared.now)
+        await store_rows(
+            conn,
+            routing,
+            [entry.row for entry in accepted],
+            prepared.now,
+            cases_since=cases_since,
+        )
         for entry in accepted:
             results[entry.index] = _batch_result(entry.row)
     for entry in prepared.repeats:

@@ -9,6 +9,7 @@ their group (`write_group`, app/feedback/group.py). Batches are app/feedback/bat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -217,8 +218,10 @@ async def put_feedback(
     principal: Principal,
     settings: Settings,
     routing: RoutingCache,
+    cases_since: datetime | None = None,
 ) -> Ingested:
-    """Create the item, or replace what it says and re-derive, re-route and re-case it.
+    """Create the item, or replace what it says and re-derive, re-route and re-case it (with
+    `cases_since`, an item submitted before it opens no case: see `route_rows`).
 
     Only the key that stored it or an admin may replace it; to any other key it does not exist.
     A change that makes it negative opens or joins a case; a change to an item on a case is on
@@ -230,7 +233,7 @@ async def put_feedback(
     conn = await raw.connection()
     stored = await conn.fetchrow(sql.SELECT_FOR_UPDATE, payload.source, payload.external_id)
     if stored is None:
-        await store_rows(conn, routing, [row], now)
+        await store_rows(conn, routing, [row], now, cases_since=cases_since)
         if row["_stored"]:
             return Ingested(await read_feedback(conn, row["id"]), created=True)
         # Stored by another request meanwhile: replace that one.
@@ -245,7 +248,7 @@ async def put_feedback(
         submitted_at=payload.submitted_at or stored["submitted_at"],
         received_at=stored["received_at"],
     )
-    cases = await route_rows(conn, routing, [row])
+    cases = await route_rows(conn, routing, [row], cases_since=cases_since)
     await conn.execute(sql.UPDATE_FEEDBACK, *sql.update_values(row))
     customers = await link_customers(conn, [row])
     if stored["case_id"] is not None:

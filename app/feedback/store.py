@@ -44,10 +44,16 @@ def received_body(document: dict[str, Any], at: datetime) -> bytes:
 
 
 async def route_rows(
-    conn: asyncpg.Connection, routing: RoutingCache, rows: list[dict[str, Any]]
+    conn: asyncpg.Connection,
+    routing: RoutingCache,
+    rows: list[dict[str, Any]],
+    *,
+    cases_since: datetime | None = None,
 ) -> dict[uuid.UUID, list[Any]]:
     """Give each negative row its team, and the rule and version that chose it; answer the
-    parameters of each one's case statement, by feedback id. The fallback team, if it has to
+    parameters of each one's case statement, by feedback id: of every negative row, or with
+    `cases_since` (an import of history) of those submitted since then only, the older ones
+    routed (their team counts in reports) but opening no case. The fallback team, if it has to
     be made, is made in the caller's transaction."""
     negative = [row for row in rows if row["sentiment"] == Sentiment.NEGATIVE]
     if not negative:
@@ -68,7 +74,8 @@ async def route_rows(
             "assignee": decision.assignee,
             "tags": decision.add_tags,
         }
-        cases[row["id"]] = case_values(row, case)
+        if cases_since is None or row["submitted_at"] >= cases_since:
+            cases[row["id"]] = case_values(row, case)
     return cases
 
 
@@ -95,11 +102,13 @@ async def store_rows(
     now: datetime,
     *,
     documents: bool = False,
+    cases_since: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Route the rows, insert them in one statement and open or join their cases; mark each
     row with what became of it (`_stored`: inserted, else the row already there, as
     `_existing`; `_case`: the case a stored negative row opened or joined, as its statement
     answered it). With `documents`, answers each row's document as stored (without its case).
+    With `cases_since`, rows submitted before it open no case (`route_rows`).
 
     The feedback.received bodies are built only when an endpoint takes them: whether one does
     is read in this transaction just before the insert, so an endpoint enabled in between gets
@@ -107,7 +116,7 @@ async def store_rows(
     """
     if not rows:
         return []
-    cases = await route_rows(conn, routing, rows)
+    cases = await route_rows(conn, routing, rows, cases_since=cases_since)
     sources = sorted({r["source"] for r in rows})
     received = await any_subscribed(conn, "feedback.received", sources)
     answers = [feedback_document(r) for r in rows] if documents or received else []

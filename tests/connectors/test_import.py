@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,45 @@ async def test_an_imported_row_is_stored_as_the_api_stores_the_same_item(
     assert imported[0]["case"] is not None
 
 
+async def test_history_is_stored_and_routed_but_opens_no_case(
+    tmp_path: Path, database: BoundDatabase, settings: Settings, admin: httpx.AsyncClient
+) -> None:
+    """Years-old complaints are figures, not work: with `cases_since` only the recent ones open
+    cases (an agent could act on them); the old ones keep their team for the reports."""
+    now = datetime.now(UTC)
+    recent = (now - timedelta(days=2)).isoformat()
+    path = tmp_path / "history.csv"
+    header = "external_id,channel,metric,score,comment,customer.email,submitted_at\n"
+    path.write_text(
+        header
+        + "h1,email,nps,2,Never arrived,old@example.com,2019-03-01T10:00:00Z\n"
+        + f"h2,email,nps,1,Still broken,new@example.com,{recent}\n"
+        + "h3,web,nps,10,Lovely,,2019-03-02T10:00:00Z\n"
+        + "h4,web,nps,3,No time of its own,,\n"
+    )
+    run = ImportRun(database, settings, "history", cases_since=now - timedelta(days=30))
+    counts, _ = await import_file(path, run, identities())
+    assert counts == Counts(created=4, without_case=1)
+    items = (await admin.get("/v1/feedback", params={"source": "history"})).json()["items"]
+    by_id = {item["external_id"]: item for item in items}
+    assert by_id["h1"]["case"] is None
+    assert by_id["h1"]["routing"]["team"] == by_id["h2"]["case"]["team"]
+    assert by_id["h2"]["case"] is not None
+    assert by_id["h4"]["case"] is not None  # no time: submitted now
+    cases = (await admin.get("/v1/cases")).json()["items"]
+    assert len(cases) == 2
+    # Changed since (the update path): still history, still on no case.
+    path.write_text(header + "h1,email,nps,1,Never arrived at all,old@example.com,2019-03-01\n")
+    again, _ = await import_file(path, run, identities())
+    assert again == Counts(updated=1, without_case=1)
+    assert len((await admin.get("/v1/cases")).json()["items"]) == 2
+    # Without a cut-off (the API's own rule), the same old complaint opens its case.
+    path.write_text(header + "h5,email,nps,2,Lost parcel,old@example.com,2019-03-05T10:00:00Z\n")
+    live, _ = await import_file(path, ImportRun(database, settings, "history"), identities())
+    assert live == Counts(created=1)
+    assert len((await admin.get("/v1/cases")).json()["items"]) == 3
+
+
 # What differs between two stores of the same item: its id, source, times and case.
 _ITS_OWN = frozenset({"id", "source", "received_at", "submitted_at", "case"})
 
@@ -209,12 +249,15 @@ async def test_an_interrupted_import_resumes_where_it_stopped(
 
 
 def test_the_command_shows_progress_and_a_summary(tmp_path: Path, database_url: str) -> None:
-    """The real command on the test database (promoters only: no case is opened)."""
+    """The real command on the test database (promoters, and a complaint of 2019: no case is
+    opened)."""
+    started = datetime.now(UTC)
     path = tmp_path / "cli.csv"
     path.write_text(
-        "external_id,channel,metric,score\n"
-        + "".join(f"cli-{n},web,nps,{9 + n % 2}\n" for n in range(50))
-        + "cli-bad,web,nps,11\n"
+        "external_id,channel,metric,score,submitted_at\n"
+        + "".join(f"cli-{n},web,nps,{9 + n % 2},\n" for n in range(50))
+        + "cli-old,web,nps,2,2019-03-01T10:00:00Z\n"
+        + "cli-bad,web,nps,11,\n"
     )
     env = {**os.environ, "FEEDBACK_DATABASE_URL": database_url, "COLUMNS": "120"}
     try:
@@ -226,12 +269,17 @@ def test_the_command_shows_progress_and_a_summary(tmp_path: Path, database_url: 
             timeout=120,
         )
         assert done.returncode == 1, done.stderr  # one row failed
-        assert "51/51" in done.stderr
+        assert "52/52" in done.stderr
         assert "rows/s" in done.stderr
-        assert "created 50, replayed 0, updated 0, failed 1" in done.stderr
-        assert failures(path) == [["52", "cli-bad", "score: nps scores run from 0 to 10"]]
+        assert "created 51, replayed 0, updated 0, failed 1" in done.stderr
+        assert "UTC; see --cases-within): 1" in done.stderr
+        assert failures(path) == [["53", "cli-bad", "score: nps scores run from 0 to 10"]]
     finally:
-        subprocess.run([sys.executable, "-c", _CLEAN_UP, database_url], check=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", _CLEAN_UP, database_url, started.isoformat()],
+            check=True,
+            timeout=60,
+        )
 
 
 _CLEAN_UP = """
@@ -240,6 +288,13 @@ import asyncpg
 async def main(url):
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     await conn.execute("DELETE FROM feedback WHERE source = 'cli-import'")
+    # The fallback team routing made for the complaint, if it did (nothing else uses it).
+    await conn.execute(
+        "DELETE FROM team t WHERE t.created_at >= $1::text::timestamptz "
+        "AND NOT EXISTS (SELECT 1 FROM feedback_case c WHERE c.opened_for_team = t.key) "
+        "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.routing_team = t.key)",
+        sys.argv[2],
+    )
     await conn.close()
 asyncio.run(main(sys.argv[1]))
 """
