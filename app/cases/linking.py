@@ -21,14 +21,18 @@ On the ingest hot path: a set of items costs the same few statements whatever it
 savepoint, lock and read the records of its identities, and when some are new, record those,
 an all-new verified item's in one record; write the changes), plus, when known records merge, a
 second read of them (held by then, so nothing they gained while this writer waited is lost
-with them) and one statement per merge. Writers lock the customer records they touch in id
-order, so two items of one customer, sent at once, link one after the other.
+with them) and one statement per merge. A caller that writes nothing before linking and can
+run its whole transaction again (the group commit) links without the savepoint, two round
+trips less: a race that would go back to it raises `LinkingRaced` instead. Writers lock the
+customer records they touch in id order, so two items of one customer, sent at once, link one
+after the other.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import asyncpg
@@ -209,16 +213,20 @@ def _record_ids(labels: list[Any]) -> list[uuid.UUID]:
 
 
 async def link_customers(
-    conn: asyncpg.Connection, rows: list[dict[str, Any]]
+    conn: asyncpg.Connection, rows: list[dict[str, Any]], *, savepoints: bool = True
 ) -> dict[uuid.UUID, str]:
     """Record and link the identities of these stored items, in the caller's transaction;
-    answer each verified item's customer key (its record's id), by feedback id."""
+    answer each verified item's customer key (its record's id), by feedback id.
+
+    Without `savepoints`, a race that would take the locks again raises `LinkingRaced` (and a
+    deadlock aborts the transaction): for a caller that then runs its whole transaction again.
+    """
     columns = _new_identities(rows)
     if not columns[0]:
         return {}
     wanted = set(zip(columns[0], columns[1], strict=True))
     for _ in range(_ATTEMPTS):
-        records = await _lock(conn, columns)
+        records = await _lock(conn, columns, savepoints=savepoints)
         held = sorted(records.members)
         placed = {row["id"]: records.place(row) for row in rows}
         if not records.merged.keys() - records.fresh:
@@ -233,6 +241,8 @@ async def link_customers(
         if wanted <= records.identities.keys():
             placed = {row["id"]: records.place(row) for row in rows}
             break
+        if not savepoints:
+            raise LinkingRaced
     else:
         raise RuntimeError("customer records kept changing under the linking of identities")
     if records.changed:
@@ -259,7 +269,14 @@ class _Moved(Exception):
     """A record this writer waited for was merged away, or an identity erased, meanwhile."""
 
 
-async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
+class LinkingRaced(Exception):
+    """Linking without savepoints met a concurrent merge, erasure or detach: roll the
+    transaction back and run it again (as on a deadlock)."""
+
+
+async def _lock(
+    conn: asyncpg.Connection, columns: list[list[Any]], *, savepoints: bool
+) -> _Records:
     """Record the new identities, lock the records holding them all, in id order, and read
     every identity of those records.
 
@@ -269,13 +286,14 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
 
     Each attempt is a savepoint: when a record this writer waited for was merged away meanwhile
     (its identities now in another record), or a deadlock is found all the same, the attempt
-    lets go of what it locked and starts again, so locks are always taken in one order.
+    lets go of what it locked and starts again, so locks are always taken in one order. Without
+    `savepoints` there is one attempt, and a lost one raises `LinkingRaced`.
     """
     kinds, values = columns[0], columns[1]
     wanted = set(zip(kinds, values, strict=True))
     for _ in range(_ATTEMPTS):
         try:
-            async with conn.transaction():
+            async with conn.transaction() if savepoints else nullcontext():
                 members = await conn.fetch(_LOCK_MEMBERS, values, kinds)
                 missing = wanted - {(m["kind"], m["value"]) for m in members}
                 fresh: set[uuid.UUID] = set()
@@ -293,7 +311,13 @@ async def _lock(conn: asyncpg.Connection, columns: list[list[Any]]) -> _Records:
                         if not late <= {(m["kind"], m["value"]) for m in more}:
                             raise _Moved
                         members = list({m["id"]: m for m in [*members, *more]}.values())
-        except (_Moved, asyncpg.DeadlockDetectedError):
+        except _Moved:
+            if not savepoints:
+                raise LinkingRaced from None
+            continue
+        except asyncpg.DeadlockDetectedError:
+            if not savepoints:
+                raise
             continue
         return _Records([dict(m) for m in members], fresh=fresh)
     raise RuntimeError("customer records kept changing under the linking of identities")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.followups import accept_followup, record_followup
 from app.cases.intake import record_feedback_updated, with_customer
-from app.cases.linking import link_customers
+from app.cases.linking import LinkingRaced, link_customers
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database, RawTransaction, session_sql, utcnow
@@ -31,6 +31,10 @@ from app.feedback.reads import case_summary, feedback_document, feedback_not_fou
 from app.feedback.schemas import FeedbackCreate
 from app.feedback.store import Ingested, judge_replay, received_body, route_rows, store_rows
 from app.routing.evaluation import RoutingCache
+
+# Writes of a group before its error goes to the group commit (which then writes its items one
+# at a time): each lost only to a race with another writer.
+_ATTEMPTS = 5
 
 
 async def ingest_feedback(
@@ -99,7 +103,25 @@ async def write_group(
     for the others): their transaction is this one, not the request's. An item whose key
     another item of the group took first is judged against that one by `_replay`, in this
     transaction, as if it had been sent after it.
+
+    Linking takes no savepoint here (two round trips a group less): when it races another
+    writer, or a deadlock is found, the whole transaction is rolled back and written again,
+    from the same derived items (nothing outside it has seen them yet).
     """
+    for _ in range(_ATTEMPTS - 1):
+        try:
+            return await _write_group_once(database, group, routing, identities)
+        except (LinkingRaced, asyncpg.DeadlockDetectedError):
+            continue
+    return await _write_group_once(database, group, routing, identities)
+
+
+async def _write_group_once(
+    database: Database,
+    group: list[_Pending],
+    routing: RoutingCache,
+    identities: IdentitySecrets,
+) -> list[Ingested | Exception]:
     # (Its size reaches the metrics through store_rows: closeloop_ingest_group_size.)
     outcomes: list[Ingested | Exception | None] = [None] * len(group)
     async with database.raw() as conn, conn.transaction():
@@ -114,7 +136,9 @@ async def write_group(
                 continue
             written.append(index)
         rows = [group[index].row for index in written]
-        documents = await store_rows(conn, routing, rows, utcnow(), documents=True)
+        documents = await store_rows(
+            conn, routing, rows, utcnow(), documents=True, savepoints=False
+        )
         for index, row, document in zip(written, rows, documents, strict=True):
             if row["_stored"]:
                 case = row.get("_case")

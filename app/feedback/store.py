@@ -103,12 +103,15 @@ async def store_rows(
     *,
     documents: bool = False,
     cases_since: datetime | None = None,
+    savepoints: bool = True,
 ) -> list[dict[str, Any]]:
     """Route the rows, insert them in one statement and open or join their cases; mark each
     row with what became of it (`_stored`: inserted, else the row already there, as
     `_existing`; `_case`: the case a stored negative row opened or joined, as its statement
     answered it). With `documents`, answers each row's document as stored (without its case).
-    With `cases_since`, rows submitted before it open no case (`route_rows`).
+    With `cases_since`, rows submitted before it open no case (`route_rows`). Without
+    `savepoints`, the caller runs the transaction again on `LinkingRaced` or a deadlock
+    (`link_customers`).
 
     The feedback.received bodies are built only when an endpoint takes them: whether one does
     is read in this transaction just before the insert, so an endpoint enabled in between gets
@@ -128,7 +131,9 @@ async def store_rows(
         r["id"] for r in await conn.fetch(sql.INSERT_MANY, _recordset(rows), ids, bodies, now)
     }
     by_id = {r["id"]: r for r in rows}
-    customers = await link_customers(conn, [r for r in rows if r["id"] in inserted])
+    customers = await link_customers(
+        conn, [r for r in rows if r["id"] in inserted], savepoints=savepoints
+    )
     # Cases in one order (team, customer), which every writer keeps, so that two transactions
     # joining the same customers' cases wait for each other rather than deadlock. The sort is
     # stable: of one customer's complaints the first sent opens the case, the others join it,

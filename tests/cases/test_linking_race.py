@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import pytest
 
 from app.cases.customers import detach_identity
-from app.cases.linking import link_customers
+from app.cases.linking import LinkingRaced, link_customers
 from app.core.db import Database, uuid7
 from tests.builders import eventually
 
@@ -101,6 +102,39 @@ async def test_a_merge_waiting_on_a_detach_leaves_the_detached_identity_alone(
                 await session.commit()
                 # It read the e-mail in Ana's record: it must not merge it along with hers.
                 linked = await merging
+            identities = await conn.fetch(
+                "SELECT kind, customer_id, detached_at IS NOT NULL AS detached "
+                "FROM customer_identity ORDER BY kind"
+            )
+    by_kind = {r["kind"]: r for r in identities}
+    assert set(linked.values()) == {str(older)}
+    assert by_kind["external_id"]["customer_id"] == older
+    assert by_kind["phone"]["customer_id"] == ana
+    assert by_kind["email"]["customer_id"] not in (older, ana)
+    assert by_kind["email"]["detached"]
+
+
+async def test_without_savepoints_a_lost_race_is_raised_for_the_caller_to_run_again(
+    committed: Database,
+) -> None:
+    """The group commit links without savepoints: the same race (a detach it waited on) raises
+    LinkingRaced, and its transaction, run again, links as the savepoint path does."""
+    older = await _link(committed, _item(external_id="cus_W"))
+    ana = await _link(committed, _item(email="ana@example.com", phone="+351912345678"))
+    item = _item(external_id="cus_W", email="ana@example.com")
+    async with committed.sessionmaker() as session:
+        await detach_identity(session, "ana@example.com", "ana@example.com", actor="admin")
+        async with committed.raw() as conn:
+            raced = conn.transaction()
+            await raced.start()
+            merging = asyncio.create_task(link_customers(conn, [item], savepoints=False))
+            await eventually(lambda: _waits_for_a_lock(committed, conn))
+            await session.commit()
+            with pytest.raises(LinkingRaced):
+                await merging
+            await raced.rollback()
+            async with conn.transaction():
+                linked = await link_customers(conn, [item], savepoints=False)
             identities = await conn.fetch(
                 "SELECT kind, customer_id, detached_at IS NOT NULL AS detached "
                 "FROM customer_identity ORDER BY kind"

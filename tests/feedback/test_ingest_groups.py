@@ -10,13 +10,16 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.cases.linking import LinkingRaced, link_customers
 from app.core.config import Settings
 from app.core.db import BoundDatabase, Database
+from app.feedback import store
 from app.feedback.group import GroupCommit
 from app.main import create_app
 from tests.builders import feedback_body, make_api_key, register_endpoint, webhooks_on_loopback
@@ -279,3 +282,44 @@ async def test_groups_written_at_once_link_new_customers_and_join_their_cases(
     assert groups == 4
     assert records == 3
     assert sorted(r[0] for r in per_case) == [4, 4, 4]
+
+
+@pytest.mark.parametrize(
+    "race",
+    [LinkingRaced, asyncpg.DeadlockDetectedError],
+    ids=["linking raced another writer", "deadlock"],
+)
+async def test_a_group_that_loses_a_race_is_written_again_whole(
+    post_group: Post,
+    connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
+    race: type[Exception],
+) -> None:
+    """The group commit links without a savepoint: a race lost there rolls its transaction
+    back, and the same group is written again, still together (not item by item)."""
+    calls: list[bool] = []
+
+    async def loses_once(conn: Any, rows: Any, *, savepoints: bool = True) -> Any:
+        calls.append(savepoints)
+        if len(calls) == 1:
+            raise race("lost to another writer")
+        return await link_customers(conn, rows, savepoints=savepoints)
+
+    monkeypatch.setattr(store, "link_customers", loses_once)
+    answers = await post_group(
+        [
+            feedback_body(comment="The parcel was late", score=2),
+            feedback_body(comment="And now the refund is late too", score=1),
+            feedback_body(score=10, customer={"external_id": "cus_happy"}),
+        ]
+    )
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert calls == [False, False]
+    first, second, promoter = (a.json() for a in answers)
+    assert first["case"]["id"] == second["case"]["id"]
+    assert promoter["case"] is None
+    assert await _groups_written(connection, [a.json()["id"] for a in answers]) == 1
+    stored = await connection.execute(text("SELECT count(*) FROM feedback"))
+    assert stored.scalar_one() == 3
+    links = await connection.execute(text("SELECT count(*) FROM case_feedback"))
+    assert links.scalar_one() == 2
