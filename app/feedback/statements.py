@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from app.cases.intake import GROUP_COLUMNS, ITEM_COLUMNS, case_ctes, column_type, one_case
 from app.cases.reads import item_case_sql
 from app.feedback.models import Feedback
-from app.notifications.outbox import outbox_insert
+from app.notifications.outbox import outbox_insert, subscribed
 
 _TABLE = Feedback.__table__
 # The stored columns, in the table's order: that of the single-row INSERT's parameters.
@@ -75,25 +75,28 @@ OPEN_CASES = (
     )
     + _CASE_ANSWER
 )
-# A set of items in one statement, with the feedback.received messages of those stored. The
-# rows come as one JSON array, read as `json` rather than `jsonb`: PostgreSQL takes a third less
-# CPU to read it so (measured), and an array per column would cost asyncpg more to encode.
+# A set of items in one statement, answering each one stored and whether an endpoint takes its
+# feedback.received (`RECEIVED_MANY` then writes those messages: most of the time none does, and
+# the bodies are never built). The rows come as one JSON array, read as `json` rather than
+# `jsonb`: PostgreSQL takes a third less CPU to read it so (measured), and an array per column
+# would cost asyncpg more to encode.
 INSERT_MANY = (
     f"WITH f AS (INSERT INTO feedback ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} "
     f"FROM json_to_recordset($1::json) AS r("
     + ", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)
-    + ") ON CONFLICT DO NOTHING RETURNING id, source), "
-    "bodies AS (SELECT * FROM unnest($2::uuid[], $3::bytea[]) AS b(id, body)), "
-    "fo AS ("
-    + outbox_insert(
-        event_type="'feedback.received'",
-        body="b.body",
-        case_id="NULL::uuid",
-        sources="ARRAY[f.source]",
-        now="$4::timestamptz",
-        source_from="f JOIN bodies b ON b.id = f.id",
-    )
-    + ") SELECT id FROM f"
+    + ") ON CONFLICT DO NOTHING RETURNING id, source) "
+    "SELECT f.id, EXISTS (SELECT 1 FROM webhook_endpoint e WHERE "
+    + subscribed("'feedback.received'", "ARRAY[f.source]")
+    + ") AS received FROM f"
+)
+# The feedback.received messages of items just stored: (id, source, body) arrays.
+RECEIVED_MANY = outbox_insert(
+    event_type="'feedback.received'",
+    body="b.body",
+    case_id="NULL::uuid",
+    sources="ARRAY[b.source]",
+    now="$4::timestamptz",
+    source_from="unnest($1::uuid[], $2::text[], $3::bytea[]) AS b(id, source, body)",
 )
 # What a set of items found already stored under their (source, external_id).
 SELECT_STORED_KEYS = (

@@ -24,7 +24,7 @@ from app.core.vocabulary import Sentiment
 from app.feedback import statements as sql
 from app.feedback.derive import routing_item
 from app.feedback.reads import feedback_document, replay_visible
-from app.notifications.outbox import any_subscribed, envelope
+from app.notifications.outbox import envelope
 from app.routing.evaluation import RoutingCache, ensure_default_team
 
 
@@ -113,24 +113,30 @@ async def store_rows(
     `savepoints`, the caller runs the transaction again on `LinkingRaced` or a deadlock
     (`link_customers`).
 
-    The feedback.received bodies are built only when an endpoint takes them: whether one does
-    is read in this transaction just before the insert, so an endpoint enabled in between gets
-    none of these items, as if it had been enabled just after them.
+    The feedback.received bodies are built only for the rows an endpoint takes them of, as the
+    insert itself reads the endpoints (and its messages written by a second statement): an
+    endpoint enabled in between gets none of these items, as if enabled just after them.
     """
     if not rows:
         return []
     cases = await route_rows(conn, routing, rows, cases_since=cases_since)
-    sources = sorted({r["source"] for r in rows})
-    received = await any_subscribed(conn, "feedback.received", sources)
-    answers = [feedback_document(r) for r in rows] if documents or received else []
-    ids, bodies = [], []
-    if received:
-        ids = [r["id"] for r in rows]
-        bodies = [received_body(d, r["received_at"]) for d, r in zip(answers, rows, strict=True)]
-    inserted = {
-        r["id"] for r in await conn.fetch(sql.INSERT_MANY, _recordset(rows), ids, bodies, now)
-    }
+    stored = await conn.fetch(sql.INSERT_MANY, _recordset(rows))
+    inserted = {r["id"] for r in stored}
     by_id = {r["id"]: r for r in rows}
+    answers = [feedback_document(r) for r in rows] if documents else []
+    received = [by_id[r["id"]] for r in stored if r["received"]]
+    if received:
+        built = {r["id"]: d for r, d in zip(rows, answers, strict=False)}  # none without documents
+        await conn.execute(
+            sql.RECEIVED_MANY,
+            [r["id"] for r in received],
+            [r["source"] for r in received],
+            [
+                received_body(built.get(r["id"]) or feedback_document(r), r["received_at"])
+                for r in received
+            ],
+            now,
+        )
     customers = await link_customers(
         conn, [r for r in rows if r["id"] in inserted], savepoints=savepoints
     )

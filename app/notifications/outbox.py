@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import orjson
 
 EVENT_TYPES = (
@@ -40,20 +39,6 @@ def subscribed(event_type: str, sources: str) -> str:
         f"e.enabled AND (e.event_types @> ARRAY[{event_type}]::text[] OR '*' = ANY(e.event_types)) "
         f"AND (e.sources IS NULL OR e.sources && {sources})"
     )
-
-
-async def any_subscribed(conn: asyncpg.Connection, event_type: str, sources: list[str]) -> bool:
-    """Whether an endpoint takes events of this type about any of these sources: when none
-    does, a writer may skip building the bodies nobody would be sent (the outbox statement,
-    joining no endpoint, would write nothing either)."""
-    found = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM webhook_endpoint e WHERE "
-        + subscribed("$1::text", "$2::text[]")
-        + ")",
-        event_type,
-        sources,
-    )
-    return bool(found)
 
 
 def outbox_insert(
