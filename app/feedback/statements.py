@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from app.cases.intake import GROUP_COLUMNS, ITEM_COLUMNS, case_ctes, column_type, one_case
 from app.cases.reads import item_case_sql
 from app.feedback.models import Feedback
-from app.notifications.outbox import outbox_insert, subscribed
+from app.notifications.outbox import any_endpoint_takes, outbox_insert
 
 _TABLE = Feedback.__table__
 # The stored columns, in the table's order: that of the single-row INSERT's parameters.
@@ -85,9 +85,9 @@ INSERT_MANY = (
     f"FROM json_to_recordset($1::json) AS r("
     + ", ".join(f"{c} {_TYPES[c]}" for c in COLUMNS)
     + ") ON CONFLICT DO NOTHING RETURNING id, source) "
-    "SELECT f.id, EXISTS (SELECT 1 FROM webhook_endpoint e WHERE "
-    + subscribed("'feedback.received'", "ARRAY[f.source]")
-    + ") AS received FROM f"
+    "SELECT f.id, "
+    + any_endpoint_takes("'feedback.received'", "ARRAY[f.source]")
+    + " AS received FROM f"
 )
 # The feedback.received messages of items just stored: (id, source, body) arrays.
 RECEIVED_MANY = outbox_insert(

@@ -41,6 +41,12 @@ def subscribed(event_type: str, sources: str) -> str:
     )
 
 
+def any_endpoint_takes(event_type: str, sources: str) -> str:
+    """SQL: whether an endpoint takes events of this type (SQL text) about these sources (a
+    text[]), as `outbox_insert` would write them: a writer builds the bodies only then."""
+    return f"EXISTS (SELECT 1 FROM webhook_endpoint e WHERE {subscribed(event_type, sources)})"
+
+
 def outbox_insert(
     *, event_type: str, body: str, case_id: str, sources: str, now: str, source_from: str
 ) -> str:
