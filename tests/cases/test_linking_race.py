@@ -53,6 +53,23 @@ async def _link(database: Database, item: dict[str, Any]) -> uuid.UUID:
     return uuid.UUID(customers[item["id"]])
 
 
+async def _the_detach_stands(
+    conn: asyncpg.Connection, linked: dict[uuid.UUID, str], *, older: uuid.UUID, ana: uuid.UUID
+) -> None:
+    """The item went to cus_W's (older) record; Ana's keeps her phone; the e-mail the admin
+    detached stays detached, in a record of its own."""
+    identities = await conn.fetch(
+        "SELECT kind, customer_id, detached_at IS NOT NULL AS detached "
+        "FROM customer_identity ORDER BY kind"
+    )
+    by_kind = {r["kind"]: r for r in identities}
+    assert set(linked.values()) == {str(older)}
+    assert by_kind["external_id"]["customer_id"] == older
+    assert by_kind["phone"]["customer_id"] == ana
+    assert by_kind["email"]["customer_id"] not in (older, ana)
+    assert by_kind["email"]["detached"]
+
+
 async def test_a_merge_keeps_the_identity_its_loser_gained_while_it_waited(
     committed: Database,
 ) -> None:
@@ -102,16 +119,7 @@ async def test_a_merge_waiting_on_a_detach_leaves_the_detached_identity_alone(
                 await session.commit()
                 # It read the e-mail in Ana's record: it must not merge it along with hers.
                 linked = await merging
-            identities = await conn.fetch(
-                "SELECT kind, customer_id, detached_at IS NOT NULL AS detached "
-                "FROM customer_identity ORDER BY kind"
-            )
-    by_kind = {r["kind"]: r for r in identities}
-    assert set(linked.values()) == {str(older)}
-    assert by_kind["external_id"]["customer_id"] == older
-    assert by_kind["phone"]["customer_id"] == ana
-    assert by_kind["email"]["customer_id"] not in (older, ana)
-    assert by_kind["email"]["detached"]
+            await _the_detach_stands(conn, linked, older=older, ana=ana)
 
 
 async def test_without_savepoints_a_lost_race_is_raised_for_the_caller_to_run_again(
@@ -135,13 +143,4 @@ async def test_without_savepoints_a_lost_race_is_raised_for_the_caller_to_run_ag
             await raced.rollback()
             async with conn.transaction():
                 linked = await link_customers(conn, [item], savepoints=False)
-            identities = await conn.fetch(
-                "SELECT kind, customer_id, detached_at IS NOT NULL AS detached "
-                "FROM customer_identity ORDER BY kind"
-            )
-    by_kind = {r["kind"]: r for r in identities}
-    assert set(linked.values()) == {str(older)}
-    assert by_kind["external_id"]["customer_id"] == older
-    assert by_kind["phone"]["customer_id"] == ana
-    assert by_kind["email"]["customer_id"] not in (older, ana)
-    assert by_kind["email"]["detached"]
+            await _the_detach_stands(conn, linked, older=older, ana=ana)
