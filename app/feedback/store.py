@@ -114,8 +114,9 @@ async def store_rows(
     (`link_customers`).
 
     The feedback.received bodies are built only for the rows an endpoint takes them of, as the
-    insert itself reads the endpoints (and its messages written by a second statement): an
-    endpoint enabled in between gets none of these items, as if enabled just after them.
+    insert itself reads the endpoints, and their messages written by the next statement (still
+    before the case.opened ones): an endpoint enabled after the insert gets none of these items,
+    as if enabled just after they were stored.
     """
     if not rows:
         return []
