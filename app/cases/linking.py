@@ -21,11 +21,10 @@ On the ingest hot path: a set of items costs the same few statements whatever it
 savepoint, lock and read the records of its identities, and when some are new, record those,
 an all-new verified item's in one record; write the changes), plus, when known records merge, a
 second read of them (held by then, so nothing they gained while this writer waited is lost
-with them) and one statement per merge. A caller that writes nothing before linking and can
-run its whole transaction again (the group commit) links without the savepoint, two round
-trips less: a race that would go back to it raises `LinkingRaced` instead. Writers lock the
-customer records they touch in id order, so two items of one customer, sent at once, link one
-after the other.
+with them) and one statement per merge. A caller that can run its whole transaction again (the
+group commit) links without the savepoint, two round trips less: a race that would go back to
+it raises `LinkingRaced` instead. Writers lock the customer records they touch in id order, so
+two items of one customer, sent at once, link one after the other.
 """
 
 from __future__ import annotations
