@@ -21,7 +21,7 @@ import json
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,10 @@ class Counts:
     @property
     def rows(self) -> int:
         return self.created + self.replayed + self.updated + self.failed
+
+    def add(self, other: Counts) -> None:
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -382,11 +386,7 @@ async def import_file(
             return _prepare_chunk(run, principal, chunk) if chunk else None
 
         def finish(chunk: _Chunk, chunk_counts: Counts, failures: list[Failure]) -> None:
-            counts.created += chunk_counts.created
-            counts.replayed += chunk_counts.replayed
-            counts.updated += chunk_counts.updated
-            counts.failed += chunk_counts.failed
-            counts.without_case += chunk_counts.without_case
+            counts.add(chunk_counts)
             writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
             handle.flush()
             _save_state(path, run.source, chunk.rows[-1].line + 1, counts)
