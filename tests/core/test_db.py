@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
 
 from app.cases.sla import run_pass
-from app.core.db import BoundDatabase, Database, session_sql
+from app.core.db import BoundDatabase, Database, asyncpg_dsn, session_sql
 from tests.builders import auth, eventually, feedback_body, make_api_key, open_case
 
 
@@ -73,19 +74,24 @@ async def test_raw_sql_in_a_session_is_part_of_its_transaction(committed: Databa
     assert "kept" in keys
 
 
-async def _running(database: Database, query: str) -> bool:
-    async with database.raw() as conn:
+async def _running(database_url: str, query: str) -> bool:
+    # A connection of its own: one from the pool under test would queue behind the holders (the
+    # raw pool's three are all held), and come back only once the sleeps it looks for are over.
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
         return bool(
             await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
                 query,
             )
         )
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("pool", ["orm", "raw"])
 async def test_a_query_cancelled_midway_leaves_no_busy_connection_in_its_pool(
-    small: Database, pool: str
+    small: Database, database_url: str, pool: str
 ) -> None:
     """What a client that hangs up mid-request does to its task: its connection goes back to
     the pool, and the next one to take it must find it idle."""
@@ -100,7 +106,7 @@ async def test_a_query_cancelled_midway_leaves_no_busy_connection_in_its_pool(
                 await conn.execute(sleeper)
 
     tasks = [asyncio.create_task(hold()) for _ in range(3 if pool == "raw" else 2)]
-    await eventually(lambda: _running(small, sleeper))
+    await eventually(lambda: _running(database_url, sleeper))
     for task in tasks:
         task.cancel()
     for task in tasks:
