@@ -22,8 +22,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from app.connectors.imports import Counts, ImportFileError, ImportRun, count_rows, import_file
+from app.connectors.imports import Counts, ImportRun, import_file
 from app.connectors.mapping import ConnectorMapping
+from app.connectors.rows import ImportFileError, count_rows
 from app.connectors.signatures import Tool
 from app.core.config import Settings
 from app.core.crypto import secret_box
