@@ -47,6 +47,7 @@ PROFILE_LINES = 25
 @dataclass(frozen=True)
 class Options:
     duration: int
+    rounds: int
     connections: int
     warmup: int
     mix: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from statistics import median
 from typing import Any
 
 from bench._ingest_measure import PATH, TARGET_BATCH_FACTOR, TARGET_P99_FACTOR, Measurement, Options
@@ -11,22 +12,27 @@ from bench._ingest_measure import PATH, TARGET_BATCH_FACTOR, TARGET_P99_FACTOR, 
 
 
 def verdicts(
-    service: Measurement,
-    reference: Measurement,
+    pairs: list[tuple[Measurement, Measurement]],
     batch: Measurement | None,
     options: Options,
 ) -> dict[str, Any]:
-    """Each target, its figure and whether it was reached."""
-    ratio = service.items_per_s / reference.items_per_s if reference.items_per_s else 0.0
-    p99 = service.load.p99_ms / reference.load.p99_ms if reference.load.p99_ms else 0.0
+    """Each target, its figure (the median over the rounds' (service, reference) pairs) and
+    whether it was reached."""
+    ratios = [s.items_per_s / r.items_per_s if r.items_per_s else 0.0 for s, r in pairs]
+    p99s = [s.load.p99_ms / r.load.p99_ms if r.load.p99_ms else 0.0 for s, r in pairs]
+    ratio, p99 = median(ratios), median(p99s)
     targets: dict[str, Any] = {
         "ratio": {"value": round(ratio, 4), "target": f">= {options.target_ratio}"},
         "p99_vs_reference": {"value": round(p99, 3), "target": f"<= {TARGET_P99_FACTOR}"},
     }
+    if len(pairs) > 1:
+        targets["ratio"]["rounds"] = [round(value, 4) for value in ratios]
+        targets["p99_vs_reference"]["rounds"] = [round(value, 3) for value in p99s]
     targets["ratio"]["passed"] = ratio >= options.target_ratio
     targets["p99_vs_reference"]["passed"] = p99 <= TARGET_P99_FACTOR
     if batch is not None:
-        speedup = batch.items_per_s / service.items_per_s if service.items_per_s else 0.0
+        single = median(s.items_per_s for s, _ in pairs)
+        speedup = batch.items_per_s / single if single else 0.0
         targets["batch_vs_single"] = {
             "value": round(speedup, 3),
             "target": f">= {TARGET_BATCH_FACTOR}",
@@ -51,7 +57,8 @@ def report(result: dict[str, Any]) -> str:
         f"{settings['warmup_s']:g} s warm-up, negative share {settings['negative_share']:.2f}, "
         f"{settings['returning_customers'] or 'no'} returning customers",
         "          one uvicorn process per server, asyncpg pool of "
-        f"{settings['pool_size']}, run one after the other",
+        f"{settings['pool_size']}, measured one after the other, "
+        f"{settings['rounds']} round(s) each",
     ]
     if "batch" in runs:
         lines.append(
@@ -60,23 +67,23 @@ def report(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"{'target':<10} {'items/s':>10} {'p50':>10} {'p99':>10} {'requests':>9} "
+        f"{'target':<12} {'items/s':>10} {'p50':>10} {'p99':>10} {'requests':>9} "
         f"{'non-2xx':>8} {'sock err':>8} {'CPU/item':>10}",
     ]
     for name, figures in runs.items():
         errors = sum(figures["socket_errors"].values())
         latency = figures["latency_ms"]
         lines.append(
-            f"{name:<10} {figures['items_per_s']:>10.1f} {latency['p50']:>7.2f} ms "
+            f"{name:<12} {figures['items_per_s']:>10.1f} {latency['p50']:>7.2f} ms "
             f"{latency['p99']:>7.2f} ms {figures['requests']:>9} "
             f"{figures['non_2xx']:>8} {errors:>8} "
             f"{figures['server_cpu_ms_per_item']:>7.3f} ms"
         )
-    lines += ["", f"{'cores busy':<10} {'server':>10} {'postgres':>10} {'wrk':>10} {'other':>9}"]
+    lines += ["", f"{'cores busy':<12} {'server':>10} {'postgres':>10} {'wrk':>10} {'other':>9}"]
     for name, figures in runs.items():
         cores = figures["cores_busy"]
         lines.append(
-            f"{name:<10} {cores['server']:>10.2f} {cores['postgres']:>10.2f} "
+            f"{name:<12} {cores['server']:>10.2f} {cores['postgres']:>10.2f} "
             f"{cores['load_generator']:>10.2f} {cores['other']:>9.2f}"
         )
     lines.append("")
@@ -90,6 +97,9 @@ def report(result: dict[str, Any]) -> str:
         lines.append(
             f"{names[name]:<26} {target['value']:>7.3f} (target {target['target']}): {verdict}"
         )
+        if "rounds" in target:
+            each = ", ".join(f"{value:.3f}" for value in target["rounds"])
+            lines.append(f"{'':<26} the median of the rounds: {each}")
     lines.append(f"verdict: {result['verdict']}")
     if result["failed_requests"]:
         lines.append(

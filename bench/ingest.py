@@ -2,15 +2,19 @@
 
     .venv/bin/python -m bench.ingest                                  (or: make bench)
     .venv/bin/python -m bench.ingest --mix realistic --batch 1000 --profile
+    .venv/bin/python -m bench.ingest --mix realistic --rounds 5 --duration 10
 
 What runs. One embedded PostgreSQL (the pinned build, default durable settings: fsync and
 synchronous commit on) under .closeloop-bench/, with two fresh databases in it: one for the
-service, migrated to the latest revision, and one for the reference (bench/reference.py). Then,
-one after the other, each server is started alone as one process on 127.0.0.1, warmed up, and
-loaded by wrk for a fixed time at a fixed number of keep-alive connections, each request posting
-one feedback item (a new row: no external_id, no Idempotency-Key). Both get requests drawn the
-same way from the same bodies, bearer key included. Both servers are stopped before the report,
-the databases dropped, PostgreSQL stopped.
+service, migrated to the latest revision, and one for the reference (bench/reference.py). Both
+servers are started, each as one process on 127.0.0.1; then, one after the other (the other one
+idle), each is warmed up and loaded by wrk for a fixed time at a fixed number of keep-alive
+connections, each request posting one feedback item (a new row: no external_id, no
+Idempotency-Key). Both get requests drawn the same way from the same bodies, bearer key
+included. With --rounds N this is done N times, taking turns (service then reference, then
+reference then service ...), and the targets judge the median of the N ratios: on a shared
+machine one pair of runs can move by a fifth either way. Both servers are stopped before the
+report, the databases dropped, PostgreSQL stopped.
 
 The streams (--mix). default: NPS promoters without a personal detail, plus detractors in the
 share given by --negative-share (0), each complaint from a customer of its own, so each opens a
@@ -57,8 +61,8 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,13 +75,21 @@ from bench._ingest_load import (
     RETURNING_CUSTOMERS,
     write_lua_script,
 )
-from bench._ingest_measure import PATH, Options, check_answers, measure, profile_summary
+from bench._ingest_measure import (
+    PATH,
+    Measurement,
+    Options,
+    check_answers,
+    measure,
+    profile_summary,
+)
 from bench._ingest_report import report, verdicts
 from bench._postgres import embedded_postgres, fresh_database, postgres_version
 from bench.common import (
     POOL_SIZE,
     QUIET_OTHER_CORES,
     RESULTS_DIR,
+    ServerProcess,
     clean_environment,
     closeloop_server,
     create_api_key,
@@ -175,6 +187,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "where its CPU goes (needs py-spy, and ptrace allowed)",
     )
     parser.add_argument(
+        "--rounds",
+        type=_at_least(1),
+        default=1,
+        help="measure the two servers this many times each, taking turns (service, reference, "
+        "reference, service ...), and judge the median of the rounds' ratios (1)",
+    )
+    parser.add_argument(
         "--threads", type=_at_least(1), default=1, help="wrk threads (1: it shares the cores)"
     )
     parser.add_argument(
@@ -192,6 +211,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         share = REALISTIC_NEGATIVE_SHARE if args.mix == "realistic" else 0.0
     return Options(
         duration=args.duration,
+        rounds=args.rounds,
         connections=args.connections,
         warmup=args.warmup,
         mix=args.mix,
@@ -205,6 +225,21 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 
 
 # -- the run ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _reference_server(reference_url: str) -> Iterator[ServerProcess]:
+    """bench/reference.py on a free loopback port, ready, stopped after the block."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.reference", "--port", str(port)]
+    with server_process(
+        "reference",
+        [*argv, "--dsn", asyncpg_dsn(reference_url)],
+        port=port,
+        env=clean_environment(),
+        ready_path="/readyz",
+    ) as reference:
+        yield reference
 
 
 def run(stack: ExitStack, options: Options) -> int:
@@ -230,18 +265,43 @@ def run(stack: ExitStack, options: Options) -> int:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         profile_path = RESULTS_DIR / f"ingest-profile-{stamp}.txt"
+    pairs: list[tuple[Measurement, Measurement]] = []
     batch_result = None
-    with closeloop_server(env) as service:
+    with closeloop_server(env) as service, _reference_server(reference_url) as reference:
         check_answers(service, key, options.mix)
-        service_result = measure(
-            service,
-            postgres,
-            database_url=service_url,
-            options=options,
-            script=script,
-            key=key,
-            profile=profile_path,
-        )
+        check_answers(reference, key, options.mix)
+
+        def on_service(profile: Path | None = None) -> Measurement:
+            return measure(
+                service,
+                postgres,
+                database_url=service_url,
+                options=options,
+                script=script,
+                key=key,
+                profile=profile,
+            )
+
+        def on_reference() -> Measurement:
+            return measure(
+                reference,
+                postgres,
+                database_url=reference_url,
+                options=options,
+                script=script,
+                key=key,
+            )
+
+        for number in range(options.rounds):
+            if options.rounds > 1:
+                progress(f"round {number + 1} of {options.rounds}")
+            # Turn about, so that neither server is always the one measured on a warmer machine.
+            if number % 2 == 0:
+                measured_service = on_service(profile_path if number == 0 else None)
+                pairs.append((measured_service, on_reference()))
+            else:
+                measured_reference = on_reference()
+                pairs.append((on_service(), measured_reference))
         if options.batch:
             check_answers(service, key, options.mix, batch=True)
             batch_result = measure(
@@ -254,36 +314,14 @@ def run(stack: ExitStack, options: Options) -> int:
                 batch=options.batch,
             )
 
-    port = free_port()
-    with server_process(
-        "reference",
-        [
-            sys.executable,
-            "-m",
-            "bench.reference",
-            "--port",
-            str(port),
-            "--dsn",
-            asyncpg_dsn(reference_url),
-        ],
-        port=port,
-        env=clean_environment(),
-        ready_path="/readyz",
-    ) as reference:
-        check_answers(reference, key, options.mix)
-        reference_result = measure(
-            reference,
-            postgres,
-            database_url=reference_url,
-            options=options,
-            script=script,
-            key=key,
-        )
-
-    measured = {"service": service_result, "reference": reference_result}
+    measured: dict[str, Measurement] = {}
+    for number, (service_result, reference_result) in enumerate(pairs, start=1):
+        suffix = f" {number}" if options.rounds > 1 else ""
+        measured[f"service{suffix}"] = service_result
+        measured[f"reference{suffix}"] = reference_result
     if batch_result is not None:
         measured["batch"] = batch_result
-    targets = verdicts(service_result, reference_result, batch_result, options)
+    targets = verdicts(pairs, batch_result, options)
     failed = sum(m.load.failed for m in measured.values())
     passed = failed == 0 and all(t["passed"] for t in targets.values())
     result: dict[str, Any] = {
@@ -294,6 +332,7 @@ def run(stack: ExitStack, options: Options) -> int:
             "path": PATH,
             "mix": options.mix,
             "duration_s": options.duration,
+            "rounds": options.rounds,
             "warmup_s": options.warmup,
             "connections": options.connections,
             "wrk_threads": options.threads,
@@ -321,9 +360,8 @@ def run(stack: ExitStack, options: Options) -> int:
         ],
     }
     if profile_path is not None:
-        result["profile"] = profile_summary(
-            profile_path, service_result.items, service_result.cpu.server
-        )
+        first = pairs[0][0]
+        result["profile"] = profile_summary(profile_path, first.items, first.cpu.server)
     saved = save_result("ingest", result)
     table = sys.stderr if options.json else sys.stdout
     print(report(result), file=table)
