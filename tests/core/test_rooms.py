@@ -12,7 +12,10 @@ from pathlib import Path
 import app.models  # noqa: F401 - every table on the metadata
 from app.core.db import Base
 
-APP = Path(__file__).resolve().parents[2] / "app"
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "app"
+# The style guide's "split a module near 400 lines"; a test file may be twice that.
+MAX_LINES = {"app": 400, "bench": 400, "tests": 800}
 ROOMS = ("core", "routing", "notifications", "cases", "feedback", "connectors", "reports", "web")
 # Dependencies point one way; reports, connectors and web are imported by nothing but the app.
 MAY_IMPORT = {
@@ -46,15 +49,18 @@ def modules(room: str) -> list[Path]:
     return sorted((APP / room).rglob("*.py"))
 
 
-def imported_rooms(path: Path) -> set[str]:
-    rooms: set[str] = set()
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        names = []
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        rooms.update(name.split(".")[1] for name in names if name.startswith("app."))
+            names.add(node.module)
+    return names
+
+
+def imported_rooms(path: Path) -> set[str]:
+    rooms = {name.split(".")[1] for name in imported_modules(path) if name.startswith("app.")}
     return rooms & set(ROOMS)
 
 
@@ -101,3 +107,30 @@ def test_a_rooms_sql_names_only_its_own_tables_but_the_known_crossings() -> None
         if tables[table] != room
     }
     assert crossings == KNOWN_CROSSINGS
+
+
+def test_modules_stay_small() -> None:
+    """A module past its size is split by what it does, as app/connectors/rows.py was."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for folder, most in MAX_LINES.items()
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > most
+    }
+    assert long == {}
+
+
+def test_no_benchmark_imports_another() -> None:
+    """Benchmarks share bench/common.py and the private helpers (bench/_*.py), not each other."""
+    benchmarks = {
+        path.stem
+        for path in (ROOT / "bench").glob("*.py")
+        if not path.stem.startswith("_") and path.stem != "common"
+    }
+    crossing = {
+        (path.stem, name.removeprefix("bench."))
+        for path in sorted((ROOT / "bench").glob("*.py"))
+        for name in imported_modules(path)
+        if name.removeprefix("bench.") in benchmarks and name.startswith("bench.")
+    }
+    assert crossing == set()
