@@ -169,9 +169,10 @@ def _number(raw: Any) -> int | None:
         try:
             number = float(text)
         except ValueError:
-            # "4 - Satisfied": a label that starts with its number.
+            # "4 - Satisfied": a label that starts with its number. Decimal digits only:
+            # "²" is a digit to str.isdigit but no number to int().
             head = text.split(" ", 1)[0]
-            return int(head) if head.isdigit() else None
+            return int(head) if head.isdecimal() else None
         return int(number) if number.is_integer() else None
     return None
 
@@ -182,7 +183,10 @@ def read_time(raw: Any, key: str) -> tuple[datetime | None, bool]:
     if raw is None or raw == "":
         return None, False
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw, UTC), False
+        try:
+            return datetime.fromtimestamp(raw, UTC), False
+        except (OverflowError, OSError, ValueError):
+            raise _problem(key, "Unix seconds within the years 1 to 9999", "time_invalid") from None
     if isinstance(raw, str):
         try:
             at = datetime.fromisoformat(raw.strip().replace(" ", "T", 1))

@@ -101,7 +101,9 @@ async def delete_connector(connector_id: uuid.UUID, session: SessionDep, _: Admi
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{connector_id}/replay", **answers(ReplayOut, 404))
+# Only an id matches here (`:uuid`): a connector whose source is `replay` receives its tool's
+# deliveries at /v1/connectors/{tool}/replay, below.
+@router.post("/{connector_id:uuid}/replay", **answers(ReplayOut, 404))
 async def replay_connector(
     connector_id: uuid.UUID,
     request: Request,

@@ -30,13 +30,21 @@ from app.connectors.schemas import (
     ReplayFailure,
     ReplayOut,
 )
-from app.connectors.signatures import Tool, signature_holds
+from app.connectors.signatures import Tool, secret_unusable, signature_holds
 from app.connectors.tools import read_event
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.crypto import SecretBox
-from app.core.db import Database, get_or_404, raw_transaction, utcnow
-from app.core.errors import AppError, Conflict, NotFound, Unauthorized, validation_problem
+from app.core.db import Database, get_or_404, raw_transaction, utcnow, uuid7
+from app.core.errors import (
+    AppError,
+    Conflict,
+    FieldError,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    validation_problem,
+)
 from app.feedback import ingest as feedback
 from app.feedback.identity import IdentitySecrets
 from app.feedback.ingest import IngestGroups
@@ -60,6 +68,15 @@ def new_secret(tool: Tool) -> str:
     return secrets.token_urlsafe(32)
 
 
+def _check_secret(tool: Tool, secret: str) -> None:
+    problem = secret_unusable(tool, secret)
+    if problem is not None:
+        raise ValidationFailed(
+            "This secret cannot check the tool's deliveries.",
+            errors=[FieldError(field="secret", message=problem, type="secret_unusable")],
+        )
+
+
 def connector_url(settings: Settings, tool: str, source: str) -> str:
     return f"{settings.public_url.rstrip('/')}/v1/connectors/{tool}/{source}"
 
@@ -72,6 +89,8 @@ async def create_connector(
     session: AsyncSession, data: ConnectorCreate, *, actor: str, box: SecretBox
 ) -> tuple[Connector, str | None]:
     """Store the connector; answer the secret made for it (None when one was given)."""
+    if data.secret is not None:
+        _check_secret(data.tool, data.secret)
     secret = data.secret or new_secret(data.tool)
     connector = Connector(
         tool=data.tool.value,
@@ -104,6 +123,7 @@ async def update_connector(
 ) -> Connector:
     connector = await get_connector(session, connector_id)
     if data.secret is not None:
+        _check_secret(Tool(connector.tool), data.secret)
         connector.secret = box.seal(data.secret)
     if data.mapping is not None:
         connector.mapping = data.mapping.model_dump(mode="json", exclude_defaults=True)
@@ -309,7 +329,7 @@ async def _record_response(
         "feedback_id = COALESCE(excluded.feedback_id, connector_response.feedback_id), "
         "note = excluded.note, content_type = excluded.content_type, "
         "payload = excluded.payload, updated_at = excluded.updated_at",
-        uuid.uuid4(),
+        uuid7(),
         connector_id,
         event.response_id,
         event.state.value,

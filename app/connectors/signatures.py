@@ -32,6 +32,29 @@ TOKEN_HEADER = "x-closeloop-token"  # noqa: S105 - a header name
 ZENDESK_TOLERANCE_SECONDS = 300
 
 
+# Tools that sign as Standard Webhooks do, with a `whsec_` + base64 secret.
+STANDARD_WEBHOOKS_TOOLS = frozenset({Tool.STANDARD, Tool.FORMBRICKS})
+_WHSEC_PREFIX = "whsec_"
+_WHSEC_MIN_BYTES = 16
+
+
+def secret_unusable(tool: Tool, secret: str) -> str | None:
+    """Why `secret` can never check a delivery of `tool`, or None. Only Standard Webhooks
+    secrets have a form: `whsec_` and the base64 of the key bytes, which both sides decode."""
+    if tool not in STANDARD_WEBHOOKS_TOOLS:
+        return None
+    try:
+        key = base64.b64decode(secret.removeprefix(_WHSEC_PREFIX), validate=True)
+    except ValueError:
+        key = b""
+    if len(key) < _WHSEC_MIN_BYTES:
+        return (
+            f"a Standard Webhooks secret: `{_WHSEC_PREFIX}` and the base64 of at least "
+            f"{_WHSEC_MIN_BYTES} bytes (the sender's own, or leave it out to have one made)"
+        )
+    return None
+
+
 def _hmac_b64(secret: str, message: bytes, digest: str = "sha256") -> str:
     return base64.b64encode(hmac.new(secret.encode(), message, digest).digest()).decode()
 

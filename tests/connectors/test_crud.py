@@ -11,6 +11,7 @@ from app.core.crypto import SEALED_PREFIX
 from app.core.db import BoundDatabase, Database
 from tests.builders import auth, make_api_key, refused_fields
 from tests.connectors.deliveries import (
+    STANDARD_SECRET,
     TYPEFORM_SECRET,
     create_connector,
     raw,
@@ -140,3 +141,35 @@ async def test_a_delivery_through_a_real_pool(
     finally:
         async with committed.raw() as conn:
             await conn.execute("DELETE FROM connector WHERE id = $1::uuid", connector["id"])
+
+
+async def test_a_standard_webhooks_secret_must_be_one(admin: httpx.AsyncClient) -> None:
+    """A secret the Standard Webhooks package cannot use would refuse every delivery: it is
+    refused at once, on create and on PATCH, for both tools that sign that way."""
+    for tool in ("standard", "formbricks"):
+        for secret in ("my plain secret", "whsec_abc", "whsec_" + "QUJD" * 2):
+            response = await admin.post(
+                "/v1/connectors", json={"tool": tool, "source": "app", "secret": secret}
+            )
+            assert response.status_code == 422, (tool, secret, response.text)
+            [error] = response.json()["errors"]
+            assert (error["field"], error["type"]) == ("secret", "secret_unusable")
+    assert (await admin.get("/v1/connectors")).json() == []
+    made = await create_connector(admin, "standard", "app")
+    response = await admin.patch(f"/v1/connectors/{made['id']}", json={"secret": "plain-words"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["type"] == "secret_unusable"
+    response = await admin.patch(f"/v1/connectors/{made['id']}", json={"secret": STANDARD_SECRET})
+    assert response.status_code == 200, response.text
+
+
+async def test_a_source_named_replay_receives_its_deliveries(admin: httpx.AsyncClient) -> None:
+    """POST /v1/connectors/typeform/replay is a Typeform delivery, not the replay of a
+    connector whose id is `typeform` (only an id matches the replay route)."""
+    await create_connector(admin, "typeform", "replay", secret=TYPEFORM_SECRET)
+    body = raw(typeform_response("tok-1"))
+    answer = await admin.post(
+        "/v1/connectors/typeform/replay", content=body, headers=typeform_headers(body)
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "created"

@@ -122,6 +122,22 @@ async def test_delighted_duplicate_delivery_and_missing_email(admin: httpx.Async
     assert ignored["status"] == "ignored"
 
 
+async def test_delighted_time_out_of_range_is_a_422(admin: httpx.AsyncClient) -> None:
+    """Unix seconds no calendar holds were once a 500 (an OverflowError unanswered)."""
+    await create_connector(admin, "delighted", "nps-email", secret=DELIGHTED_TOKEN)
+    for seconds in (10**14, -(10**14), 1e300):
+        document = delighted_event("10", score=4, event_id=f"evt-{seconds}")
+        document["event_data"]["created_at"] = seconds
+        response = await admin.post(
+            DELIGHTED, content=raw(document), headers=delighted(document)[1]
+        )
+        assert response.status_code == 422, (seconds, response.text)
+        [error] = response.json()["errors"]
+        assert error["type"] == "time_invalid"
+    listed = await admin.get("/v1/feedback", params={"source": "nps-email"})
+    assert listed.json()["items"] == []
+
+
 # Zendesk: the trigger's JSON, signed with timestamp + body; a good/bad rating.
 
 ZENDESK = "/v1/connectors/zendesk/helpdesk"

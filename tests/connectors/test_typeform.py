@@ -164,6 +164,20 @@ async def test_a_score_outside_the_scale_is_a_422_naming_the_field(
     assert await stored(admin) == []
 
 
+async def test_a_score_that_is_no_number_is_a_422_naming_the_field(
+    admin: httpx.AsyncClient,
+) -> None:
+    """ "²" is a digit to str.isdigit, and was once a 500 on its way to int()."""
+    await create_connector(admin, "typeform", "checkout-survey", secret=TYPEFORM_SECRET)
+    for text in ("² bad", "²", "nine"):
+        body = raw(typeform_response("tok-1", nps=text))
+        response = await admin.post(URL, content=body, headers=typeform_headers(body))
+        assert response.status_code == 422, (text, response.text)
+        [error] = response.json()["errors"]
+        assert (error["field"], error["type"]) == ("nps_recommend", "score_not_a_number")
+    assert await stored(admin) == []
+
+
 async def test_a_payload_of_the_wrong_shape_names_the_field(admin: httpx.AsyncClient) -> None:
     await create_connector(admin, "typeform", "checkout-survey", secret=TYPEFORM_SECRET)
     document = typeform_response("tok-1")
