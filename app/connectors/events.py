@@ -19,6 +19,8 @@ from app.core.errors import BadRequest, FieldError, ValidationFailed
 from app.core.vocabulary import Metric
 
 MAX_DEPTH = 8
+# The identities an answer can claim (a typed name links nothing).
+TYPED_IDENTITIES = frozenset({"customer_id", "email", "phone"})
 
 
 class State(StrEnum):
@@ -53,11 +55,24 @@ class ToolEvent:
     choice_ids: dict[str, list[str]] = field(default_factory=dict)
     # What the tool's format says by itself: role (comment, email, ...) -> field key.
     roles: dict[str, str] = field(default_factory=dict)
+    # Roles whose field is an identity the respondent typed into the form (an e-mail question):
+    # a claim anyone can make, unlike one the tool knows (the survey's recipient, a hidden
+    # field the company set), so the item is stored as unverified (app/feedback/identity.py).
+    claimed: set[str] = field(default_factory=set)
     score: ScoreField | None = None
     submitted_at: Any = None
     note: str | None = None
     # Standard Webhooks deliveries carry feedback content as the API takes it.
     content: dict[str, Any] | None = None
+
+    def typed(self, role: str, key: str) -> None:
+        """The answer under `key` holds `role` (unless another field already does), as the
+        respondent typed it: an identity there is a claim."""
+        if role in self.roles:
+            return
+        self.roles[role] = key
+        if role in TYPED_IDENTITIES:
+            self.claimed.add(role)
 
 
 def payload_problem(path: str, message: str, kind: str = "payload_invalid") -> ValidationFailed:

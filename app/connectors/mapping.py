@@ -217,6 +217,15 @@ def external_id_of(tool: Tool | None, response_id: str) -> str:
     return f"{tool.value}:{response_id}"
 
 
+def identity_claimed(event: ToolEvent, mapping: ConnectorMapping) -> bool:
+    """Whether the item names a customer by an identity the respondent typed (a form's e-mail
+    question), which the mapping did not vouch for by naming that field itself."""
+    return any(
+        getattr(mapping, role) is None and _text(event, event.roles.get(role)) is not None
+        for role in event.claimed
+    )
+
+
 def feedback_body(
     event: ToolEvent, mapping: ConnectorMapping, *, tool: Tool | None, source: str
 ) -> dict[str, Any]:

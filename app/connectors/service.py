@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.connectors.events import State, ToolEvent, parse_body
-from app.connectors.mapping import ConnectorMapping, feedback_body
+from app.connectors.mapping import ConnectorMapping, feedback_body, identity_claimed
 from app.connectors.models import Connector
 from app.connectors.schemas import (
     ConnectorCreate,
@@ -145,13 +145,19 @@ def _mapping(stored: str | dict[str, Any]) -> ConnectorMapping:
     return ConnectorMapping.model_validate(stored)
 
 
-def _principal(connector_id: uuid.UUID, tool: str, source: str) -> Principal:
+def _principal(
+    connector_id: uuid.UUID, tool: str, source: str, *, claimed: bool = False
+) -> Principal:
+    """The connector as the ingest sees it: a trusted key, so the customer it names is
+    verified, unless the respondent typed that identity into the form (`claimed`): a public
+    form is in strangers' hands as a publishable key is, and what it says is a claim."""
     return Principal(
         key_id=connector_id,
         name=f"connector {tool}/{source}",
         scopes=frozenset({Scope.FEEDBACK_WRITE}),
         allowed_sources=frozenset({source}),
         allowed_origins=None,
+        publishable=claimed,
     )
 
 
@@ -241,7 +247,8 @@ async def _apply(
     stored: dict[str, Any] | None = None
     if event.state is State.COMPLETE:
         payload = _payload(event, mapping, tool, source)
-        principal = _principal(connector_id, tool.value, source)
+        claimed = identity_claimed(event, mapping)
+        principal = _principal(connector_id, tool.value, source, claimed=claimed)
         status, stored = await _store(database, path, principal, payload)
     elif known is not None and known["state"] == State.COMPLETE:
         # A partial event after the finished response (deliveries out of order): stale.
@@ -361,7 +368,6 @@ async def replay(database: Database, path: IngestPath, connector: Connector) -> 
     now, and store each through PUT (an unchanged item stays as it is)."""
     tool = Tool(connector.tool)
     mapping = ConnectorMapping.model_validate(connector.mapping)
-    principal = _principal(connector.id, connector.tool, connector.source)
     async with database.raw() as conn:
         rows = await conn.fetch(
             "SELECT response_id, content_type, payload FROM connector_response "
@@ -375,6 +381,12 @@ async def replay(database: Database, path: IngestPath, connector: Connector) -> 
         try:
             event = read_event(tool, parse_body(row["payload"], row["content_type"]), {})
             payload = _payload(event, mapping, tool, connector.source)
+            principal = _principal(
+                connector.id,
+                connector.tool,
+                connector.source,
+                claimed=identity_claimed(event, mapping),
+            )
             async with raw_transaction(database) as raw:
                 await feedback.put_feedback(
                     raw, payload, principal=principal, settings=path.settings, routing=path.routing

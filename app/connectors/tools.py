@@ -92,11 +92,11 @@ def _typeform(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         elif field_type == "rating" and event.score is None:
             event.score = ScoreField(Metric.STAR, key, steps.get(key, (1, 5)))
         elif field_type == "long_text":
-            event.roles.setdefault("comment", key)
+            event.typed("comment", key)
         elif field_type == "email":
-            event.roles.setdefault("email", key)
+            event.typed("email", key)
         elif field_type == "phone_number":
-            event.roles.setdefault("phone", key)
+            event.typed("phone", key)
     hidden = response.get("hidden")
     for name, value in (hidden if isinstance(hidden, dict) else {}).items():
         event.fields[f"hidden.{name}"] = value
@@ -232,7 +232,7 @@ def _tally(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         if field_type == "RATING" and event.score is None:
             event.score = ScoreField(Metric.STAR, key, None)
         elif field_type in _TALLY_ROLES:
-            event.roles.setdefault(_TALLY_ROLES[field_type], key)
+            event.typed(_TALLY_ROLES[field_type], key)
         elif field_type == "HIDDEN_FIELDS" and label in _HIDDEN_ROLES["customer_id"]:
             event.roles.setdefault("customer_id", key)
     return event
@@ -305,7 +305,7 @@ def _jotform(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
     for key in answers:
         name = key.split("_", 1)[-1].lower()
         if "email" in name or "e-mail" in name:
-            event.roles.setdefault("email", key)
+            event.typed("email", key)
     return event
 
 
@@ -349,14 +349,17 @@ def _google_forms(document: dict[str, Any], headers: dict[str, str]) -> ToolEven
         for title, value in answers.items()
     }
     fields["respondentEmail"] = document.get("respondentEmail")
-    return ToolEvent(
+    event = ToolEvent(
         response_id=an_id(document.get("responseId"), "responseId"),
         delivery_id=None,
         state=State.COMPLETE,
         fields=fields,
         submitted_at=document.get("timestamp"),
-        roles={"email": "respondentEmail"},
     )
+    # Typed by the respondent unless the form collects verified (signed-in) addresses, which
+    # the post does not say: a mapping that names `respondentEmail` vouches for it.
+    event.typed("email", "respondentEmail")
+    return event
 
 
 _READERS = {

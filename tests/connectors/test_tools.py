@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.builders import case_events
+from tests.builders import case_events, open_case
 from tests.connectors.deliveries import (
     DELIGHTED_TOKEN,
     STANDARD_SECRET,
@@ -207,6 +207,29 @@ async def test_tally_string_rating_opens_a_case(admin: httpx.AsyncClient) -> Non
     assert (item["metric"], item["score"], item["comment"]) == ("star", 2, "Too slow")
     assert item["customer"]["email"] == "eve@example.com"
     assert item["case"] is not None
+
+
+async def test_an_e_mail_typed_into_a_form_is_a_claim_unless_the_mapping_vouches(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Anyone can type Eve's address into a public form: that item is unverified and does not
+    join Eve's open case. Naming the field in the mapping is the admin vouching for it."""
+    eves = await open_case(admin, customer={"email": "eve@example.com"})
+    connector = await create_connector(admin, "tally", "support-form", secret=TALLY_SECRET)
+    body = raw(tally_response("r1", rating="2"))
+    typed = (await post(admin, TALLY, body, tally_headers(body)))["feedback"]
+    assert typed["customer"]["email"] == "eve@example.com"
+    assert typed["customer"]["verified"] is False
+    assert typed["case"] is not None
+    assert typed["case"]["id"] != eves["id"]
+
+    await admin.patch(
+        f"/v1/connectors/{connector['id']}", json={"mapping": {"email": "question_mail"}}
+    )
+    body = raw(tally_response("r2", rating="1"))
+    vouched = (await post(admin, TALLY, body, tally_headers(body)))["feedback"]
+    assert vouched["customer"]["verified"] is True
+    assert vouched["case"]["id"] == eves["id"]
 
 
 async def test_tally_choice_ids_score_through_the_mapping(admin: httpx.AsyncClient) -> None:
