@@ -46,11 +46,17 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1, max_length=6)
+    # An empty list is refused, not read as "no limit": it would open every source (or make a
+    # key meant for a web page a trusted one) to an admin who meant to allow none.
     allowed_sources: list[Source] | None = Field(
-        default=None, max_length=100, description="Only these sources may be ingested with it."
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Only these sources may be ingested with it (leave it out for any source).",
     )
     allowed_origins: list[Origin] | None = Field(
         default=None,
+        min_length=1,
         max_length=100,
         description="Browser origins allowed to ingest with it (CORS); for keys in web pages. "
         "A key with origins is publishable.",

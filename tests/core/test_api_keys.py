@@ -86,10 +86,14 @@ async def test_bad_key_requests_are_422(admin: httpx.AsyncClient) -> None:
             {"name": "x", "scopes": ["feedback:write"], "allowed_origins": ["shop"]},
             "allowed_origins[0]",
         ),
+        # Empty allow-lists once meant "no limit": a key for every source, a trusted key.
+        ({"name": "x", "scopes": ["feedback:write"], "allowed_sources": []}, "allowed_sources"),
+        ({"name": "x", "scopes": ["feedback:write"], "allowed_origins": []}, "allowed_origins"),
     ]:
         response = await admin.post("/v1/api-keys", json=body)
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == field
+    assert [key["name"] for key in (await admin.get("/v1/api-keys")).json()["items"]] == ["test"]
 
 
 async def test_a_key_limited_to_sources_refuses_others(
