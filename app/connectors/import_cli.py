@@ -25,6 +25,7 @@ from rich.text import Text
 from app.connectors.imports import Counts, ImportRun, import_file
 from app.connectors.mapping import ConnectorMapping
 from app.connectors.rows import ImportFileError, count_rows
+from app.connectors.service import connector_key_id
 from app.connectors.signatures import Tool
 from app.core.config import Settings
 from app.core.crypto import secret_box
@@ -61,7 +62,8 @@ async def _connector(database: Database, connector_id: str) -> tuple[uuid.UUID, 
     if row is None:
         raise SystemExit(f"closeloop import: no connector has the id {connector_id}")
     mapping = row["mapping"] if isinstance(row["mapping"], str) else json.dumps(row["mapping"])
-    return key, Tool(row["tool"]), row["source"], mapping
+    # Stored as the connector stores (connector_key_id), so its webhooks update these rows.
+    return connector_key_id(row["tool"], row["source"]), Tool(row["tool"]), row["source"], mapping
 
 
 async def run_import(

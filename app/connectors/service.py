@@ -145,14 +145,19 @@ def _mapping(stored: str | dict[str, Any]) -> ConnectorMapping:
     return ConnectorMapping.model_validate(stored)
 
 
-def _principal(
-    connector_id: uuid.UUID, tool: str, source: str, *, claimed: bool = False
-) -> Principal:
+def connector_key_id(tool: str, source: str) -> uuid.UUID:
+    """Who stored a connector's items: the same for every connector of a tool and source, so one
+    deleted and made again (a new secret) still updates the responses its predecessor stored,
+    and `closeloop import --connector` rows are the items the webhooks update."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"closeloop:connector:{tool}/{source}")
+
+
+def _principal(tool: str, source: str, *, claimed: bool = False) -> Principal:
     """The connector as the ingest sees it: a trusted key, so the customer it names is
     verified, unless the respondent typed that identity into the form (`claimed`): a public
     form is in strangers' hands as a publishable key is, and what it says is a claim."""
     return Principal(
-        key_id=connector_id,
+        key_id=connector_key_id(tool, source),
         name=f"connector {tool}/{source}",
         scopes=frozenset({Scope.FEEDBACK_WRITE}),
         allowed_sources=frozenset({source}),
@@ -248,7 +253,7 @@ async def _apply(
     if event.state is State.COMPLETE:
         payload = _payload(event, mapping, tool, source)
         claimed = identity_claimed(event, mapping)
-        principal = _principal(connector_id, tool.value, source, claimed=claimed)
+        principal = _principal(tool.value, source, claimed=claimed)
         status, stored = await _store(database, path, principal, payload)
     elif known is not None and known["state"] == State.COMPLETE:
         # A partial event after the finished response (deliveries out of order): stale.
@@ -382,10 +387,7 @@ async def replay(database: Database, path: IngestPath, connector: Connector) -> 
             event = read_event(tool, parse_body(row["payload"], row["content_type"]), {})
             payload = _payload(event, mapping, tool, connector.source)
             principal = _principal(
-                connector.id,
-                connector.tool,
-                connector.source,
-                claimed=identity_claimed(event, mapping),
+                connector.tool, connector.source, claimed=identity_claimed(event, mapping)
             )
             async with raw_transaction(database) as raw:
                 await feedback.put_feedback(

@@ -75,6 +75,22 @@ async def test_delighted_score_then_comment_is_one_item_updated(
     assert len(listed) == 1
 
 
+async def test_a_connector_made_again_updates_what_its_predecessor_stored(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Deleted and made again for the same tool and source (a new token, say), the connector
+    still updates the responses the old one stored: they were once its id's alone, a 404."""
+    first = await create_connector(admin, "delighted", "nps-email", secret=DELIGHTED_TOKEN)
+    created = await post(admin, DELIGHTED, *delighted(delighted_event("77", score=2)))
+    assert (await admin.delete(f"/v1/connectors/{first['id']}")).status_code == 204
+    await create_connector(admin, "delighted", "nps-email", secret=DELIGHTED_TOKEN)
+    later = delighted_event("77", kind="survey_response.updated", score=2, comment="Still broken")
+    updated = await post(admin, DELIGHTED, *delighted(later))
+    assert updated["status"] == "updated"
+    assert updated["feedback"]["id"] == created["feedback"]["id"]
+    assert updated["feedback"]["comment"] == "Still broken"
+
+
 async def test_delighted_token_in_the_url_or_header_and_nothing_else(
     admin: httpx.AsyncClient,
 ) -> None:
