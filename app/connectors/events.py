@@ -61,6 +61,10 @@ class ToolEvent:
     claimed: set[str] = field(default_factory=set)
     score: ScoreField | None = None
     submitted_at: Any = None
+    # When the tool last changed the response, for tools that say (Delighted's and Zendesk's
+    # `updated_at`, Formbricks' `updatedAt`, a Standard Webhooks `timestamp`): an event older
+    # than the version stored arrived late, out of order, and changes nothing.
+    version_at: Any = None
     note: str | None = None
     # Standard Webhooks deliveries carry feedback content as the API takes it.
     content: dict[str, Any] | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from app.connectors import service
+from app.connectors import receiving, service
 from app.connectors.models import Connector
 from app.connectors.schemas import (
     ConnectorCreate,
@@ -49,9 +49,11 @@ def _read(request: Request, connector: Connector) -> ConnectorRead:
     )
 
 
-def _path(request: Request) -> service.IngestPath:
+def _path(request: Request) -> receiving.IngestPath:
     state = request.app.state
-    return service.IngestPath(state.settings, state.routing, state.identities, state.ingest_groups)
+    return receiving.IngestPath(
+        state.settings, state.routing, state.identities, state.ingest_groups
+    )
 
 
 @router.post("", **creates(ConnectorCreated, 409, 422))
@@ -115,7 +117,7 @@ async def replay_connector(
     replace each item (`PUT` semantics: re-derived, re-routed; unchanged items stay).
     At most 10,000 responses a call, oldest first."""
     connector = await service.get_connector(session, connector_id)
-    return await service.replay(database, _path(request), connector)
+    return await receiving.replay(database, _path(request), connector)
 
 
 @router.get("/{connector_id}/responses", **answers(list[ConnectorResponseRead], 404, 422))
@@ -130,7 +132,7 @@ async def list_connector_responses(
     """The responses the tool delivered, last changed first: `partial` ones (no feedback, no
     case until finished) and `pending` ones (only ids were sent) included."""
     await service.get_connector(session, connector_id)
-    rows = await service.list_responses(database, connector_id, state=state, limit=limit)
+    rows = await receiving.list_responses(database, connector_id, state=state, limit=limit)
     return [ConnectorResponseRead.model_validate(r) for r in rows]
 
 
@@ -166,7 +168,7 @@ async def receive_delivery(
     Answered 200 whatever became of it: `created`, `replayed`, `updated`, `partial`,
     `pending`, `duplicate` (a delivery seen before) or `ignored` (an event that is no
     answer)."""
-    return await service.receive(
+    return await receiving.receive(
         database,
         _path(request),
         tool_name=tool,

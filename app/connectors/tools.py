@@ -45,6 +45,7 @@ def _standard(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         delivery_id=headers.get("webhook-id"),
         state=states[kind],
         content=content,
+        version_at=document.get("timestamp"),
     )
 
 
@@ -144,6 +145,7 @@ def _delighted(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         state=State.COMPLETE,
         fields=flatten(data),
         submitted_at=data.get("created_at"),
+        version_at=data.get("updated_at"),
         roles={
             "comment": "comment",
             "email": "person.email",
@@ -185,6 +187,7 @@ def _zendesk(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         },
         score=ScoreField(Metric.CSAT, "rating", None, binary=True),
         submitted_at=document.get("updated_at"),
+        version_at=document.get("updated_at"),
     )
 
 
@@ -334,6 +337,7 @@ def _formbricks(document: dict[str, Any], headers: dict[str, str]) -> ToolEvent:
         state=State.COMPLETE if finished else State.PARTIAL,
         fields=fields,
         submitted_at=data.get("updatedAt") or data.get("createdAt"),
+        version_at=data.get("updatedAt"),
         roles={"email": "contactAttributes.email", "customer_id": "contactAttributes.userId"},
     )
 

@@ -91,6 +91,25 @@ async def test_a_connector_made_again_updates_what_its_predecessor_stored(
     assert updated["feedback"]["comment"] == "Still broken"
 
 
+async def test_an_older_event_arriving_late_changes_nothing(admin: httpx.AsyncClient) -> None:
+    """Delighted's `updated` (with the comment) delivered before its `created` (without): the
+    late `created` is older by `updated_at`, so it is ignored and the comment stays."""
+    await create_connector(admin, "delighted", "nps-email", secret=DELIGHTED_TOKEN)
+    newer = delighted_event("88", kind="survey_response.updated", score=2, comment="Billed twice")
+    older = delighted_event("88", score=2)
+    newer["event_data"]["updated_at"] = older["event_data"]["updated_at"] + 60
+    first = await post(admin, DELIGHTED, *delighted(newer))
+    assert first["status"] == "created"
+    late = await post(admin, DELIGHTED, *delighted(older))
+    assert late["status"] == "ignored"
+    [item] = (await admin.get("/v1/feedback", params={"source": "nps-email"})).json()["items"]
+    assert item["comment"] == "Billed twice"
+    # A later version still updates.
+    later = delighted_event("88", kind="survey_response.updated", score=1, comment="Billed twice")
+    later["event_data"]["updated_at"] = newer["event_data"]["updated_at"] + 60
+    assert (await post(admin, DELIGHTED, *delighted(later)))["status"] == "updated"
+
+
 async def test_delighted_token_in_the_url_or_header_and_nothing_else(
     admin: httpx.AsyncClient,
 ) -> None:
