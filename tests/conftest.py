@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+import app.models  # every table on the metadata, for _TABLES
 from app.core.config import Settings
-from app.core.db import BoundDatabase, Database
+from app.core.db import Base, BoundDatabase, Database
 from app.core.embedded import EmbeddedPostgres
 from app.core.migrations import upgrade
 from app.main import create_app
@@ -107,11 +108,10 @@ async def writer(client: httpx.AsyncClient, database: BoundDatabase) -> httpx.As
 
 
 # Every table that tests with real commits write to, emptied after each of them.
-_TABLES = (
-    "delivery_attempt, outbox_message, webhook_endpoint, case_event, case_feedback, "
-    "feedback_case, feedback, routing_rule_version, routing_rule, "
-    "team, api_key, source_identity_secret, rate_limit_window, job_lease, customer_identity, "
-    "customer, report_score_rollup, report_case, report_loop_item, report_case_dirty"
+# Every table, from the models (a new room's tables are not forgotten: a connector a committed
+# test left behind once broke the tests after it), but the one row a migration seeds.
+_TABLES = ", ".join(
+    sorted(t.name for t in Base.metadata.sorted_tables if t.name != "routing_generation")
 )
 
 
