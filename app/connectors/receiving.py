@@ -91,6 +91,13 @@ class IngestPath:
     groups: IngestGroups
 
 
+def tool_of(tool_name: str) -> Tool:
+    try:
+        return Tool(tool_name)
+    except ValueError:
+        raise NotFound(f"No tool is called `{tool_name}`.", code="unknown_tool") from None
+
+
 async def receive(
     database: Database,
     path: IngestPath,
@@ -104,10 +111,7 @@ async def receive(
     box: SecretBox,
 ) -> Received:
     """One delivery of a tool: checked over its raw bytes, then read and stored."""
-    try:
-        tool = Tool(tool_name)
-    except ValueError:
-        raise NotFound(f"No tool is called `{tool_name}`.", code="unknown_tool") from None
+    tool = tool_of(tool_name)
     async with database.raw() as conn:
         row = await conn.fetchrow(
             "SELECT id, secret, mapping FROM connector WHERE tool = $1 AND source = $2",

@@ -136,6 +136,18 @@ async def list_connector_responses(
     return [ConnectorResponseRead.model_validate(r) for r in rows]
 
 
+@router.head("/{tool}/{source}", response_class=Response, responses=problem_responses(404, 422))
+async def check_delivery_url(
+    tool: Annotated[str, Path(max_length=32)],
+    source: Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)],
+) -> Response:
+    """What a tool may ask before it posts: SurveyMonkey checks a webhook's URL with `HEAD`
+    when the webhook is made, and makes none unless it answers 200. Any tool's URL answers so,
+    whether or not a connector has that source yet: it tells a stranger nothing."""
+    receiving.tool_of(tool)
+    return Response(status_code=status.HTTP_200_OK)
+
+
 @router.post(
     "/{tool}/{source}",
     response_model=Received,

@@ -65,6 +65,18 @@ async def test_surveymonkey_ids_only_is_pending_with_a_note(admin: httpx.AsyncCl
     assert (await admin.post(url, content=body, headers=forged)).status_code == 401
 
 
+async def test_a_tools_url_answers_head_as_surveymonkey_checks_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """SurveyMonkey makes a webhook only if its URL answers HEAD with 200. Any tool's URL does,
+    without a key and connector or not (it says nothing about which sources have one)."""
+    for url in ("/v1/connectors/surveymonkey/sm-nps", "/v1/connectors/typeform/nothing-here"):
+        response = await client.head(url)
+        assert response.status_code == 200, url
+        assert response.content == b""
+    assert (await client.head("/v1/connectors/surveygizmo/sm-nps")).status_code == 404
+
+
 async def test_qualtrics_event_subscription_form_is_pending(admin: httpx.AsyncClient) -> None:
     await create_connector(admin, "qualtrics", "xm", secret=TOKEN)
     form = urlencode(

@@ -74,6 +74,8 @@ SCOPES: dict[str, str | None] = {
     # key (and none) gets past the key check and meets the signature check (a 404 here: no
     # connector for the placeholder source).
     "receive_delivery": PUBLIC,
+    # A tool checking its webhook's URL before it posts: 200 for any tool's URL, saying nothing.
+    "check_delivery_url": PUBLIC,
     "get_scores_chart": "reports:read",
     "get_closed_loop": "reports:read",
     "update_case": "cases:write",
