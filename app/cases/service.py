@@ -289,20 +289,7 @@ async def reopen(change: Change, reason: str) -> None:
     """Back to `open`, with a fresh resolution target from now. (A breach already recorded stays
     recorded: each kind is flagged once in a case's life.)"""
     case, session = change.case, change.session
-    other = await session.scalar(
-        select(Case.number).where(
-            Case.opened_for_team == case.opened_for_team,
-            Case.customer_key == case.customer_key,
-            Case.status.in_((OPEN, IN_PROGRESS, WAITING)),
-            Case.id != case.id,
-        )
-    )
-    if other is not None:
-        raise Conflict(
-            f"The customer has another active case with this team, {case_number(other)}; "
-            "work on that one instead.",
-            code="case_active_elsewhere",
-        )
+    await _check_no_other_active(session, case)
     move(change, OPEN)
     team = await session.get(Team, case.team)
     minutes = team.resolution_minutes if team is not None else 0
@@ -317,6 +304,29 @@ async def reopen(change: Change, reason: str) -> None:
         case.followup_token_hash = None
     change.event("reopened", reason=reason)
     change.publish("case.reopened", reason=reason)
+
+
+async def _check_no_other_active(session: AsyncSession, case: Case) -> None:
+    """A customer has one active case per team (the one their complaints join): this one may
+    not reopen beside another. Customers are told apart as intake tells them, by the key of
+    their record; a case without one (anonymous, a claimed identity, an erased customer) is
+    nobody's but its own, so nothing keeps it from reopening."""
+    if case.customer_key is None:
+        return
+    other = await session.scalar(
+        select(Case.number).where(
+            Case.opened_for_team == case.opened_for_team,
+            Case.customer_key == case.customer_key,
+            Case.status.in_((OPEN, IN_PROGRESS, WAITING)),
+            Case.id != case.id,
+        )
+    )
+    if other is not None:
+        raise Conflict(
+            f"The customer has another active case with this team, {case_number(other)}; "
+            "work on that one instead.",
+            code="case_active_elsewhere",
+        )
 
 
 def close(change: Change, **data: Any) -> None:
