@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -354,27 +354,22 @@ def with_customer(values: list[Any], customer_key: str | None) -> list[Any]:
     return [*values[:_KEY], customer_key, *values[_KEY + 1 :]]
 
 
-# What the event tells of the change (a comment's text is not copied: only that it changed).
-_UPDATED_FIELDS = ("metric", "score", "category", "sentiment")
-
-
 async def record_feedback_updated(
     conn: asyncpg.Connection,
     case_id: uuid.UUID,
     feedback_id: uuid.UUID,
     *,
     actor: str,
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
+    changes: Mapping[str, Mapping[str, Any]],
+    changed: Sequence[str],
     now: datetime,
 ) -> None:
-    """An item on the case was replaced (PUT): the timeline says what it says now. The case
-    itself stays as it is, open or not: an agent decides what the change means."""
-    changed = {
-        name: {"from": before[name], "to": after[name]}
-        for name in _UPDATED_FIELDS
-        if before[name] != after[name]
-    }
+    """An item on the case was replaced (PUT): the timeline says what changed. `changed` names
+    every field of the item that did (`score`, `customer.email`, `attributes.plan`); `changes`
+    holds the values, from and to, of those whose values it may keep (what the item counts as,
+    not who sent it or what they wrote: app/feedback/ingest.py's `item_changes` tells them
+    apart), and `comment_changed` says whether the comment did. The case itself stays as it
+    is, open or not: an agent decides what the change means."""
     await conn.execute(
         "INSERT INTO case_event (id, case_id, type, actor, at, data) "
         "VALUES ($1, $2, 'feedback_updated', $3, $4, $5::jsonb)",
@@ -385,8 +380,9 @@ async def record_feedback_updated(
         json.dumps(
             {
                 "feedback_id": str(feedback_id),
-                "changes": changed,
-                "comment_changed": before["comment"] != after["comment"],
+                "changes": changes,
+                "comment_changed": "comment" in changed,
+                "changed": list(changed),
             }
         ),
     )

@@ -249,7 +249,8 @@ async def put_feedback(
 
     Only the key that stored it or an admin may replace it; to any other key it does not exist.
     A change that makes it negative opens or joins a case; a change to an item on a case is on
-    the case's timeline (`feedback_updated`), and leaves the case as it is.
+    the case's timeline (`feedback_updated`, naming each field that changed: `item_changes`),
+    and leaves the case as it is.
     """
     check_source(principal, payload.source)
     now = utcnow()
@@ -276,15 +277,17 @@ async def put_feedback(
     await conn.execute(sql.UPDATE_FEEDBACK, *sql.update_values(row))
     customers = await link_customers(conn, [row])
     if stored["case_id"] is not None:
-        await record_feedback_updated(
-            conn,
-            stored["case_id"],
-            row["id"],
-            actor=principal.name,
-            before=dict(stored),
-            after=row,
-            now=now,
-        )
+        changes, changed = item_changes(stored, row)
+        if changed:
+            await record_feedback_updated(
+                conn,
+                stored["case_id"],
+                row["id"],
+                actor=principal.name,
+                changes=changes,
+                changed=changed,
+                now=now,
+            )
     elif row["id"] in cases:
         values = with_customer(cases[row["id"]], customers.get(row["id"]))
         case = await conn.fetchrow(
@@ -292,3 +295,59 @@ async def put_feedback(
         )
         count_cases_opened([case])
     return Ingested(await read_feedback(conn, row["id"]), created=False)
+
+
+# What a case's timeline keeps of a replaced item's values (`feedback_updated`): those that say
+# what the item counts as, which erasure keeps too. Of who sent it and what they wrote (the
+# customer, the comment and the cues read in it, the attributes) it names the fields only: a
+# timeline outlives an erasure request.
+_VALUES_TOLD = frozenset(
+    (
+        "channel",
+        "metric",
+        "score",
+        "category",
+        "sentiment",
+        "tags",
+        "touchpoint",
+        "journey_stage",
+        "submitted_at",
+        "routing",
+    )
+)
+# What a PUT never changes, or is not the item's own (its case shows itself).
+_KEPT = frozenset(("id", "source", "external_id", "received_at", "case"))
+# The fields whose own fields are named one by one: `customer.email`, `attributes.plan`.
+_MAPS = ("customer", "attributes")
+_ABSENT = object()
+
+
+def item_changes(
+    before: asyncpg.Record | dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """What replacing a stored row by another changed, compared as the API shows the item
+    (`feedback_document`): the values, from and to, of the fields in `_VALUES_TOLD`, and the
+    name of every field that changed, in the document's order (attributes by name)."""
+    old, new = feedback_document(before), feedback_document(after)
+    changes: dict[str, dict[str, Any]] = {}
+    changed: list[str] = []
+    for name, value in new.items():
+        if name in _KEPT:
+            continue
+        if name in _MAPS:
+            keys = list(value) if name == "customer" else sorted(old[name].keys() | value.keys())
+            changed.extend(
+                f"{name}.{key}"
+                for key in keys
+                if not _same(old[name].get(key, _ABSENT), value.get(key, _ABSENT))
+            )
+        elif not _same(old[name], value):
+            changed.append(name)
+            if name in _VALUES_TOLD:
+                changes[name] = {"from": old[name], "to": value}
+    return changes, changed
+
+
+def _same(one: Any, other: Any) -> bool:
+    # By type too: an attribute that was `true` and is now `1` changed, though True == 1.
+    return type(one) is type(other) and bool(one == other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -11,6 +12,8 @@ from app.core.db import BoundDatabase
 from tests.builders import auth, case_events, feedback_body, make_api_key, read_case
 
 URL = "/v1/feedback/checkout-web/resp-1"
+# How an item routed to the default team, by no rule, shows its routing.
+SUPPORT = {"rule_id": None, "rule_version": None, "team": "support"}
 
 
 def content(**overrides: Any) -> dict[str, Any]:
@@ -107,9 +110,90 @@ async def test_a_change_to_positive_leaves_the_case_open_with_an_event(
             "score": {"from": 2, "to": 10},
             "category": {"from": "detractor", "to": "promoter"},
             "sentiment": {"from": "negative", "to": "positive"},
+            "routing": {"from": SUPPORT, "to": None},
         },
         "comment_changed": True,
+        "changed": ["score", "comment", "category", "sentiment", "routing"],
     }
+
+
+async def test_the_event_names_every_field_that_changed_and_no_personal_value(
+    client: httpx.AsyncClient, writer: dict[str, str], ops: dict[str, str]
+) -> None:
+    """The README's example: the item loses its tags, touchpoint, stage, attributes and the
+    customer's locale. Each is named; what the customer wrote or is told by is not copied."""
+    item = await put(client, writer, 201)
+    readme = {
+        "channel": "web",
+        "customer": {"external_id": "cus_42", "email": "ana@example.com"},
+        "metric": "nps",
+        "score": 8,
+        "comment": "Arrived in the end",
+    }
+    response = await client.put(URL, json=readme, headers=writer)
+    assert response.status_code == 200, response.text
+    client.headers.update(ops)
+    [event] = [
+        e for e in await case_events(client, item["case"]["id"]) if e["type"] == "feedback_updated"
+    ]
+    assert event["data"] == {
+        "feedback_id": item["id"],
+        "changes": {
+            "score": {"from": 3, "to": 8},
+            "tags": {"from": ["delivery"], "to": []},
+            "touchpoint": {"from": "order-tracking", "to": None},
+            "journey_stage": {"from": "delivery", "to": None},
+            "category": {"from": "detractor", "to": "passive"},
+            "sentiment": {"from": "negative", "to": "neutral"},
+            "routing": {"from": SUPPORT, "to": None},
+        },
+        "comment_changed": True,
+        "changed": [
+            "customer.locale",
+            "score",
+            "comment",
+            "tags",
+            "touchpoint",
+            "journey_stage",
+            "attributes.order_id",
+            "attributes.plan",
+            "category",
+            "sentiment",
+            "routing",
+        ],
+    }
+    told = json.dumps(event["data"])
+    for personal in ("pt-BR", "A-1009", '"pro"', "late", "Arrived"):
+        assert personal not in told
+
+
+async def test_a_new_contact_is_named_without_its_values(
+    client: httpx.AsyncClient, writer: dict[str, str], ops: dict[str, str]
+) -> None:
+    item = await put(client, writer, 201)
+    customer = {"external_id": "cus_42", "email": "ana@example.org", "phone": "+351912345678"}
+    await put(client, writer, 200, customer={**customer, "locale": "pt-BR", "name": "Ana"})
+    client.headers.update(ops)
+    event = (await case_events(client, item["case"]["id"]))[-1]
+    assert event["type"] == "feedback_updated"
+    assert event["data"]["changes"] == {}
+    assert event["data"]["comment_changed"] is False
+    assert event["data"]["changed"] == ["customer.email", "customer.phone", "customer.name"]
+    told = json.dumps(event["data"])
+    for personal in ("ana@", "351912345678", "Ana"):
+        assert personal not in told
+
+
+async def test_content_that_differs_only_as_sent_writes_no_event(
+    client: httpx.AsyncClient, writer: dict[str, str], ops: dict[str, str]
+) -> None:
+    """An e-mail address is stored in lower case: the item as stored does not change."""
+    item = await put(client, writer, 201)
+    customer = {"external_id": "cus_42", "email": "Ana@Example.com", "locale": "pt-BR"}
+    again = await put(client, writer, 200, customer=customer)
+    assert again == item
+    client.headers.update(ops)
+    assert [e["type"] for e in await case_events(client, item["case"]["id"])] == ["created"]
 
 
 async def test_the_same_content_again_changes_nothing(
