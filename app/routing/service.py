@@ -68,16 +68,19 @@ def team_sla_sql(key: str) -> str:
 
 
 async def create_team(session: AsyncSession, data: TeamCreate) -> Team:
+    if data.escalation_team is not None:
+        await _lock_escalations(session)
     if await session.get(Team, data.key) is not None:
         raise Conflict(f"A team with the key `{data.key}` exists.", code="team_exists")
-    if data.escalation_team is not None and data.escalation_team != data.key:
-        await _check_team_exists(session, data.escalation_team, "escalation_team")
+    if data.escalation_team is not None:
+        await _check_escalation(session, data.key, data.escalation_team)
     has_default = await session.scalar(select(func.count()).where(Team.is_default)) or 0
     team = Team(
         key=data.key,
         name=data.name,
         first_response_minutes=data.first_response_minutes,
         resolution_minutes=data.resolution_minutes,
+        escalation_team=data.escalation_team,
         is_default=False,
     )
     if data.is_default and has_default:
@@ -86,22 +89,46 @@ async def create_team(session: AsyncSession, data: TeamCreate) -> Team:
     team.is_default = data.is_default or not has_default
     session.add(team)
     await session.flush()
-    if data.escalation_team is not None:
-        _check_not_self(team.key, data.escalation_team)
-        team.escalation_team = data.escalation_team
     await bump_generation(session)
     await session.flush()
     return team
 
 
-def _check_not_self(key: str, escalation_team: str) -> None:
-    if key == escalation_team:
+# pg_advisory_xact_lock's key for changes of escalation teams: the bytes of "escalate".
+_ESCALATION_LOCK = 0x657363616C617465
+
+
+async def _lock_escalations(session: AsyncSession) -> None:
+    """Changes of escalation teams one at a time, each checked after the last one committed:
+    two PATCHes closing a loop from its two ends at once would each find no loop on its own.
+    Taken before any team row is locked (a row lock first could deadlock with a change
+    waiting here), and only by a change that sets an escalation team: nothing else waits."""
+    await session.execute(select(func.pg_advisory_xact_lock(_ESCALATION_LOCK)))
+
+
+async def _check_escalation(session: AsyncSession, key: str, escalation_team: str) -> None:
+    """A breached case goes to its team's escalation team, and from there, if it breaches
+    again, to that team's: the chain from `key` must end, or a case would come back to the
+    team it breached with. Refuses a loop of any length (naming it), and an unknown team."""
+    chain = [key, escalation_team]
+    if escalation_team != key:
+        await _check_team_exists(session, escalation_team, "escalation_team")
+        rows = await session.execute(
+            select(Team.key, Team.escalation_team).where(
+                Team.escalation_team.is_not(None), Team.key != key
+            )
+        )
+        escalates: dict[str, str] = {row.key: row.escalation_team for row in rows}
+        while chain[-1] in escalates and chain[-1] not in chain[:-1]:
+            chain.append(escalates[chain[-1]])
+    if chain[-1] in chain[:-1]:
+        loop = " → ".join(chain[chain.index(chain[-1]) :])
         raise ValidationFailed(
-            "One or more fields are not valid.",
+            f"Escalation teams may not form a loop: {loop}.",
             errors=[
                 FieldError(
                     field="escalation_team",
-                    message="a team cannot escalate to itself",
+                    message=f"the escalation teams would loop: {loop}",
                     type="escalation_loop",
                 )
             ],
@@ -109,6 +136,8 @@ def _check_not_self(key: str, escalation_team: str) -> None:
 
 
 async def update_team(session: AsyncSession, key: str, data: TeamUpdate) -> Team:
+    if data.escalation_team is not None:
+        await _lock_escalations(session)
     team = await get_team(session, key, for_update=True)
     changes = data.model_dump(exclude_unset=True)
     if "is_default" in changes:
@@ -127,8 +156,7 @@ async def update_team(session: AsyncSession, key: str, data: TeamUpdate) -> Team
         elif not team.is_default:
             await _make_default(session, team)
     if changes.get("escalation_team") is not None:
-        _check_not_self(key, changes["escalation_team"])
-        await _check_team_exists(session, changes["escalation_team"], "escalation_team")
+        await _check_escalation(session, key, changes["escalation_team"])
     apply_patch(team, changes, clears=("escalation_team",))
     await bump_generation(session)
     await session.flush()
