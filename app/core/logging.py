@@ -160,5 +160,9 @@ def logging_config(level: str) -> dict[str, Any]:
             "alembic": {"level": "WARNING"},
             # At debug SQLAlchemy would log every row it reads: customers' data.
             "sqlalchemy": {"level": "WARNING"},
+            # httpx logs each request's whole URL at info, and a webhook URL may carry a token
+            # in its query.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.core.config import Settings
 from app.core.db import BoundDatabase, Database
-from app.core.logging import JsonFormatter
+from app.core.logging import JsonFormatter, logging_config
 from app.main import create_app
 from tests.builders import auth, make_api_key
 
@@ -99,3 +99,11 @@ async def test_the_access_log_names_route_templates_and_masks_unknown_paths(
         ("/v1/customers/{}/export/{}", 404),
         ("/{}", 404),
     ]
+
+
+def test_http_clients_log_no_urls_at_info() -> None:
+    """httpx logs each request's URL at info, and a receiver's URL may carry its token: the
+    service's logging keeps those lines out at every level it may run at, warnings in."""
+    for level in ("debug", "info"):
+        loggers = logging_config(level)["loggers"]
+        assert loggers["httpx"]["level"] == loggers["httpcore"]["level"] == "WARNING"
