@@ -10,7 +10,7 @@ from app.core.auth import ReportsReader
 from app.core.db import SessionDep
 from app.core.errors import problem_responses
 from app.core.schemas import json_bytes
-from app.core.vocabulary import Metric
+from app.core.vocabulary import Channel, Metric
 from app.reports.closed_loop import closed_loop_report
 from app.reports.period import Period, report_period
 from app.reports.render import report_csv, scores_svg
@@ -63,7 +63,7 @@ async def _scores(
     to: To,
     tz: Tz = "UTC",
     source: Filter = None,
-    channel: Filter = None,
+    channel: Channel | None = None,
 ) -> dict[str, Any]:
     """The scores report the JSON/CSV and SVG routes both answer with (their one query)."""
     period: Period = report_period(start, to, tz, daily=group_by in DAILY)
