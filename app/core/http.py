@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from secrets import token_hex
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,7 +52,8 @@ DirectRoute = Callable[[Scope, Receive, Send, bytes], Awaitable[bool]]
 
 
 async def _send_error(error: AppError, scope: Scope, receive: Receive, send: Send) -> None:
-    await error_response(error)(scope, receive, send)
+    # With its `instance` (the path), as every other problem has.
+    await error_response(error, Request(scope))(scope, receive, send)
 
 
 def _is_json(content_type: str) -> bool:

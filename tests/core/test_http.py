@@ -20,6 +20,8 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> None:
     assert problem["code"] == code
     assert problem["type"] == f"urn:closeloop:problem:{code}"
     assert problem["title"]
+    # Every problem names the request's path, the gate's own refusals (413, 415) too.
+    assert problem["instance"] == response.request.url.path
 
 
 async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
