@@ -64,6 +64,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -271,26 +272,14 @@ def run(stack: ExitStack, options: Options) -> int:
         check_answers(service, key, options.mix)
         check_answers(reference, key, options.mix)
 
+        # One measured run of a server: the same load, the same checks, its own database.
+        run = partial(measure, postgres=postgres, options=options, script=script, key=key)
+
         def on_service(profile: Path | None = None) -> Measurement:
-            return measure(
-                service,
-                postgres,
-                database_url=service_url,
-                options=options,
-                script=script,
-                key=key,
-                profile=profile,
-            )
+            return run(service, database_url=service_url, profile=profile)
 
         def on_reference() -> Measurement:
-            return measure(
-                reference,
-                postgres,
-                database_url=reference_url,
-                options=options,
-                script=script,
-                key=key,
-            )
+            return run(reference, database_url=reference_url)
 
         for number in range(options.rounds):
             if options.rounds > 1:
@@ -304,15 +293,7 @@ def run(stack: ExitStack, options: Options) -> int:
                 pairs.append((on_service(), measured_reference))
         if options.batch:
             check_answers(service, key, options.mix, batch=True)
-            batch_result = measure(
-                service,
-                postgres,
-                database_url=service_url,
-                options=options,
-                script=script,
-                key=key,
-                batch=options.batch,
-            )
+            batch_result = run(service, database_url=service_url, batch=options.batch)
 
     measured: dict[str, Measurement] = {}
     for number, (service_result, reference_result) in enumerate(pairs, start=1):

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-import app.models  # every table on the metadata, for _TABLES
+from app import models as _every_table  # noqa: F401 - all on the metadata, for _TABLES
 from app.core.config import Settings
 from app.core.db import Base, BoundDatabase, Database
 from app.core.embedded import EmbeddedPostgres
