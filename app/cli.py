@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging.config
+import math
 import os
 import signal
 import sys
@@ -228,6 +229,26 @@ def export_openapi(settings: Settings, output: str) -> None:
     print(f"wrote {path}")
 
 
+def _days(text: str) -> float:
+    """--cases-within: a number of days; NaN is none (a window past year 1 is every row)."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number of days") from None
+    if math.isnan(days):
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number of days")
+    return days
+
+
+def _source(text: str) -> str:
+    from app.connectors.imports import source_problem
+
+    problem = source_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"`{text}` {problem}")
+    return text
+
+
 def import_file(settings: Settings, args: argparse.Namespace) -> None:
     from app.connectors.import_cli import import_command
     from app.core.migrations import upgrade
@@ -281,17 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="load a survey export (.csv or .jsonl) through the batch ingest"
     )
     import_cmd.add_argument("file", help="a .csv (with a header row) or .jsonl file")
-    import_cmd.add_argument("--source", help="the source the rows are stored under")
+    import_cmd.add_argument(
+        "--source", type=_source, help="the source the rows are stored under (a slug)"
+    )
     import_cmd.add_argument("--mapping", help="a JSON file: a connector mapping for the columns")
     import_cmd.add_argument("--connector", help="a connector's id: its source, tool and mapping")
     import_cmd.add_argument(
         "--cases-within",
-        type=float,
+        type=_days,
         default=DEFAULT_CASES_WITHIN_DAYS,
         metavar="DAYS",
         help="negative rows submitted within the last DAYS days (a row without a time: now) "
         "open or join cases; older ones are stored and counted in reports, on no case "
-        f"(default {DEFAULT_CASES_WITHIN_DAYS:g}; -1: every one does)",
+        f"(default {DEFAULT_CASES_WITHIN_DAYS:g}; -1, or any number reaching before year 1, "
+        "such as inf: every one does)",
     )
 
     export_cmd = commands.add_parser("export-openapi", help="write the OpenAPI document")

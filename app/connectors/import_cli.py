@@ -24,12 +24,12 @@ from rich.text import Text
 
 from app.connectors.imports import Counts, ImportRun, import_file
 from app.connectors.mapping import ConnectorMapping
-from app.connectors.rows import ImportFileError, count_rows
+from app.connectors.rows import ImportFileError
 from app.connectors.service import connector_key_id
 from app.connectors.signatures import Tool
 from app.core.config import Settings
 from app.core.crypto import secret_box
-from app.core.db import Database, utcnow
+from app.core.db import Database
 from app.feedback.identity import IdentitySecrets
 
 
@@ -80,8 +80,7 @@ async def run_import(
     database = await Database.connect(url, pool_size=4)
     try:
         run = ImportRun(database, settings, source or "", _mapping(mapping_path))
-        if cases_within_days is not None:
-            run.cases_since = utcnow() - timedelta(days=cases_within_days)
+        run.cases_within = _window(cases_within_days)
         if connector_id is not None:
             run.principal_id, run.tool, connector_source, stored = await _connector(
                 database, connector_id
@@ -106,9 +105,13 @@ async def run_import(
             TimeRemainingColumn(),
             console=console,
         ) as progress:
-            task = progress.add_task(path.name, total=count_rows(path))
+            task = progress.add_task(path.name, total=None)
             counts, failures = await import_file(
-                path, run, identities, advance=lambda rows: progress.advance(task, rows)
+                path,
+                run,
+                identities,
+                advance=lambda rows: progress.advance(task, rows),
+                total=lambda rows: progress.update(task, total=rows),
             )
     except ImportFileError as exc:
         raise SystemExit(f"closeloop import: {exc}") from None
@@ -118,15 +121,27 @@ async def run_import(
         f"created {counts.created}, replayed {counts.replayed}, updated {counts.updated}, "
         f"failed {counts.failed}"
     )
+    if counts.superseded:
+        console.print(f"superseded by a later row with the same id: {counts.superseded}")
     if counts.without_case:
-        assert run.cases_since is not None
-        console.print(
-            f"stored on no case (negative, submitted before {run.cases_since:%Y-%m-%d %H:%M} "
-            f"UTC; see --cases-within): {counts.without_case}"
-        )
-    if counts.failed:
+        history = "history"
+        if run.cases_since is not None:
+            history = f"negative, submitted before {run.cases_since:%Y-%m-%d %H:%M} UTC"
+        console.print(f"stored on no case ({history}; see --cases-within): {counts.without_case}")
+    if counts.failed or counts.superseded:
         console.print(f"failures (line, external id, reason): {failures}")
     return counts
+
+
+def _window(days: float | None) -> timedelta | None:
+    """--cases-within as a window; None (every row opens its case) for one past what a
+    timedelta holds (the import reads one reaching before year 1 so too)."""
+    if days is None:
+        return None
+    try:
+        return timedelta(days=days)
+    except OverflowError:
+        return None
 
 
 def import_command(

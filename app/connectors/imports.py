@@ -6,30 +6,33 @@ each in its own transaction. A row that says something else than the item stored
 is an update, through PUT's path. Reading the file is app/connectors/rows.py.
 
 Safe to run again: each row has a stable id (the mapping's `response_id` column, else a hash
-of the row), so a second run replays. Resumable: after each chunk (chunks finish in order)
-the next line to read is written to `FILE.import-state.json`; a run that finds it (same file,
-same size and time) starts there, and removes it when done.
+of the row), so a second run replays; of rows naming the same id, the last one in the file is
+stored and the earlier ones are superseded, so a rerun still replays. Resumable: after each
+chunk (chunks finish in order) the next line to read is written to `FILE.import-state.json`,
+with the options that change what is stored; a run that finds it (same file, same size and
+time) starts there, or refuses when its options differ, and removes it when done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import itertools
 import json
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app.connectors.mapping import ConnectorMapping
-from app.connectors.rows import Row, problem_text, read_rows
+from app.connectors.rows import ImportFileError, Row, problem_text, read_rows, survey
 from app.connectors.signatures import Tool
 from app.core.auth import Principal, Scope
 from app.core.config import Settings
@@ -39,11 +42,12 @@ from app.core.heap import freeze_loaded
 from app.feedback import ingest as feedback
 from app.feedback.batch import PreparedBatch, prepare_batch, store_batch
 from app.feedback.identity import IdentitySecrets
-from app.feedback.schemas import FeedbackCreate
+from app.feedback.schemas import FeedbackCreate, SourceSlug
 from app.routing.evaluation import RoutingCache
 
 CHUNK_ROWS = 1_000
 STORES_AT_ONCE = 2
+_SOURCE = TypeAdapter(SourceSlug)
 
 
 @dataclass
@@ -52,13 +56,15 @@ class Counts:
     replayed: int = 0
     updated: int = 0
     failed: int = 0
+    # Rows whose id a later row of the file repeats: that one is stored instead.
+    superseded: int = 0
     # Of the rows created or updated: negative ones submitted before the run's `cases_since`,
     # stored (and counted in reports) on no case.
     without_case: int = 0
 
     @property
     def rows(self) -> int:
-        return self.created + self.replayed + self.updated + self.failed
+        return self.created + self.replayed + self.updated + self.failed + self.superseded
 
     def add(self, other: Counts) -> None:
         for name in (f.name for f in fields(self)):
@@ -80,6 +86,9 @@ class ImportRun:
     # Rows submitted before this open no case (history: no agent can act on a complaint of
     # years ago, and each would breach its SLA at once); None: every negative row does.
     cases_since: datetime | None = None
+    # Instead of `cases_since`, the window before the run's start (resumed: the interrupted
+    # run's) it is set from.
+    cases_within: timedelta | None = None
 
 
 @dataclass
@@ -115,7 +124,9 @@ async def _store_chunk(
     failures = []
     for row in chunk.rows:
         if row.item is None:
-            failures.append(Failure(row.line, None, row.error or "not readable"))
+            if row.superseded_by is not None:  # listed with the failures, for its line
+                counts.superseded += 1
+            failures.append(Failure(row.line, row.external_id, row.error or "not readable"))
     async with raw_transaction(run.database) as raw:
         results = await store_batch(
             raw,
@@ -161,7 +172,7 @@ async def _store_chunk(
                 counts.without_case += _without_case(run, updated.feedback)
         else:
             failures.append(Failure(row.line, external_id, problem_text(result.problem or {})))
-    counts.failed = len(failures)
+    counts.failed = len(failures) - counts.superseded
     failures.sort(key=lambda failure: failure.line)
     return counts, failures
 
@@ -186,27 +197,86 @@ def failures_path(path: Path) -> Path:
     return path.with_name(path.name + ".failures.csv")
 
 
-def _fingerprint(path: Path, source: str) -> dict[str, Any]:
+def _fingerprint(path: Path) -> dict[str, Any]:
     stat = path.stat()
-    return {"source": source, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def load_state(path: Path, source: str) -> tuple[int, Counts]:
-    """Where an interrupted run of this file stopped: the next line, and its counts so far."""
+def _options(run: ImportRun) -> dict[str, str]:
+    """What changes how rows are stored, as the command line says it."""
+    mapping = "none"
+    if run.mapping is not None:
+        digest = hashlib.sha256(run.mapping.model_dump_json().encode()).hexdigest()
+        mapping = f"sha256 {digest[:12]}"
+    if run.cases_within is not None:
+        cases = f"{run.cases_within / timedelta(days=1):g} days"
+    elif run.cases_since is not None:
+        cases = f"since {run.cases_since.isoformat()}"
+    else:
+        cases = "every row (-1)"
+    return {
+        "--source": run.source,
+        "--connector": "none" if run.principal_id is None else f"{run.tool} ({run.principal_id})",
+        "mapping": mapping,
+        "--cases-within": cases,
+    }
+
+
+def load_state(path: Path, options: dict[str, str]) -> tuple[int, Counts, datetime | None]:
+    """Where an interrupted run of this file stopped: the next line, its counts so far and its
+    `cases_since`. A run with other options is refused: going on would store the rest of the
+    file otherwise than its start (deleting the state starts over)."""
     state_file = _state_path(path)
     if not state_file.exists():
-        return 1, Counts()
-    state = json.loads(state_file.read_text())
-    if state.get("file") != _fingerprint(path, source):
-        return 1, Counts()
-    return int(state["next_line"]), Counts(**state["counts"])
+        return 1, Counts(), None
+    try:
+        state = json.loads(state_file.read_text())
+        if state["file"] != _fingerprint(path):
+            return 1, Counts(), None  # the file changed since: start over
+        then = state.get("options") or {}
+        next_line, counts = int(state["next_line"]), Counts(**state["counts"])
+        since = state.get("cases_since")
+        cases_since = None if since is None else datetime.fromisoformat(since)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ImportFileError(
+            f"{state_file} cannot be read ({exc}); delete it to start over"
+        ) from None
+    changed = [
+        f"{name} {then.get(name, 'not recorded')} then, {value} now"
+        for name, value in options.items()
+        if then.get(name) != value
+    ]
+    if changed:
+        raise ImportFileError(
+            f"{path}: an interrupted import of this file stopped before line {next_line} with "
+            f"other options ({'; '.join(changed)}). Run it again with the options it had to go "
+            f"on, or delete {state_file} to start over with these"
+        )
+    return next_line, counts, cases_since
 
 
-def _save_state(path: Path, source: str, next_line: int, counts: Counts) -> None:
-    state = {"file": _fingerprint(path, source), "next_line": next_line, "counts": asdict(counts)}
+def _save_state(path: Path, state: dict[str, Any], next_line: int, counts: Counts) -> None:
+    document = {**state, "next_line": next_line, "counts": asdict(counts)}
     temporary = _state_path(path).with_suffix(".tmp")
-    temporary.write_text(json.dumps(state))
+    temporary.write_text(json.dumps(document))
     temporary.replace(_state_path(path))
+
+
+def _since(window: timedelta) -> datetime | None:
+    """The start of a window before now; None (every row) for one reaching before year 1."""
+    try:
+        return utcnow() - window
+    except OverflowError:
+        return None
+
+
+def source_problem(source: str) -> str | None:
+    """What is wrong with a source as the rows' source, or None."""
+    try:
+        _SOURCE.validate_python(source)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    return None
 
 
 def _principal(run: ImportRun) -> Principal:
@@ -226,11 +296,27 @@ async def import_file(
     identities: IdentitySecrets,
     *,
     advance: Callable[[int], None] = lambda rows: None,
+    total: Callable[[int], None] = lambda rows: None,
 ) -> tuple[Counts, Path]:
     """Import the file (from where an interrupted run stopped); answer the counts and the
-    path of the failures' CSV (line, external id, reason)."""
+    path of the failures' CSV (line, external id, reason). What stops the whole import (an
+    unknown column, an interrupted run's other options) raises ImportFileError before anything
+    is stored; `total` is told the file's rows before the first is."""
     freeze_loaded()
-    start_line, counts = load_state(path, run.source)
+    problem = source_problem(run.source)
+    if problem is not None:
+        raise ImportFileError(f"the source `{run.source}` {problem}")
+    options = _options(run)
+    start_line, counts, cases_since = load_state(path, options)
+    if run.cases_within is not None:
+        run.cases_since = cases_since if start_line > 1 else _since(run.cases_within)
+    state = {
+        "file": _fingerprint(path),
+        "options": options,
+        "cases_since": None if run.cases_since is None else run.cases_since.isoformat(),
+    }
+    found = await asyncio.to_thread(survey, path, run)
+    total(found.rows)
     advance(counts.rows)
     principal = _principal(run)
     out = failures_path(path)
@@ -238,7 +324,7 @@ async def import_file(
         writer = csv.writer(handle)
         if start_line == 1:
             writer.writerow(["line", "external_id", "reason"])
-        rows = read_rows(path, run, start_line)
+        rows = read_rows(path, run, start_line, found.last_line_of)
 
         def next_chunk() -> _Chunk | None:
             chunk = list(itertools.islice(rows, CHUNK_ROWS))
@@ -248,7 +334,7 @@ async def import_file(
             counts.add(chunk_counts)
             writer.writerows((f.line, f.external_id or "", f.reason) for f in failures)
             handle.flush()
-            _save_state(path, run.source, chunk.rows[-1].line + 1, counts)
+            _save_state(path, state, chunk.rows[-1].line + 1, counts)
             advance(len(chunk.rows))
 
         async def finish_first() -> None:

@@ -202,7 +202,9 @@ async def test_jsonl_rows_without_ids_are_stable_across_runs(
     path.write_text("\n".join(lines) + "\n")
     first, _ = await import_file(path, ImportRun(database, settings, "app-old"), identities())
     assert first == Counts(created=2, failed=1)
-    assert failures(path) == [["3", "", "not a JSON object"]]
+    assert failures(path) == [
+        ["3", "", "not valid JSON: invalid literal, expected 'null' (column 1)"]
+    ]
     second, _ = await import_file(path, ImportRun(database, settings, "app-old"), identities())
     assert second == Counts(replayed=2, failed=1)
 
@@ -258,6 +260,7 @@ def test_the_command_shows_progress_and_a_summary(tmp_path: Path, database_url: 
         + "".join(f"cli-{n},web,nps,{9 + n % 2},\n" for n in range(50))
         + "cli-old,web,nps,2,2019-03-01T10:00:00Z\n"
         + "cli-bad,web,nps,11,\n"
+        + "cli-0,web,nps,10,\n"  # the same id again: this row is the item
     )
     env = {**os.environ, "FEEDBACK_DATABASE_URL": database_url, "COLUMNS": "120"}
     try:
@@ -269,11 +272,15 @@ def test_the_command_shows_progress_and_a_summary(tmp_path: Path, database_url: 
             timeout=120,
         )
         assert done.returncode == 1, done.stderr  # one row failed
-        assert "52/52" in done.stderr
+        assert "53/53" in done.stderr
         assert "rows/s" in done.stderr
         assert "created 51, replayed 0, updated 0, failed 1" in done.stderr
         assert "UTC; see --cases-within): 1" in done.stderr
-        assert failures(path) == [["53", "cli-bad", "score: nps scores run from 0 to 10"]]
+        assert "superseded by a later row with the same id: 1" in done.stderr
+        assert failures(path) == [
+            ["2", "cli-0", "superseded: line 54 has the same id and is stored instead"],
+            ["53", "cli-bad", "score: nps scores run from 0 to 10"],
+        ]
     finally:
         subprocess.run(
             [sys.executable, "-c", _CLEAN_UP, database_url, started.isoformat()],
