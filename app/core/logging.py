@@ -141,6 +141,7 @@ def _message(exc: BaseException, *, scrub: bool) -> str:
 
 def logging_config(level: str) -> dict[str, Any]:
     """A dictConfig for the service and uvicorn alike (uvicorn's access log is replaced by ours)."""
+    http_clients = "DEBUG" if level.upper() == "DEBUG" else "WARNING"
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -161,8 +162,8 @@ def logging_config(level: str) -> dict[str, Any]:
             # At debug SQLAlchemy would log every row it reads: customers' data.
             "sqlalchemy": {"level": "WARNING"},
             # httpx logs each request's whole URL at info, and a webhook URL may carry a token
-            # in its query.
-            "httpx": {"level": "WARNING"},
-            "httpcore": {"level": "WARNING"},
+            # in its query: only an operator who asks for debug gets those lines.
+            "httpx": {"level": http_clients},
+            "httpcore": {"level": http_clients},
         },
     }
