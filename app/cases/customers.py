@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.identity import IDENTITY_COLUMNS, case_number, customer_lookup_keys
@@ -31,7 +31,7 @@ MAX_ITEMS = 500
 # The customer's feedback bearing one of these keys, newest first (at most `limit` items). The
 # feedback room reads it (cases import no feedback); the app hands its reader to the route
 # (create_app).
-CustomerFeedback = Callable[[AsyncSession, list[str], int], Awaitable[list[dict[str, Any]]]]
+CustomerFeedback = Callable[[AsyncSession, list[str], bool, int], Awaitable[list[dict[str, Any]]]]
 _LINKS = text(
     "SELECT feedback_id, case_id, kind, added_at FROM case_feedback WHERE feedback_id = ANY(:ids)"
 )
@@ -115,10 +115,26 @@ class CustomerScope:
     keys: list[str]
     records: list[str]
 
+    @property
+    def known(self) -> bool:
+        """Whether some identity of theirs is verified: a known customer, whom a claim naming
+        them beside someone else does not reach."""
+        return any(identity.verified for identity in self.identities)
+
     def cases(self) -> ColumnElement[bool]:
         """The customer's cases: opened under one of their records or bearing one of their
-        keys (cases opened before the identities were linked)."""
-        return or_(Case.customer_key.in_(self.records), Case.customer_keys.overlap(self.keys))
+        keys (cases opened before the identities were linked). A case a claim opened is a
+        known customer's only when every identity it names is theirs (anyone may type their id
+        beside an address of their own into a web page)."""
+        if not self.known:
+            return or_(Case.customer_key.in_(self.records), Case.customer_keys.overlap(self.keys))
+        return or_(
+            Case.customer_key.in_(self.records),
+            and_(
+                Case.customer_keys.overlap(self.keys),
+                or_(Case.customer_verified, Case.customer_keys.contained_by(self.keys)),
+            ),
+        )
 
 
 async def customer_scope(session: AsyncSession, key: str) -> CustomerScope:
@@ -139,7 +155,7 @@ async def customer_view(
     session: AsyncSession, key: str, customer_feedback: CustomerFeedback
 ) -> CustomerView:
     scope = await customer_scope(session, key)
-    found = await customer_feedback(session, scope.keys, MAX_ITEMS)
+    found = await customer_feedback(session, scope.keys, scope.known, MAX_ITEMS)
     linked = await session.execute(_LINKS, {"ids": [row["id"] for row in found]})
     links = {link["feedback_id"]: link for link in linked.mappings()}
     rows = [{**row, **_UNLINKED, **links.get(row["id"], {})} for row in found]

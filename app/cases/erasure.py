@@ -26,6 +26,13 @@ _CASES = text(
     "SELECT id FROM feedback_case WHERE customer_keys && CAST(:keys AS text[]) UNION "
     "SELECT case_id FROM case_feedback WHERE feedback_id = ANY(:feedback_ids)"
 )
+# A known customer's own (customers.CustomerScope.cases): a case a claim opened counts only
+# when every identity it names is theirs.
+_THEIR_CASES = text(
+    "SELECT id FROM feedback_case WHERE customer_keys && CAST(:keys AS text[]) "
+    "AND (customer_verified OR customer_keys <@ CAST(:keys AS text[])) UNION "
+    "SELECT case_id FROM case_feedback WHERE feedback_id = ANY(:feedback_ids)"
+)
 # A quote is any of the needles, in any case, anywhere in the text.
 _QUOTES = "EXISTS (SELECT 1 FROM unnest(CAST(:needles AS text[])) n WHERE strpos(lower({}), n) > 0)"
 _ERASE_CASES = text(
@@ -69,10 +76,12 @@ async def was_erased(session: AsyncSession, keys: list[str]) -> bool:
 
 
 async def customer_case_ids(
-    session: AsyncSession, keys: list[str], feedback_ids: list[uuid.UUID]
+    session: AsyncSession, keys: list[str], feedback_ids: list[uuid.UUID], *, known: bool = False
 ) -> list[uuid.UUID]:
-    """The cases of a customer: by their identities, or by their feedback."""
-    rows = await session.execute(_CASES, {"keys": keys, "feedback_ids": feedback_ids})
+    """The cases of a customer: by their identities, or by their feedback; a `known` one's
+    (some identity verified) without the cases of claims that also name someone else."""
+    statement = _THEIR_CASES if known else _CASES
+    rows = await session.execute(statement, {"keys": keys, "feedback_ids": feedback_ids})
     return sorted(row[0] for row in rows)
 
 

@@ -21,11 +21,23 @@ _OF_CUSTOMER = (
     "(customer_external_id = ANY(:keys) OR customer_email = ANY(:keys) "
     "OR customer_phone = ANY(:keys))"
 )
+# Of those, a known customer's own as their view and their copy show them (`:known`: some
+# identity of theirs is verified): a claimed (unverified) item counts only when every identity
+# it names is theirs. One naming them beside another person's address (anyone may type both
+# into a web page) is that claim's own, not theirs: their copy would hand them a stranger's
+# address. Erasure still blanks it (it names them).
+_THEIRS = (
+    f"({_OF_CUSTOMER} AND (customer_verified OR NOT :known OR ("
+    "coalesce(customer_external_id = ANY(:keys), true) "
+    "AND coalesce(customer_email = ANY(:keys), true) "
+    "AND coalesce(customer_phone = ANY(:keys), true))))"
+)
 _BLANK = (
     "customer_external_id = NULL, customer_email = NULL, customer_phone = NULL, "
     "customer_name = NULL, customer_locale = NULL, comment = NULL, attributes = '{}'"
 )
 _IDS = text(f"SELECT id FROM feedback WHERE {_OF_CUSTOMER}")
+_THEIR_IDS = text(f"SELECT id FROM feedback WHERE {_THEIRS}")
 _SELECT_FOR_ERASURE = text(
     "SELECT id, received_at, customer_name, comment FROM feedback "
     f"WHERE {_OF_CUSTOMER} OR id = ANY(:ids) ORDER BY id FOR UPDATE"
@@ -47,22 +59,29 @@ _CUSTOMER_FEEDBACK = text(
     "SELECT id, source, channel, external_id, metric, score, category, sentiment, comment, tags, "
     "submitted_at, customer_external_id, customer_email, customer_phone, customer_name, "
     "customer_locale, contact_consent, customer_verified AS verified "
-    f"FROM feedback WHERE {_OF_CUSTOMER} ORDER BY submitted_at DESC, id DESC LIMIT :limit"
+    f"FROM feedback WHERE {_THEIRS} ORDER BY submitted_at DESC, id DESC LIMIT :limit"
 )
 
 
 async def customer_feedback(
-    session: AsyncSession, keys: list[str], limit: int
+    session: AsyncSession, keys: list[str], known: bool, limit: int
 ) -> list[dict[str, Any]]:
     """The `CustomerFeedback` reader of app/cases/customers.py: the newest `limit` items bearing
-    one of these identities (the customer record's, which cases gather)."""
-    rows = (await session.execute(_CUSTOMER_FEEDBACK, {"keys": keys, "limit": limit})).mappings()
+    one of these identities (the customer record's, which cases gather) that are the
+    customer's own (`_THEIRS`; `known`: some identity of theirs is verified)."""
+    params = {"keys": keys, "known": known, "limit": limit}
+    rows = (await session.execute(_CUSTOMER_FEEDBACK, params)).mappings()
     return [dict(row) for row in rows]
 
 
-async def feedback_ids_of(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:
-    """The items bearing one of these identities."""
-    return list(await session.scalars(_IDS, {"keys": keys}))
+async def feedback_ids_of(
+    session: AsyncSession, keys: list[str], *, known: bool | None = None
+) -> list[uuid.UUID]:
+    """The items bearing one of these identities; with `known` (whether the customer is known
+    by a verified identity), the customer's own, as their copy shows them (`_THEIRS`)."""
+    if known is None:
+        return list(await session.scalars(_IDS, {"keys": keys}))
+    return list(await session.scalars(_THEIR_IDS, {"keys": keys, "known": known}))
 
 
 async def erase_feedback(
@@ -86,17 +105,17 @@ _EXPORT = text(
     "SELECT id, source, channel, external_id, customer_external_id, customer_email, "
     "customer_phone, customer_name, customer_locale, contact_consent, customer_verified, "
     "metric, score, comment, tags, touchpoint, journey_stage, attributes, category, sentiment, "
-    f"routing_team, submitted_at, received_at FROM feedback WHERE {_OF_CUSTOMER} OR id = ANY(:ids) "
+    f"routing_team, submitted_at, received_at FROM feedback WHERE {_THEIRS} OR id = ANY(:ids) "
     "ORDER BY submitted_at, id"
 )
 
 
 async def feedback_of(
-    session: AsyncSession, *, keys: list[str], ids: list[uuid.UUID]
+    session: AsyncSession, *, keys: list[str], known: bool, ids: list[uuid.UUID]
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every item bearing one of these identities, and these items, oldest first, read as it
-    is sent."""
-    result = await session.stream(_EXPORT, {"keys": keys, "ids": ids})
+    """Every item bearing one of these identities that is the customer's own (`_THEIRS`), and
+    these items, oldest first, read as it is sent."""
+    result = await session.stream(_EXPORT, {"keys": keys, "known": known, "ids": ids})
     async for row in result.mappings():
         yield dict(row)
 

@@ -87,14 +87,19 @@ class Customer:
     # Their answers to follow-up questions, which may carry no identity.
     answers: list[uuid.UUID]
     items: list[uuid.UUID]
+    # Some identity of theirs is verified: a claim naming them beside someone else is not theirs.
+    known: bool
 
 
-async def _customer(session: AsyncSession, asked: list[str]) -> Customer:
-    """The customer's identities, their cases and their follow-up answers."""
+async def _customer(session: AsyncSession, asked: list[str], *, theirs: bool = False) -> Customer:
+    """The customer's identities, their cases and their follow-up answers: all that names them
+    (to forget), or `theirs` (their copy): a known customer's without claims that also name
+    someone else (app/feedback/erasure.py `_THEIRS`)."""
     linked = await linked_identities(session, asked)
     keys = sorted({*asked, *(i.value for i in linked)})
-    items = await feedback.feedback_ids_of(session, keys)
-    case_ids = await cases.customer_case_ids(session, keys, items)
+    known = any(i.verified for i in linked)
+    items = await feedback.feedback_ids_of(session, keys, known=known if theirs else None)
+    case_ids = await cases.customer_case_ids(session, keys, items, known=theirs and known)
     return Customer(
         keys=keys,
         identities=[CustomerIdentityRead.model_validate(i).model_dump() for i in linked],
@@ -102,12 +107,13 @@ async def _customer(session: AsyncSession, asked: list[str]) -> Customer:
         case_ids=case_ids,
         answers=await cases.followup_feedback_ids(session, case_ids),
         items=items,
+        known=known,
     )
 
 
 async def find_customer(session: AsyncSession, key: str) -> Customer:
     """The customer, or a 404 when nothing is held about them."""
-    customer = await _customer(session, customer_lookup_keys(key))
+    customer = await _customer(session, customer_lookup_keys(key), theirs=True)
     if not customer.case_ids and not customer.items:
         raise _unknown()
     return customer
@@ -121,7 +127,9 @@ async def export_customer(
     notes, and every notification about those cases with its outcome."""
     async with sessionmaker() as session, session.begin():
         yield b'{"identities":' + _json(customer.identities) + b',"feedback":'
-        items = feedback.feedback_of(session, keys=customer.keys, ids=customer.answers)
+        items = feedback.feedback_of(
+            session, keys=customer.keys, known=customer.known, ids=customer.answers
+        )
         async for chunk in _array(items):
             yield chunk
         yield b',"cases":'

@@ -146,3 +146,37 @@ async def test_a_stranger_cannot_detach_an_identity(
     assert response.headers["content-type"] == "application/problem+json"
     view = (await client.get("/v1/customers/cus_42", headers=ops)).json()
     assert len(view["identities"]) == 2
+
+
+async def test_a_claim_naming_her_beside_someone_else_is_not_in_her_view_or_her_copy(
+    client: httpx.AsyncClient,
+    backend: dict[str, str],
+    stranger: dict[str, str],
+    ops: dict[str, str],
+) -> None:
+    """Her id beside the stranger's own address: not her feedback, case or copy (her copy
+    would hand her the stranger's address), but the stranger's claim's. A claim of her id
+    alone (her own widget, unsigned) is hers, shown unverified. Erasing her blanks both: both
+    name her."""
+    ana = await posted(client, backend)
+    mixed = await posted(
+        client, stranger, customer={"external_id": "cus_42", "email": "claim@example.com"}
+    )
+    alone = await posted(client, stranger, customer={"external_id": "cus_42"}, score=1)
+
+    view = (await client.get("/v1/customers/cus_42", headers=ops)).json()
+    assert {f["id"] for f in view["feedback"]} == {ana["id"], alone["id"]}
+    assert {c["id"] for c in view["cases"]} == {ana["case"]["id"], alone["case"]["id"]}
+    listed = (await client.get("/v1/cases", params={"customer": "cus_42"}, headers=ops)).json()
+    assert mixed["case"]["id"] not in {c["id"] for c in listed["items"]}
+    copy = await client.get("/v1/customers/cus_42/export", headers=ops)
+    assert copy.status_code == 200
+    assert "claim@example.com" not in copy.text
+    assert mixed["id"] not in copy.text
+    theirs = (await client.get("/v1/customers/claim@example.com", headers=ops)).json()
+    assert [f["id"] for f in theirs["feedback"]] == [mixed["id"]]
+
+    assert (await client.delete("/v1/customers/cus_42", headers=ops)).status_code == 204
+    for item in (mixed, alone):
+        erased = (await client.get(f"/v1/feedback/{item['id']}", headers=ops)).json()
+        assert erased["customer"]["external_id"] is None
