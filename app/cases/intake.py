@@ -335,7 +335,9 @@ def case_values(row: Mapping[str, Any], case: Mapping[str, Any]) -> list[Any]:
         "customer_locale": row["customer_locale"],
         "contact_consent": row["contact_consent"],
         "customer_verified": row["customer_verified"],
-        "can_notify": bool(keys),
+        # A claimed identity is anyone's to type (SPEC §7): the company's mailer is not theirs
+        # to aim. An agent who checked the details sets them (PATCH customer), which may.
+        "can_notify": bool(keys) and bool(row["customer_verified"]),
         "tags": list(case["tags"]),
         "rule_id": row["routing_rule_id"],
         "rule_version": row["routing_rule_version"],

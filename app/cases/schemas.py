@@ -148,7 +148,8 @@ class CaseRead(BaseModel):
     breached: bool
     resolution: Resolution | None
     can_notify: bool = Field(
-        description="Whether the customer can be told the outcome: they left a way to reach them."
+        description="Whether the customer can be told the outcome: they left a way to reach "
+        "them, and it is theirs (a verified identity, or contact details an agent set)."
     )
     version: int = Field(description="Also the ETag; send it back in If-Match to change the case.")
     created_at: datetime

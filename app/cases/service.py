@@ -192,20 +192,25 @@ def change_contact(change: Change, given: dict[str, Any]) -> None:
         for name in given
     }
     changed = sorted(name for name in given if getattr(case, columns[name]) != given[name])
-    if not changed:
+    # Setting a claimed case's details as they are is the agent vouching for them: from then on
+    # the outcome may be sent to them (a claim's case cannot notify: app/cases/intake.py).
+    vouched = not case.can_notify and any(given.get(n) for n in ("external_id", "email", "phone"))
+    if not changed and not vouched:
         return
     for name in changed:
         setattr(case, columns[name], given[name])
     new_keys = [given[name] for name in ("email", "phone") if given.get(name)]
     case.customer_keys = list(dict.fromkeys([*case.customer_keys, *new_keys]))
     case.can_notify = any((case.customer_external_id, case.customer_email, case.customer_phone))
-    change.event("customer_changed", fields=changed)
+    change.event("customer_changed", fields=changed or sorted(given))
 
 
 def _skip_reason(case: Case, data: ResolveIn) -> str | None:
     if not data.notify_customer:
         return "agent_chose_not_to_notify"
     if not case.can_notify:
+        if not case.customer_verified and case.customer_keys:
+            return "identity_unverified"
         return "customer_unreachable"
     if not case.contact_consent:
         return "no_contact_consent"

@@ -411,3 +411,29 @@ async def test_a_publishable_key_cannot_replace_feedback(
     response = await client.put("/v1/feedback/checkout-web/resp-8812", json=body, headers=stranger)
     assert response.status_code == 403
     assert response.json()["code"] == "publishable_key"
+
+
+async def test_the_outcome_is_not_sent_to_an_identity_a_stranger_typed(
+    client: httpx.AsyncClient, stranger: dict[str, str], ops: dict[str, str]
+) -> None:
+    """Whoever holds the page's key could have the company's mailer write to any address: a
+    claimed identity's case cannot notify. An agent who checked the details sets them, and
+    then it may."""
+    victim = {"email": "victim@example.org", "contact_consent": True}
+    for _ in range(2):
+        body = feedback_body(customer=victim, score=0)
+        assert (await client.post("/v1/feedback", json=body, headers=stranger)).status_code == 201
+    client.headers.update(ops)
+    first, second = (
+        await client.get("/v1/cases", params={"customer": "victim@example.org"})
+    ).json()["items"]
+    assert (first["can_notify"], second["can_notify"]) == (False, False)
+    notice = {"code": "fixed", "customer_message": "Sorted.", "notify_customer": True}
+    assert (await change_case(client, first, "resolve", notice)).status_code == 200
+    events = (await client.get(f"/v1/cases/{first['id']}/events")).json()["items"]
+    assert events[-1]["type"] == "notification_skipped"
+    assert events[-1]["data"]["reason"] == "identity_unverified"
+
+    checked = await change_case(client, second, "", {"customer": {"email": "victim@example.org"}})
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["can_notify"] is True
