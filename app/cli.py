@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from app.core.config import Settings, get_settings
 from app.core.logging import logging_config
 
@@ -323,9 +325,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings() -> Settings:
+    """The settings from the environment, or the command's end with each bad one named by its
+    variable (not a traceback; the value is not repeated: it may be a secret)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [
+            f"  FEEDBACK_{str(error['loc'][0]).upper()}: {error['msg']}"
+            if error["loc"]
+            else f"  {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SystemExit("closeloop: invalid settings:\n" + "\n".join(lines)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    settings = _settings()
     logging.config.dictConfig(logging_config(settings.log_level))
     _exit_on_sigterm()
     if args.command == "serve":

@@ -112,9 +112,14 @@ class Settings(BaseSettings):
     # secrets are encrypted at rest when set. Set it in production.
     secret_key: str | None = None
 
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # One JSON line per request (method, path, status, duration; no personal data).
     access_log: bool = True
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("secret_key")
     @classmethod

@@ -153,3 +153,32 @@ def test_export_openapi_writes_the_document(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert '"create_feedback"' in target.read_text()
     assert not _postgres_processes(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("FEEDBACK_DB_POOL_SIZE=1", "FEEDBACK_DB_POOL_SIZE: Input should be greater than"),
+        ("FEEDBACK_LOG_LEVEL=verbose", "FEEDBACK_LOG_LEVEL: Input should be 'debug'"),
+        ("FEEDBACK_SECRET_KEY=not-a-fernet-key", "FEEDBACK_SECRET_KEY: Value error"),
+    ],
+)
+def test_a_bad_setting_is_named_without_a_traceback(
+    tmp_path: Path, setting: str, said: str
+) -> None:
+    """An operator's typo ends the command with the variable named, not 19 lines of traceback
+    (and not the value, which may be a secret)."""
+    name, value = setting.split("=", 1)
+    env = {**_env(tmp_path / "data"), name: value}
+    done = subprocess.run(
+        [CLOSELOOP, "export-openapi", "--output", str(tmp_path / "openapi.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert value not in done.stderr
+    assert not (tmp_path / "openapi.json").exists()
