@@ -22,7 +22,7 @@ from app.core.auth import Principal, Scope
 from app.core.config import Settings
 from app.core.db import Database, RawTransaction, session_sql, utcnow
 from app.core.errors import AppError, Conflict
-from app.core.metrics import count_cases_opened
+from app.core.metrics import count_cases_opened, count_stored_rows
 from app.feedback import statements as sql
 from app.feedback.derive import check_source, new_row
 from app.feedback.group import GroupCommit
@@ -226,6 +226,7 @@ async def ingest_followup(
         sentiment=row["sentiment"],
         score=row["score"],
     )
+    count_stored_rows([{**row, "_stored": True}])  # a statement of one, which stored it
     summary = {
         "case_id": case.id,
         "case_number": case.number,

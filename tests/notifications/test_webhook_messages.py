@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from app.core.db import BoundDatabase
 from tests.builders import (
@@ -538,8 +539,12 @@ async def test_a_followup_answer_joins_its_case_and_opens_none(
 ) -> None:
     await register(admin, "case.resolved")
     case, token = await resolved_with_token(admin, outbox)
+    counted = {"channel": "web", "category": "positive"}
+    before = REGISTRY.get_sample_value("closeloop_feedback_stored_total", counted) or 0.0
     response = await admin.post("/v1/feedback", json=answer(case, token))
     assert response.status_code == 201, response.text
+    # Stored, so counted as any item is (it was left out of closeloop_feedback_stored_total).
+    assert REGISTRY.get_sample_value("closeloop_feedback_stored_total", counted) == before + 1
     item = response.json()
     assert item["case"] == {
         "id": case["id"],
