@@ -200,7 +200,7 @@ def _case_opened() -> str:
     each telling the case as its first complaint opened it, that complaint its one item."""
     opened = (
         "(SELECT cg.id, cg.number, cg.status, cg.team, cg.assignee, cg.contact_consent, "
-        "cg.customer_verified, cg.created_at, g.opened_at AS updated_at, "
+        "cg.customer_verified, 1 AS version, cg.created_at, g.opened_at AS updated_at, "
         + ", ".join(f"g.first_{name} AS {name}" for name in _AS_OPENED)
         + ", i.id AS feedback_id, i.source, i.external_id "
         "FROM cg JOIN g ON g.n = cg.n JOIN i ON i.n = cg.n AND i.first WHERE cg.opened) o"

@@ -48,7 +48,7 @@ def case_block(case: str, feedback: str) -> str:
             'phone', {c}.customer_phone, 'name', {c}.customer_name,
             'locale', {c}.customer_locale, 'contact_consent', {c}.contact_consent,
             'verified', {c}.customer_verified),
-        'feedback', {feedback},
+        'feedback', {feedback}, 'version', {c}.version,
         'created_at', {utc_text(f"{c}.created_at")},
         'updated_at', {utc_text(f"{c}.updated_at")})"""
 

@@ -54,6 +54,7 @@ CASE_BLOCK_FIELDS = {
     "assignee",
     "customer",
     "feedback",
+    "version",
     "created_at",
     "updated_at",
 }
@@ -170,6 +171,8 @@ def expected_block(case: dict[str, Any]) -> dict[str, Any]:
         "feedback": [
             {"id": f["id"], "source": f["source"], "external_id": f["external_id"]} for f in opening
         ],
+        # The receiver's order: messages of one case may arrive in any order.
+        "version": case["version"],
     }
 
 

@@ -127,6 +127,23 @@ async def test_case_opened_carries_the_case_block(admin: httpx.AsyncClient, outb
     assert at(message.payload["timestamp"]) == at(case["created_at"])
 
 
+async def test_each_message_says_the_case_version_it_follows(
+    admin: httpx.AsyncClient, outbox: Outbox
+) -> None:
+    """Messages are sent in parallel and retried on their own, so a receiver orders a case's
+    messages by the version in their block; those of one change share it."""
+    await register(admin, "*")
+    case = await open_case(admin)
+    assigned = await acted(admin, case, "", {"assignee": "ana", "status": "in_progress"})
+    await acted(admin, assigned, "resolve", NO_NOTICE)
+    messages = [m for m in await outbox.all() if m.event_type.startswith("case.")]
+    versions = [(m.event_type, m.data["case"]["version"]) for m in messages]
+    assert ("case.opened", 1) in versions
+    assert ("case.assigned", 2) in versions
+    assert ("case.status_changed", 3) in versions  # resolved (without a notice: no case.resolved)
+    assert sorted(v for _, v in versions) == [v for _, v in versions]
+
+
 async def test_a_sources_filter_limits_the_messages_to_those_sources(
     admin: httpx.AsyncClient, outbox: Outbox
 ) -> None:
