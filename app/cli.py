@@ -162,6 +162,7 @@ def migrate(settings: Settings) -> None:
 
 
 async def _create_api_key(
+    settings: Settings,
     url: str,
     name: str,
     scopes: list[str],
@@ -187,7 +188,8 @@ async def _create_api_key(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SystemExit(f"closeloop create-api-key: {problems}") from None
-    db = await Database.connect(url, pool_size=2)
+    # The settings' options (FEEDBACK_DATABASE_POOLER among them), with a pool for one session.
+    db = await Database.connect(url, **(settings.database_options() | {"pool_size": 2}))
     try:
         async with db.sessionmaker() as session:
             row, key = await create_api_key(session, data)
@@ -207,6 +209,7 @@ def create_key(settings: Settings, args: argparse.Namespace) -> None:
             upgrade(target.url)
         key = asyncio.run(
             _create_api_key(
+                settings,
                 target.url,
                 args.name,
                 args.scope,

@@ -77,7 +77,8 @@ async def run_import(
     console: Console,
     cases_within_days: float | None,
 ) -> Counts:
-    database = await Database.connect(url, pool_size=4)
+    # The settings' options (FEEDBACK_DATABASE_POOLER among them), with the import's own pool.
+    database = await Database.connect(url, **(settings.database_options() | {"pool_size": 4}))
     try:
         run = ImportRun(database, settings, source or "", _mapping(mapping_path))
         run.cases_within = _window(cases_within_days)

@@ -126,7 +126,7 @@ class Database:
         connect_args: dict[str, Any] = {"server_settings": server_settings}
         raw_options: dict[str, Any] = {"server_settings": server_settings}
         if not statement_cache:
-            connect_args, raw_options = _pooled_connect_args(), {"statement_cache_size": 0}
+            connect_args, raw_options = pooled_connect_args(), {"statement_cache_size": 0}
         engine = create_async_engine(
             url,
             pool_size=orm_size,
@@ -197,13 +197,14 @@ async def in_batches(
             await between()
 
 
-def _pooled_connect_args() -> dict[str, Any]:
+def pooled_connect_args() -> dict[str, Any]:
     """asyncpg behind PgBouncer in transaction mode, where each transaction may run on another
     server connection: no statement cache (a statement prepared on one connection is unknown
     on the next), SQLAlchemy's statements named uniquely (it prepares every statement, and two
     clients' `__asyncpg_stmt_1__` would meet on one server connection), and no session
     settings (PgBouncer refuses startup parameters it does not know: set the timeouts on the
-    role instead, `ALTER ROLE ... SET statement_timeout = ...`)."""
+    role instead, `ALTER ROLE ... SET statement_timeout = ...`). The service's engine and
+    pool use it, and so does the migrations' engine (migrations/env.py)."""
     return {
         "statement_cache_size": 0,
         "prepared_statement_cache_size": 0,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,7 +21,10 @@ import app.models  # noqa: F401 - every table on the metadata
 from app.connectors.service import connector_key_id
 from app.core.db import Base, asyncpg_dsn
 from app.core.embedded import EmbeddedPostgres
-from app.core.migrations import downgrade, upgrade
+from app.core.migrations import downgrade, head_revision, upgrade
+from tests.processes import driver_connection
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -91,5 +97,68 @@ async def test_connector_items_move_to_their_tool_and_sources_id_and_back(
             ]
         finally:
             await conn.close()
+    finally:
+        pg_server.drop_database(name)
+
+
+# `upgrade(url)` in a process of its own, once told to go: imported and connected-ready first, so
+# the runs meet in the database rather than being spread out by their start-up.
+_UPGRADE_WHEN_TOLD = """
+import sys
+from app.core.migrations import upgrade
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade(sys.argv[1])
+"""
+
+
+def _upgrade_at_once(url: str, runs: int) -> list[tuple[int, str]]:
+    """`runs` processes that each run upgrade(url), started together; their exit codes and
+    stderr. (Processes, not threads: Alembic keeps its migration context module-wide.)"""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPGRADE_WHEN_TOLD, url],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(runs)
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            assert process.stdout.readline() == "ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        return [(process.wait(timeout=120), process.communicate()[1]) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+async def test_concurrent_upgrades_of_a_fresh_database_take_turns(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    """Several processes started at once on a fresh database (serve and workers of a rollout)
+    all migrate without error: one applies the migrations, the others wait for it (the run's
+    advisory lock) and find nothing to do."""
+    name = f"closeloop_migrations_race_{os.getpid()}"
+    url = pg_server.create_database(name, drop_first=True)
+    try:
+        results = await asyncio.to_thread(_upgrade_at_once, url, 6)
+        assert [code for code, _ in results] == [0] * 6, [err for code, err in results if code]
+        async with driver_connection(url) as conn:
+            versions = [
+                row[0] for row in await conn.fetch("SELECT version_num FROM alembic_version")
+            ]
+        assert versions == [head_revision()]
+        _, diff = await _tables(url)
+        assert diff == [], f"models and migrations differ: {diff}"
     finally:
         pg_server.drop_database(name)

@@ -1,10 +1,13 @@
-"""Ingest, cases, the SLA monitor and job leases through a real PgBouncer in transaction mode
-(FEEDBACK_DATABASE_POOLER=pgbouncer), where every transaction may run on another server
-connection. Skipped, saying so, when pgbouncer is not installed."""
+"""Ingest, cases, the SLA monitor, job leases and the commands through a real PgBouncer in
+transaction mode (FEEDBACK_DATABASE_POOLER=pgbouncer), where every transaction may run on another
+server connection. Skipped, saying so, when pgbouncer is not installed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from app.core.jobs import Lease
 from app.main import create_app
 from tests.builders import feedback_body, make_api_key
 from tests.pgbouncer import MISSING, PGBOUNCER, pgbouncer
-from tests.processes import connected, own_database
+from tests.processes import CLOSELOOP, connected, environment, own_database
 
 pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason=MISSING)
 
@@ -97,3 +100,46 @@ async def _flows(database: Database, settings: Settings) -> None:
     assert not await second.take()
     await first.release()
     assert await second.take()
+
+
+def _closeloop(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [CLOSELOOP, *arguments], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"closeloop {arguments[0]}: {done.stderr}"
+    return done
+
+
+async def test_migrate_create_api_key_and_import_run_through_pgbouncer(
+    pg_server: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """The commands connect as the service does behind PgBouncer: migrate twice (the second
+    run's statements met the first's prepared `__asyncpg_stmt_1__`), then create-api-key and
+    import (they sent the statement timeout as a startup parameter, which PgBouncer refuses)."""
+    name = f"closeloop_bouncer_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = pg_server.create_database(name, drop_first=True)
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("external_id,channel,metric,score\nt-1,web,nps,9\nt-2,web,nps,10\n")
+    try:
+        with pgbouncer(pg_server, url, tmp_path / "pgbouncer.log") as bouncer_url:
+            env = environment(bouncer_url, database_pooler="pgbouncer")
+            for _ in range(2):
+                migrated = await asyncio.to_thread(_closeloop, "migrate", env=env)
+                assert "database is at the latest migration" in migrated.stdout
+            created = await asyncio.to_thread(
+                _closeloop, "create-api-key", "--name", "bouncer", "--scope", "admin", env=env
+            )
+            assert "created API key" in created.stdout
+            imported = await asyncio.to_thread(
+                _closeloop, "import", str(csv), "--source", "bouncer-import", env=env
+            )
+            assert "created 2, replayed 0, updated 0, failed 0" in imported.stderr
+        async with connected(url) as direct, direct.raw() as conn:
+            counts = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM api_key WHERE name = 'bouncer') AS keys, "
+                "(SELECT count(*) FROM feedback WHERE source = 'bouncer-import') AS feedback"
+            )
+        assert counts is not None
+        assert dict(counts) == {"keys": 1, "feedback": 2}
+    finally:
+        pg_server.drop_database(name)
