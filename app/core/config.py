@@ -6,9 +6,9 @@ Every setting here is listed in the README with its default.
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.crypto import parse_keys
@@ -115,6 +115,23 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # One JSON line per request (method, path, status, duration; no personal data).
     access_log: bool = True
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> Self:
+        """Each metric's bands run low to high: a lower band's top above the next one's would
+        make that band unreachable and the categories contradict the scores."""
+        for low, high in (
+            ("nps_detractor_max", "nps_passive_max"),
+            ("csat_negative_max", "csat_neutral_max"),
+            ("star_negative_max", "star_neutral_max"),
+            ("ces_negative_max", "ces_neutral_max"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"FEEDBACK_{low.upper()} ({getattr(self, low)}) is above "
+                    f"FEEDBACK_{high.upper()} ({getattr(self, high)}): the bands run low to high"
+                )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

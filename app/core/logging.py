@@ -62,6 +62,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            # Which process: `serve --workers N` writes N processes' lines to one stream.
+            "pid": record.process,
         }
         request_id = request_id_var.get()
         if request_id is not None:

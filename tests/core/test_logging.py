@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import asyncpg
@@ -76,6 +77,11 @@ def test_a_validation_error_is_logged_without_its_input() -> None:
 
 def test_other_errors_keep_their_message() -> None:
     assert "the queue is empty" in _logged(RuntimeError("the queue is empty"))
+
+
+def test_each_line_says_its_process() -> None:
+    """`serve --workers N` writes N processes' lines to one stream."""
+    assert json.loads(_logged(RuntimeError("x")))["pid"] == os.getpid()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.core.vocabulary import Category, Metric, Sentiment
@@ -33,6 +34,21 @@ def test_every_score_falls_in_the_specified_category_by_default(
     metric: Metric, score: int, expected: Category
 ) -> None:
     assert categorize(metric, score, Settings()) is expected
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [
+        {"nps_detractor_max": 9, "nps_passive_max": 3},
+        {"csat_negative_max": 4, "csat_neutral_max": 3},
+        {"star_negative_max": 4},
+        {"ces_negative_max": 6, "ces_neutral_max": 5},
+    ],
+)
+def test_bands_out_of_order_are_refused(bands: dict[str, int]) -> None:
+    """A lower band's top above the next one's would make that band unreachable."""
+    with pytest.raises(ValidationError, match="the bands run low to high"):
+        Settings(**bands)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
