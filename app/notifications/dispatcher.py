@@ -382,6 +382,13 @@ class Dispatcher:
                         await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
             if self.tasks:
                 await asyncio.wait(set(self.tasks))
+        except asyncio.CancelledError:
+            # The grace ran out (app/worker.py finish_within): deliveries still in flight are
+            # cut short too, or the recorder below would wait for them up to the webhook
+            # timeout. Their outcome is not on record: their leases run out, they are sent again.
+            for task in list(self.tasks):
+                task.cancel()
+            raise
         finally:
             self.stopping.set()
             await recorder

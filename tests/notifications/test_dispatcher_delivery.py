@@ -4,6 +4,7 @@ recorded in the message log."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.core.config import Settings
 from app.core.db import Database
+from app.notifications.dispatcher import Dispatcher
+from app.worker import finish_within
 from tests.builders import register_endpoint
 from tests.notifications.dispatching import (
     all_messages,
@@ -235,6 +238,33 @@ async def test_a_timeout_is_retried_no_sooner_than_a_minute_later(
     # The schedule says "at once" (0,0,0), but a timeout waits at least a minute.
     assert 60 <= seconds_until_next_attempt(message) <= 65
     assert len(receiver.at("/hang")) == 1
+
+
+async def test_a_delivery_in_flight_is_cut_short_when_the_grace_runs_out(
+    committed_client: httpx.AsyncClient,
+    committed: Database,
+    settings: Settings,
+    receiver: Receiver,
+) -> None:
+    """SIGTERM's grace over, a delivery still waiting on its receiver ends with it, rather than
+    holding the process up to the webhook timeout (a minute here); it is on no record, so its
+    lease runs out and it is sent again."""
+    endpoint = await register_endpoint(
+        committed_client, "feedback.received", url=receiver.url("/hang")
+    )
+    dispatcher = Dispatcher(committed, settings.model_copy(update={"webhook_timeout_seconds": 60}))
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    await post_feedback(committed_client)
+    await arrived(receiver, 1, "/hang", within=10)
+    stop.set()
+    # The bound only ends the test if the grace does not (it would wait out the minute).
+    async with asyncio.timeout(20):
+        await finish_within(0.1, [running])
+    assert running.cancelled()
+    assert not dispatcher.tasks
+    [message] = await all_messages(committed_client, endpoint["id"])
+    assert (message["status"], message["attempt_count"]) == ("pending", 0)
 
 
 @pytest.mark.parametrize(
