@@ -66,6 +66,20 @@ class GroupCommit(Generic[Item, Result]):
         while self._writer is not None:
             await asyncio.shield(self._writer)
 
+    async def cancel(self) -> None:
+        """Stop writing: the groups in flight roll back and the items waiting are dropped. For
+        a server shutting down once its requests are done: an item still here is a request the
+        server gave up on (answered 500, or its client left), which must not be stored behind
+        that answer. Every item whose request was answered stored is committed already."""
+        writer, self._writer = self._writer, None
+        for _, future, _ in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if writer is not None:
+            writer.cancel()
+            with suppress(asyncio.CancelledError):
+                await writer
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         writing: set[asyncio.Task[None]] = set()
@@ -97,6 +111,8 @@ class GroupCommit(Generic[Item, Result]):
         finally:
             for task in writing:
                 task.cancel()
+            # Their transactions roll back before this ends (and before the pools close).
+            await asyncio.gather(*writing, return_exceptions=True)
             self._writer = None
 
     async def _write(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:

@@ -201,6 +201,30 @@ async def test_a_group_that_fails_is_written_again_one_item_at_a_time() -> None:
     await groups.wait_idle()
 
 
+async def test_cancel_rolls_back_the_groups_in_flight_and_drops_the_waiting() -> None:
+    """A server shutting down once its requests are done: what is still in a group belongs to a
+    request it gave up on, so it is not written behind that answer, nor waited for."""
+    started, rolled_back = asyncio.Event(), asyncio.Event()
+
+    async def write(group: list[int]) -> list[int | Exception]:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a transaction that would never end by itself
+        except asyncio.CancelledError:
+            rolled_back.set()
+            raise
+        return list(group)
+
+    groups: GroupCommit[int, int] = GroupCommit(write, max_items=2, wait_s=600, writers=1)
+    requests = [asyncio.ensure_future(groups.submit(item)) for item in range(4)]
+    await started.wait()  # [0, 1] in flight, [2, 3] waiting for the writer
+    await groups.cancel()
+    assert rolled_back.is_set()
+    outcomes = await asyncio.gather(*requests, return_exceptions=True)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    await groups.wait_idle()  # nothing left running
+
+
 async def test_a_lone_item_is_sent_after_the_wait() -> None:
     async def write(group: list[int]) -> list[int | Exception]:
         return list(group)
