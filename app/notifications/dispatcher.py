@@ -383,9 +383,7 @@ class Dispatcher:
             if self.tasks:
                 await asyncio.wait(set(self.tasks))
         except asyncio.CancelledError:
-            # The grace ran out (app/worker.py finish_within): deliveries still in flight are
-            # cut short too, or the recorder below would wait for them up to the webhook
-            # timeout. Their outcome is not on record: their leases run out, they are sent again.
+            # The grace ran out: deliveries in flight end too (unrecorded: sent again later).
             for task in list(self.tasks):
                 task.cancel()
             raise
