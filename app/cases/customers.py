@@ -123,18 +123,18 @@ class CustomerScope:
 
     def cases(self) -> ColumnElement[bool]:
         """The customer's cases: opened under one of their records or bearing one of their
-        keys (cases opened before the identities were linked). A case a claim opened is a
-        known customer's only when every identity it names is theirs (anyone may type their id
-        beside an address of their own into a web page)."""
-        if not self.known:
-            return or_(Case.customer_key.in_(self.records), Case.customer_keys.overlap(self.keys))
-        return or_(
-            Case.customer_key.in_(self.records),
-            and_(
-                Case.customer_keys.overlap(self.keys),
-                or_(Case.customer_verified, Case.customer_keys.contained_by(self.keys)),
-            ),
-        )
+        keys (cases opened before the identities were linked)."""
+        return or_(Case.customer_key.in_(self.records), cases_bearing(self.keys, known=self.known))
+
+
+def cases_bearing(keys: list[str], *, known: bool) -> ColumnElement[bool]:
+    """Cases bearing one of these keys. A case a claim opened is a known customer's (some
+    identity verified) only when every identity it names is theirs: anyone may type their id
+    beside an address of their own into a web page."""
+    bearing: ColumnElement[bool] = Case.customer_keys.overlap(keys)
+    if not known:
+        return bearing
+    return and_(bearing, or_(Case.customer_verified, Case.customer_keys.contained_by(keys)))
 
 
 async def customer_scope(session: AsyncSession, key: str) -> CustomerScope:

@@ -13,26 +13,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.models import Case, CaseEvent, Customer, CustomerErasure
+from app.cases.customers import cases_bearing
+from app.cases.models import Case, CaseEvent, CaseFeedback, Customer, CustomerErasure
 from app.cases.service import record
 from app.core.db import utcnow
 
 ERASED = "[erased]"
 
-_CASES = text(
-    "SELECT id FROM feedback_case WHERE customer_keys && CAST(:keys AS text[]) UNION "
-    "SELECT case_id FROM case_feedback WHERE feedback_id = ANY(:feedback_ids)"
-)
-# A known customer's own (customers.CustomerScope.cases): a case a claim opened counts only
-# when every identity it names is theirs.
-_THEIR_CASES = text(
-    "SELECT id FROM feedback_case WHERE customer_keys && CAST(:keys AS text[]) "
-    "AND (customer_verified OR customer_keys <@ CAST(:keys AS text[])) UNION "
-    "SELECT case_id FROM case_feedback WHERE feedback_id = ANY(:feedback_ids)"
-)
 # A quote is any of the needles, in any case, anywhere in the text.
 _QUOTES = "EXISTS (SELECT 1 FROM unnest(CAST(:needles AS text[])) n WHERE strpos(lower({}), n) > 0)"
 _ERASE_CASES = text(
@@ -78,11 +68,12 @@ async def was_erased(session: AsyncSession, keys: list[str]) -> bool:
 async def customer_case_ids(
     session: AsyncSession, keys: list[str], feedback_ids: list[uuid.UUID], *, known: bool = False
 ) -> list[uuid.UUID]:
-    """The cases of a customer: by their identities, or by their feedback; a `known` one's
-    (some identity verified) without the cases of claims that also name someone else."""
-    statement = _THEIR_CASES if known else _CASES
-    rows = await session.execute(statement, {"keys": keys, "feedback_ids": feedback_ids})
-    return sorted(row[0] for row in rows)
+    """The cases of a customer: by their identities (`cases_bearing`), or by their feedback."""
+    linked = select(CaseFeedback.case_id).where(CaseFeedback.feedback_id.in_(feedback_ids))
+    found = await session.scalars(
+        union(select(Case.id).where(cases_bearing(keys, known=known)), linked)
+    )
+    return sorted(found)
 
 
 async def followup_feedback_ids(

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.cases import erasure as cases
-from app.cases.customers import linked_identities
+from app.cases.customers import customer_scope
 from app.cases.identity import customer_lookup_keys
 from app.cases.schemas import CustomerIdentityRead
 from app.core.errors import NotFound
@@ -33,14 +33,13 @@ def _unknown() -> NotFound:
 async def erase_customer(session: AsyncSession, key: str, *, actor: str) -> None:
     """Forget the customer everywhere, in the session's transaction; a customer erased before is
     done already, one never seen is a 404."""
-    asked = customer_lookup_keys(key)
-    customer = await _customer(session, asked)
+    customer = await _customer(session, key)
     keys, case_ids = customer.keys, customer.case_ids
     # The records first: an item linking meanwhile waits, then finds the identities gone.
     await cases.erase_records(session, customer.records)
     erased = await feedback.erase_feedback(session, keys=keys, ids=customer.answers)
     if not erased.ids and not case_ids:
-        if await cases.was_erased(session, asked):
+        if await cases.was_erased(session, customer_lookup_keys(key)):
             return
         raise _unknown()
     quoted = erased.quoted | set(keys)
@@ -91,19 +90,18 @@ class Customer:
     known: bool
 
 
-async def _customer(session: AsyncSession, asked: list[str], *, theirs: bool = False) -> Customer:
+async def _customer(session: AsyncSession, key: str, *, theirs: bool = False) -> Customer:
     """The customer's identities, their cases and their follow-up answers: all that names them
     (to forget), or `theirs` (their copy): a known customer's without claims that also name
     someone else (app/feedback/erasure.py `_THEIRS`)."""
-    linked = await linked_identities(session, asked)
-    keys = sorted({*asked, *(i.value for i in linked)})
-    known = any(i.verified for i in linked)
+    scope = await customer_scope(session, key)
+    keys, known = scope.keys, scope.known
     items = await feedback.feedback_ids_of(session, keys, known=known if theirs else None)
     case_ids = await cases.customer_case_ids(session, keys, items, known=theirs and known)
     return Customer(
         keys=keys,
-        identities=[CustomerIdentityRead.model_validate(i).model_dump() for i in linked],
-        records=sorted({i.customer_id for i in linked}),
+        identities=[CustomerIdentityRead.model_validate(i).model_dump() for i in scope.identities],
+        records=sorted({i.customer_id for i in scope.identities}),
         case_ids=case_ids,
         answers=await cases.followup_feedback_ids(session, case_ids),
         items=items,
@@ -113,7 +111,7 @@ async def _customer(session: AsyncSession, asked: list[str], *, theirs: bool = F
 
 async def find_customer(session: AsyncSession, key: str) -> Customer:
     """The customer, or a 404 when nothing is held about them."""
-    customer = await _customer(session, customer_lookup_keys(key), theirs=True)
+    customer = await _customer(session, key, theirs=True)
     if not customer.case_ids and not customer.items:
         raise _unknown()
     return customer
