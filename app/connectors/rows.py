@@ -180,17 +180,11 @@ def survey(path: Path, run: Export) -> Survey:
     repeated: set[str] = set()
     try:
         with _table(path, run) as table:
-            column = _id_column(table.header, run)
             for line, value, _ in table.records:
                 rows += 1
-                if value is None or column is None:
+                if value is None:
                     continue
-                if isinstance(value, dict):
-                    key = row_id(value if run.mapping is None else flatten(value), run)
-                elif not (cell := value[column]):
-                    continue
-                else:
-                    key = cell if run.mapping is None else external_id_of(run.tool, cell)
+                key = row_id(_fields(value, table.header, run)[1], run)
                 if key is not None:
                     if key in last_line:
                         repeated.add(key)
@@ -200,14 +194,15 @@ def survey(path: Path, run: Export) -> Survey:
     return Survey(rows, {key: last_line[key] for key in repeated})
 
 
-def _id_column(header: list[str] | None, run: Export) -> int | None:
-    """Where a CSV's id is (dict(zip(header, cells)) keeps a name's last); -1: JSON's."""
-    name = "external_id" if run.mapping is None else run.mapping.response_id
-    if name is None:
-        return None
-    if header is None:
-        return -1
-    return len(header) - 1 - header[::-1].index(name) if name in header else None
+def _fields(
+    value: list[str] | dict[str, Any], header: list[str] | None, run: Export
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A record as a row (a CSV's cells by their header's names: a name's last cell) and its
+    fields (a JSON object flattened for a mapping)."""
+    if isinstance(value, list):
+        record = dict(zip(header or [], value, strict=True))
+        return record, record
+    return value, value if run.mapping is None else flatten(value)
 
 
 def read_rows(
@@ -223,8 +218,7 @@ def read_rows(
             if value is None:
                 yield Row(line, None, error)
                 continue
-            record = dict(zip(header, value, strict=True)) if isinstance(value, list) else value
-            fields = record if header or run.mapping is None else flatten(record)
+            record, fields = _fields(value, table.header, run)
             key = row_id(fields, run)
             last = last_line_of.get(key, line) if key is not None else line
             if last != line:
